@@ -1,0 +1,76 @@
+"""Connector errors, by what the caller should do about them.
+
+Retriable: wait and try again. Fatal: stop and tell the user (bad credentials, a bug). A record
+validation error belongs to one record: that record fails with the reason, the others go on.
+Messages are built from method, path and the API's own error text, never from credentials.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises."""
+
+
+class RetriableAPIError(ConnectorError):
+    """The API answered 429, 5xx or not at all: the same request may succeed later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        maybe_processed: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        # False only when the API certainly did not act on the request (429, 503, no connection):
+        # then even a write that is not idempotent may simply be sent again.
+        self.maybe_processed = maybe_processed
+
+
+class AmbiguousWriteError(RetriableAPIError):
+    """A write that is not idempotent failed after the API may have carried it out.
+
+    Sending it again could create a second record, so the caller must look the record up by its
+    natural key first (`ApiClient.write_with_recheck`).
+    """
+
+
+class FatalAPIError(ConnectorError):
+    """Trying again will not help: the request or the configuration must change."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(FatalAPIError):
+    """The credentials were refused; the user must re-enter or re-authorise them."""
+
+
+class PagingLoopError(FatalAPIError):
+    """The API handed back a page token seen before, or more pages than can be right."""
+
+
+class RecordValidationError(ConnectorError):
+    """One record breaks a rule of the target: names the record, the field and the rule."""
+
+    def __init__(self, record_key: str, field: str, rule: str) -> None:
+        super().__init__(f"{record_key}: field {field}: {rule}")
+        self.record_key = record_key
+        self.field = field
+        self.rule = rule
+
+
+__all__ = [
+    "AmbiguousWriteError",
+    "AuthenticationError",
+    "ConnectorError",
+    "FatalAPIError",
+    "PagingLoopError",
+    "RecordValidationError",
+    "RetriableAPIError",
+]

@@ -1,0 +1,235 @@
+"""Fault injection and the request log, as ASGI middleware around a sandbox's API.
+
+Faults are drawn per request from one seeded random source so a test run can be repeated. A
+dropped connection happens *after* the API handled the request: the write is done but the client
+never hears of it, which is the case that creates duplicates in careless integrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ADMIN_PREFIX = "/_admin"
+
+
+class FaultConfig(BaseModel):
+    """What goes wrong, and how often. Rates are fractions of requests (0.0 to 1.0)."""
+
+    latency_ms: float = Field(default=0, ge=0, description="added to every API request")
+    error_rate: float = Field(default=0, ge=0, le=1, description="answer 500, 502 or 503")
+    rate_429: float = Field(default=0, ge=0, le=1, description="answer 429 with Retry-After")
+    retry_after_s: float = Field(default=0.05, ge=0, description="the Retry-After of a 429")
+    timeout_rate: float = Field(default=0, ge=0, le=1, description="hang for timeout_s, then 504")
+    timeout_s: float = Field(default=5, ge=0)
+    drop_rate: float = Field(default=0, ge=0, le=1, description="handle, then drop the connection")
+    rate_limit_per_s: float | None = Field(default=None, gt=0, description="429 above this rate")
+    seed: int | None = None
+
+    def total_fault_rate(self) -> float:
+        return self.error_rate + self.rate_429 + self.timeout_rate + self.drop_rate
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    kind: str
+    status: int
+
+
+class RequestLog:
+    """Every API request the sandbox answered, so tests can count calls of each kind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[LoggedRequest] = []
+
+    def record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._entries)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(e.kind for e in self._entries))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+KindOf = Callable[[Scope], str]
+
+
+def default_kind(scope: Scope) -> str:
+    return f"{scope['method']} {scope['path']}"
+
+
+class _RateLimiter:
+    """A fixed one-second window: simple and exactly what an API's documented limit looks like."""
+
+    def __init__(self) -> None:
+        self._window = 0
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def allow(self, per_second: float) -> bool:
+        now = int(time.monotonic())
+        with self._lock:
+            if now != self._window:
+                self._window, self._count = now, 0
+            self._count += 1
+            return self._count <= per_second
+
+
+class FaultMiddleware:
+    """Wraps a sandbox app: injects the configured faults and logs every API request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: FaultConfig | None = None,
+        log: RequestLog | None = None,
+        kind_of: KindOf = default_kind,
+    ) -> None:
+        self.app = app
+        self.log = log or RequestLog()
+        self.kind_of = kind_of
+        self._limiter = _RateLimiter()
+        self.configure(config or FaultConfig())
+
+    @property
+    def config(self) -> FaultConfig:
+        return self._config
+
+    def configure(self, config: FaultConfig) -> None:
+        self._config = config
+        self._random = random.Random(config.seed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        config = self._config
+        kind = self.kind_of(scope)
+        status_box: dict[str, int] = {"status": 0}
+
+        async def logging_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_box["status"] = int(message["status"])
+            await send(message)
+
+        try:
+            if config.latency_ms:
+                await asyncio.sleep(config.latency_ms / 1000)
+            fault = self._draw(config)
+            if fault == "drop":
+                await self._handle_then_drop(scope, receive, send, status_box)
+                return
+            if fault is not None:
+                await fault(logging_send)
+                return
+            await self.app(scope, receive, logging_send)
+        finally:
+            entry = LoggedRequest(scope["method"], scope["path"], kind, status_box["status"])
+            self.log.record(entry)
+
+    def _draw(self, config: FaultConfig) -> Any:
+        if config.rate_limit_per_s is not None and not self._limiter.allow(config.rate_limit_per_s):
+            return self._too_many_requests
+        roll = self._random.random()
+        for rate, fault in (
+            (config.error_rate, self._server_error),
+            (config.rate_429, self._too_many_requests),
+            (config.timeout_rate, self._timeout),
+            (config.drop_rate, "drop"),
+        ):
+            if roll < rate:
+                return fault
+            roll -= rate
+        return None
+
+    async def _server_error(self, send: Send) -> None:
+        status = self._random.choice((500, 502, 503))
+        await _send_json(send, status, b'{"error":"injected server error"}')
+
+    async def _too_many_requests(self, send: Send) -> None:
+        retry_after = f"{self._config.retry_after_s:g}".encode()
+        await _send_json(
+            send, 429, b'{"error":"too many requests"}', [(b"retry-after", retry_after)]
+        )
+
+    async def _timeout(self, send: Send) -> None:
+        await asyncio.sleep(self._config.timeout_s)
+        await _send_json(send, 504, b'{"error":"injected gateway timeout"}')
+
+    async def _handle_then_drop(
+        self, scope: Scope, receive: Receive, send: Send, status_box: dict[str, int]
+    ) -> None:
+        """Run the request, swallow its response and cut the connection mid-response."""
+        start: dict[str, Any] = {}
+
+        async def swallow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+
+        await self.app(scope, receive, swallow)
+        status_box["status"] = -1
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", b"1000"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"partial', "more_body": True})
+        raise ConnectionAbortedError("injected dropped connection")
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def admin_router(faults: FaultMiddleware) -> APIRouter:
+    """`/_admin`: read and change faults at run time, read and reset the request log."""
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
+
+    @router.get("/faults")
+    def get_faults() -> FaultConfig:
+        return faults.config
+
+    @router.put("/faults")
+    def put_faults(config: FaultConfig) -> FaultConfig:
+        faults.configure(config)
+        return faults.config
+
+    @router.get("/requests")
+    def get_requests() -> dict[str, Any]:
+        entries = faults.log.entries()
+        return {
+            "total": len(entries),
+            "counts": faults.log.counts(),
+            "requests": [e.__dict__ for e in entries[-1000:]],
+        }
+
+    @router.delete("/requests")
+    def clear_requests() -> dict[str, int]:
+        faults.log.clear()
+        return {"total": 0}
+
+    return router
