@@ -366,9 +366,18 @@ class Connector(Protocol):
         ...
 
     def read(
-        self, entity: str, *, since: datetime | None = None, page_size: int | None = None
+        self,
+        entity: str,
+        *,
+        since: datetime | None = None,
+        after: str | None = None,
+        page_size: int | None = None,
     ) -> AsyncIterator[list[Record]]:
-        """Every record (changed since `since`), one list per page."""
+        """Every record changed at or after `since`, one list per page, in `id_field` order.
+
+        `after` resumes after the record with that id (exclusive): a run that was interrupted
+        continues from the last record it finished instead of starting over.
+        """
         ...
 
     async def lookup(self, entity: str, field: str, values: Sequence[str]) -> list[Record]:
