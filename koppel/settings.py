@@ -1,0 +1,51 @@
+"""Process settings, read from KOPPEL_* environment variables.
+
+Everything a process needs before it can open the store lives here; everything about an integration
+lives in the store (applied from an integration file, see koppel.config).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOPPEL_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".koppel"), description="directory for the SQLite file and the secret key"
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means the SQLite file {home}/koppel.db. "
+        "PostgreSQL: postgresql+psycopg://user:password@host/db",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="comma-separated Fernet keys: the first encrypts, all decrypt (key rotation); "
+        "unset means a key generated once into {home}/secret.key",
+    )
+    log_retention_days: int = Field(
+        default=30, ge=1, description="days the activity log and payloads are kept (GDPR)"
+    )
+    payload_excerpts: bool = Field(
+        default=True, description="keep an excerpt of each record's payload in the activity log"
+    )
+
+    @property
+    def store_url(self) -> str:
+        """The URL the store opens: `database_url`, else the SQLite file under `home`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'koppel.db'}"
+
+
+def get_settings() -> Settings:
+    """Read the settings afresh, so a changed environment (tests, reloads) is always seen."""
+    return Settings()
+
+
+__all__ = ["Settings", "get_settings"]

@@ -1,0 +1,445 @@
+"""Repositories for what flows do: runs, outcomes (the activity log), dead letters, retention.
+
+Writers take whole batches: a flow records a batch of outcomes in one statement, never one round
+trip per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from koppel.store.context import NotFoundError, StoreContext, StoreError, chunks, upsert
+from koppel.store.records import (
+    DeadLetter,
+    DeadLetterEntry,
+    DeadLetterStatus,
+    Outcome,
+    OutcomeEntry,
+    OutcomeKind,
+    PurgeResult,
+    Run,
+    RunStatus,
+)
+from koppel.store.tables import DeadLetterRow, FlowRow, OutcomeRow, RunRow, utc_now
+
+PURGE_CHUNK = 5_000
+Backoff = Callable[[int], timedelta]
+
+
+def retry_backoff(attempts: int) -> timedelta:
+    """Wait before retry number `attempts`: 1 min, 2, 4, ... capped at 6 hours."""
+    return min(timedelta(minutes=2 ** min(attempts - 1, 20)), timedelta(hours=6))
+
+
+def _run(row: RunRow) -> Run:
+    return Run(
+        id=row.id,
+        flow_id=row.flow_id,
+        status=RunStatus(row.status),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        counts=dict(row.counts),
+        api_calls=row.api_calls,
+        mapping_version=row.mapping_version,
+        error=row.error,
+    )
+
+
+def _outcome(row: OutcomeRow) -> Outcome:
+    return Outcome(
+        id=row.id,
+        run_id=row.run_id,
+        flow_id=row.flow_id,
+        source_key=row.source_key,
+        outcome=OutcomeKind(row.outcome),
+        reason=row.reason,
+        target_key=row.target_key,
+        warnings=list(row.warnings),
+        payload_excerpt=row.payload_excerpt,
+        created_at=row.created_at,
+    )
+
+
+def _dead_letter(row: DeadLetterRow) -> DeadLetter:
+    return DeadLetter(
+        id=row.id,
+        flow_id=row.flow_id,
+        source_key=row.source_key,
+        reason=row.reason,
+        payload=row.payload,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        status=DeadLetterStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _count_outcomes(session: Session, run_id: str) -> dict[str, int]:
+    counts = {kind.value: 0 for kind in OutcomeKind}
+    rows = session.execute(
+        select(OutcomeRow.outcome, func.count())
+        .where(OutcomeRow.run_id == run_id)
+        .group_by(OutcomeRow.outcome)
+    )
+    for outcome, count in rows:
+        counts[outcome] = count
+    return counts
+
+
+class RunRepository:
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def start(self, flow_id: int, *, run_id: str | None = None) -> Run:
+        """Start a run with the flow's current mapping version.
+
+        Starting a `run_id` that exists returns that run unchanged, so a durable engine that
+        repeats this step after a crash gets the same run back.
+        """
+        with self._context.write() as session:
+            flow = session.scalar(
+                select(FlowRow).where(
+                    FlowRow.id == flow_id, self._context.in_tenant_flows(FlowRow.id)
+                )
+            )
+            if flow is None:
+                raise NotFoundError(f"flow {flow_id} not found")
+            if run_id is not None:
+                existing = session.get(RunRow, run_id)
+                if existing is not None:
+                    if existing.flow_id != flow_id:
+                        raise StoreError(f"run {run_id} belongs to another flow")
+                    return _run(existing)
+            row = RunRow(
+                id=run_id or uuid4().hex,
+                flow_id=flow_id,
+                status=RunStatus.RUNNING.value,
+                started_at=utc_now(),
+                counts={kind.value: 0 for kind in OutcomeKind},
+                api_calls=0,
+                mapping_version=flow.mapping_version,
+            )
+            session.add(row)
+            session.flush()
+            return _run(row)
+
+    def finish(
+        self, run_id: str, status: RunStatus, *, api_calls: int = 0, error: str | None = None
+    ) -> Run:
+        """End a run; its counts are computed from its outcomes, so they always match the log."""
+        if status is RunStatus.RUNNING:
+            raise StoreError("finish() needs a final status, not 'running'")
+        with self._context.write() as session:
+            row = self._require(session, run_id)
+            row.status = status.value
+            row.finished_at = utc_now()
+            row.counts = _count_outcomes(session, run_id)
+            row.api_calls = api_calls
+            row.error = error
+            session.flush()
+            return _run(row)
+
+    def get(self, run_id: str) -> Run | None:
+        with self._context.read() as session:
+            row = self._row(session, run_id)
+            return None if row is None else _run(row)
+
+    def list(
+        self,
+        *,
+        flow_id: int | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Newest first."""
+        query = select(RunRow).where(self._context.in_tenant_flows(RunRow.flow_id))
+        if flow_id is not None:
+            query = query.where(RunRow.flow_id == flow_id)
+        if status is not None:
+            query = query.where(RunRow.status == status.value)
+        query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
+        with self._context.read() as session:
+            return [_run(row) for row in session.scalars(query)]
+
+    def _row(self, session: Session, run_id: str) -> RunRow | None:
+        return session.scalar(
+            select(RunRow).where(RunRow.id == run_id, self._context.in_tenant_flows(RunRow.flow_id))
+        )
+
+    def _require(self, session: Session, run_id: str) -> RunRow:
+        row = self._row(session, run_id)
+        if row is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return row
+
+
+class OutcomeRepository:
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def record_many(self, run_id: str, entries: Sequence[OutcomeEntry]) -> None:
+        """Write one outcome per source key; writing a key again (a retried batch) replaces it."""
+        if not entries:
+            return
+        keep_excerpts = self._context.payload_excerpts
+        now = utc_now()
+        with self._context.write() as session:
+            flow_id = session.scalar(
+                select(RunRow.flow_id).where(
+                    RunRow.id == run_id, self._context.in_tenant_flows(RunRow.flow_id)
+                )
+            )
+            if flow_id is None:
+                raise NotFoundError(f"run {run_id} not found")
+            rows: list[dict[str, Any]] = [
+                {
+                    "run_id": run_id,
+                    "flow_id": flow_id,
+                    "source_key": entry.source_key,
+                    "outcome": OutcomeKind(entry.outcome).value,
+                    "reason": entry.reason,
+                    "target_key": entry.target_key,
+                    "warnings": list(entry.warnings),
+                    "payload_excerpt": (
+                        dict(entry.payload_excerpt)
+                        if keep_excerpts and entry.payload_excerpt is not None
+                        else None
+                    ),
+                    "created_at": now,
+                }
+                for entry in entries
+            ]
+            upsert(
+                session,
+                OutcomeRow,
+                rows,
+                key=("run_id", "source_key"),
+                update=(
+                    "outcome",
+                    "reason",
+                    "target_key",
+                    "warnings",
+                    "payload_excerpt",
+                    "created_at",
+                ),
+            )
+
+    def list(
+        self,
+        run_id: str,
+        *,
+        outcome: OutcomeKind | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Outcome]:
+        """In the order they were first recorded."""
+        query = select(OutcomeRow).where(
+            OutcomeRow.run_id == run_id, self._context.in_tenant_flows(OutcomeRow.flow_id)
+        )
+        if outcome is not None:
+            query = query.where(OutcomeRow.outcome == outcome.value)
+        with self._context.read() as session:
+            rows = session.scalars(query.order_by(OutcomeRow.id).limit(limit).offset(offset))
+            return [_outcome(row) for row in rows]
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """{created, updated, skipped, failed} -> number of records, for one run."""
+        with self._context.read() as session:
+            if self._context.tenant_id is not None:
+                exists = session.scalar(
+                    select(RunRow.id).where(
+                        RunRow.id == run_id, self._context.in_tenant_flows(RunRow.flow_id)
+                    )
+                )
+                if exists is None:
+                    raise NotFoundError(f"run {run_id} not found")
+            return _count_outcomes(session, run_id)
+
+
+class DeadLetterRepository:
+    """Records that failed, waiting for a retry; at most one entry per record of a flow."""
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def add_many(
+        self,
+        flow_id: int,
+        entries: Sequence[DeadLetterEntry],
+        *,
+        now: datetime | None = None,
+        backoff: Backoff = retry_backoff,
+    ) -> dict[str, int]:
+        """Put records on the list, or count another attempt for those already pending.
+
+        Returns source key -> attempts so far; next_attempt_at is now + backoff(attempts). A
+        record that was resolved or abandoned and fails again starts over at attempt 1.
+        """
+        if not entries:
+            return {}
+        now = now or utc_now()
+        latest = {entry.source_key: entry for entry in entries}
+        with self._context.write() as session:
+            self._context.require_flow(session, flow_id)
+            pending: dict[str, int] = {}
+            for keys in chunks(list(latest)):
+                found = session.execute(
+                    select(DeadLetterRow.source_key, DeadLetterRow.attempts).where(
+                        DeadLetterRow.flow_id == flow_id,
+                        DeadLetterRow.source_key.in_(keys),
+                        DeadLetterRow.status == DeadLetterStatus.PENDING.value,
+                    )
+                )
+                pending.update((key, count) for key, count in found)
+            attempts = {key: pending.get(key, 0) + 1 for key in latest}
+            rows = [
+                {
+                    "flow_id": flow_id,
+                    "source_key": key,
+                    "reason": entry.reason,
+                    "payload": None if entry.payload is None else dict(entry.payload),
+                    "attempts": attempts[key],
+                    "next_attempt_at": now + backoff(attempts[key]),
+                    "status": DeadLetterStatus.PENDING.value,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for key, entry in latest.items()
+            ]
+            upsert(
+                session,
+                DeadLetterRow,
+                rows,
+                key=("flow_id", "source_key"),
+                update=("reason", "payload", "attempts", "next_attempt_at", "status", "updated_at"),
+            )
+            return attempts
+
+    def due(
+        self, flow_id: int, now: datetime | None = None, *, limit: int = 500
+    ) -> list[DeadLetter]:
+        """Pending entries whose retry time has come, oldest retry time first."""
+        query = (
+            select(DeadLetterRow)
+            .where(
+                DeadLetterRow.flow_id == flow_id,
+                DeadLetterRow.status == DeadLetterStatus.PENDING.value,
+                DeadLetterRow.next_attempt_at <= (now or utc_now()),
+                self._context.in_tenant_flows(DeadLetterRow.flow_id),
+            )
+            .order_by(DeadLetterRow.next_attempt_at, DeadLetterRow.id)
+            .limit(limit)
+        )
+        with self._context.read() as session:
+            return [_dead_letter(row) for row in session.scalars(query)]
+
+    def list(
+        self,
+        flow_id: int,
+        *,
+        status: DeadLetterStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeadLetter]:
+        query = select(DeadLetterRow).where(
+            DeadLetterRow.flow_id == flow_id,
+            self._context.in_tenant_flows(DeadLetterRow.flow_id),
+        )
+        if status is not None:
+            query = query.where(DeadLetterRow.status == status.value)
+        with self._context.read() as session:
+            rows = session.scalars(query.order_by(DeadLetterRow.id).limit(limit).offset(offset))
+            return [_dead_letter(row) for row in rows]
+
+    def resolve_many(
+        self,
+        flow_id: int,
+        source_keys: Sequence[str],
+        *,
+        status: DeadLetterStatus = DeadLetterStatus.RESOLVED,
+    ) -> int:
+        """Close entries as resolved (retried fine) or abandoned (given up); returns the count."""
+        if status is DeadLetterStatus.PENDING:
+            raise StoreError("resolve_many() closes entries: use resolved or abandoned")
+        changed = 0
+        with self._context.write() as session:
+            self._context.require_flow(session, flow_id)
+            for keys in chunks(list(dict.fromkeys(source_keys))):
+                result = session.execute(
+                    update(DeadLetterRow)
+                    .where(
+                        DeadLetterRow.flow_id == flow_id,
+                        DeadLetterRow.source_key.in_(keys),
+                        DeadLetterRow.status == DeadLetterStatus.PENDING.value,
+                    )
+                    .values(status=status.value, updated_at=utc_now())
+                )
+                changed += result.rowcount  # type: ignore[attr-defined]
+        return changed
+
+
+class RetentionService:
+    """Deletes what the retention window (KOPPEL_LOG_RETENTION_DAYS) no longer allows (GDPR).
+
+    Outcomes older than the window go (their payload excerpts with them); dead letters keep
+    their key and reason but lose their payload once untouched for the window (a replay then
+    reads the record again from the source); closed dead letters older than the window go.
+    """
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def purge(self, now: datetime | None = None) -> PurgeResult:
+        cutoff = (now or utc_now()) - self._context.retention
+        outcomes_deleted = 0
+        # In chunks, each its own transaction: SQLite has one writer, so never hold it for long.
+        while True:
+            with self._context.write() as session:
+                ids = select(OutcomeRow.id).where(
+                    OutcomeRow.created_at < cutoff,
+                    self._context.in_tenant_flows(OutcomeRow.flow_id),
+                )
+                deleted = session.execute(
+                    delete(OutcomeRow).where(OutcomeRow.id.in_(ids.limit(PURGE_CHUNK)))
+                ).rowcount  # type: ignore[attr-defined]
+            outcomes_deleted += deleted
+            if deleted < PURGE_CHUNK:
+                break
+        old_dead_letter = (
+            DeadLetterRow.updated_at < cutoff,
+            self._context.in_tenant_flows(DeadLetterRow.flow_id),
+        )
+        with self._context.write() as session:
+            closed_deleted = session.execute(
+                delete(DeadLetterRow).where(
+                    *old_dead_letter, DeadLetterRow.status != DeadLetterStatus.PENDING.value
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            cleared = session.execute(
+                update(DeadLetterRow)
+                .where(*old_dead_letter, DeadLetterRow.payload.is_not(None))
+                .values(payload=None)
+            ).rowcount  # type: ignore[attr-defined]
+        return PurgeResult(
+            outcomes_deleted=outcomes_deleted,
+            dead_letter_payloads_cleared=cleared,
+            dead_letters_deleted=closed_deleted,
+        )
+
+
+__all__ = [
+    "Backoff",
+    "DeadLetterRepository",
+    "OutcomeRepository",
+    "RetentionService",
+    "RunRepository",
+    "retry_backoff",
+]

@@ -1,0 +1,152 @@
+"""What every repository shares: sessions, the tenant scope, and the batch upsert.
+
+A repository call is its own short transaction, unless it runs inside `Store.transaction()`: then
+all calls share one session and commit together (e.g. outcomes + links + cursor of one batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Engine, exists, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from koppel.secrets import SecretBox
+from koppel.store.database import WRITE_OPTION
+from koppel.store.tables import Base, FlowRow, IntegrationRow
+
+# Keys per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
+IN_CHUNK = 500
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    pass
+
+
+class NotFoundError(StoreError, LookupError):
+    """The thing does not exist, or belongs to another tenant (the two are not told apart)."""
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class StoreContext:
+    engine: Engine
+    secret_box: SecretBox
+    retention: timedelta
+    payload_excerpts: bool
+    tenant_id: int | None = None
+    session: Session | None = None
+
+    def scoped(self, tenant_id: int) -> StoreContext:
+        return replace(self, tenant_id=tenant_id)
+
+    def bound(self, session: Session) -> StoreContext:
+        return replace(self, session=session)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        if self.session is not None:
+            yield self.session
+            return
+        with Session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        if self.session is not None:
+            yield self.session
+            self.session.flush()
+            return
+        with Session(self.engine.execution_options(**{WRITE_OPTION: True})) as session:
+            yield session
+            session.commit()
+
+    # Tenant scope: conditions that are always true for an unscoped (system) store.
+
+    def in_tenant(self, tenant_column: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+        return true() if self.tenant_id is None else tenant_column == self.tenant_id
+
+    def in_tenant_integrations(self, column: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+        if self.tenant_id is None:
+            return true()
+        return column.in_(
+            select(IntegrationRow.id).where(IntegrationRow.tenant_id == self.tenant_id)
+        )
+
+    def in_tenant_flows(self, column: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+        if self.tenant_id is None:
+            return true()
+        return column.in_(
+            select(FlowRow.id)
+            .join(IntegrationRow, FlowRow.integration_id == IntegrationRow.id)
+            .where(IntegrationRow.tenant_id == self.tenant_id)
+        )
+
+    def require_tenant(self, tenant_id: int) -> None:
+        if self.tenant_id is not None and tenant_id != self.tenant_id:
+            raise NotFoundError(f"tenant {tenant_id} not found")
+
+    def require_integration(self, session: Session, integration_id: int) -> None:
+        found = session.scalar(
+            select(
+                exists().where(
+                    IntegrationRow.id == integration_id, self.in_tenant(IntegrationRow.tenant_id)
+                )
+            )
+        )
+        if not found:
+            raise NotFoundError(f"integration {integration_id} not found")
+
+    def require_flow(self, session: Session, flow_id: int) -> None:
+        found = session.scalar(
+            select(exists().where(FlowRow.id == flow_id, self.in_tenant_flows(FlowRow.id)))
+        )
+        if not found:
+            raise NotFoundError(f"flow {flow_id} not found")
+
+
+def upsert(
+    session: Session,
+    table: type[Base],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    update: Sequence[str],
+    update_values: Mapping[str, Any] | None = None,
+    only_if: ColumnElement[bool] | None = None,
+) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, on SQLite and PostgreSQL alike.
+
+    Rows with the same key keep the last one (PostgreSQL refuses to touch a row twice in one
+    statement). `update` columns take the new row's value; `update_values` overrides them with
+    SQL expressions; `only_if` limits the update (the insert always happens when the key is new).
+    """
+    unique: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        unique[tuple(row[k] for k in key)] = row
+    if not unique:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    values: dict[str, Any] = {column: statement.excluded[column] for column in update}
+    values.update(update_values or {})
+    if values:
+        statement = statement.on_conflict_do_update(index_elements=key, set_=values, where=only_if)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=key)
+    # Sorted by key: concurrent writers then lock rows in one order and cannot deadlock.
+    session.execute(statement, [unique[k] for k in sorted(unique)])
+
+
+__all__ = ["NotFoundError", "StoreContext", "StoreError", "chunks", "upsert"]

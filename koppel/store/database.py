@@ -1,0 +1,110 @@
+"""Opening the database: engine settings per backend, and migrations run from code.
+
+SQLite is shared by several processes (worker, web, CLI), so it runs in WAL mode with a busy
+timeout, and every writing transaction starts with BEGIN IMMEDIATE: a deferred transaction that
+reads first and writes later can fail at once with "database is locked" when another process
+committed in between, whatever the timeout. Reads start a plain (deferred) transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_OPTION = "koppel_write"
+# Any constant works; it names "the migration lock" among PostgreSQL advisory locks.
+_MIGRATION_LOCK_ID = 0x6B6F7070656C
+
+
+class DatabaseURLError(ValueError):
+    pass
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick our drivers: plain `postgresql://` means psycopg 3, the one we ship."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseURLError(
+            f"unsupported database {parsed.get_backend_name()!r} in KOPPEL_DATABASE_URL; "
+            "use sqlite:///path/to/koppel.db or postgresql+psycopg://user@host/db"
+        )
+    return parsed
+
+
+def make_engine(url: str | URL) -> Engine:
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:")
+    if not in_memory and parsed.database is not None:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        # One shared connection is the only way several threads see one in-memory database.
+        **({"poolclass": StaticPool} if in_memory else {}),
+    )
+    _configure_sqlite(engine, wal=not in_memory)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide when and how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        writing = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
+    """Bring the schema to `revision`; safe when several processes start at once."""
+    engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
+    try:
+        with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                )
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        if engine is not engine_or_url:
+            engine.dispose()
+
+
+def alembic_config() -> Config:
+    """An Alembic config without alembic.ini: users never need one."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "DatabaseURLError",
+    "alembic_config",
+    "make_engine",
+    "normalize_url",
+    "upgrade",
+]

@@ -1,0 +1,248 @@
+"""What the repositories return and take: plain frozen dataclasses, detached from any session.
+
+Read records (Tenant, Flow, Outcome, ...) are snapshots; write entries (OutcomeEntry, LinkEntry,
+DeadLetterEntry) are what callers hand to the batch writers. Credentials never appear in a record:
+they are read with `connections.get_credentials`, so printing a Connection cannot leak them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Application(StrEnum):
+    PARTSPIM = "partspim"
+    ACCOUNTVIEW = "accountview"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"
+    INTERRUPTED = "interrupted"
+
+
+class OutcomeKind(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class DeadLetterStatus(StrEnum):
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: int
+    tenant_id: int
+    name: str
+    application: Application
+    base_url: str
+    options: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Integration:
+    """Two connections and the settings their flows share; flows pick a direction between them."""
+
+    id: int
+    tenant_id: int
+    name: str
+    connection_a_id: int
+    connection_b_id: int
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: int
+    integration_id: int
+    name: str
+    entity: str
+    source_connection_id: int
+    target_connection_id: int
+    enabled: bool
+    schedule_seconds: int | None  # None: runs only on demand or by webhook
+    settings: dict[str, Any]
+    mapping: dict[str, Any]
+    mapping_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MappingVersion:
+    flow_id: int
+    version: int
+    mapping: dict[str, Any]
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    flow_id: int
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    api_calls: int
+    mapping_version: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class OutcomeEntry:
+    """What happened to one source record in a run; written with `outcomes.record_many`."""
+
+    source_key: str
+    outcome: OutcomeKind
+    reason: str | None = None
+    target_key: str | None = None
+    warnings: Sequence[str] = ()
+    payload_excerpt: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: int
+    run_id: str
+    flow_id: int
+    source_key: str
+    outcome: OutcomeKind
+    reason: str | None
+    target_key: str | None
+    warnings: list[str]
+    payload_excerpt: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkEntry:
+    source_key: str
+    target_key: str
+    content_hash: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Link:
+    """Source key -> target key, and the hash of what was last sent (to skip unchanged records)."""
+
+    integration_id: int
+    entity: str
+    source_key: str
+    target_key: str
+    content_hash: str | None
+    extra: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a flow has read: `value`, plus the keys already done AT that value (ties)."""
+
+    flow_id: int
+    value: str
+    tie_keys: list[str]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry:
+    source_key: str
+    reason: str
+    payload: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    flow_id: int
+    source_key: str
+    reason: str
+    payload: dict[str, Any] | None
+    attempts: int
+    next_attempt_at: datetime
+    status: DeadLetterStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    tenant_id: int
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PutResult(Generic[T_co]):
+    """What a declarative `put` did: created the thing, changed some fields, or nothing."""
+
+    value: T_co
+    created: bool
+    changed_fields: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.created or bool(self.changed_fields)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    outcomes_deleted: int
+    dead_letter_payloads_cleared: int
+    dead_letters_deleted: int
+
+
+__all__ = [
+    "Application",
+    "AuditEntry",
+    "Connection",
+    "Cursor",
+    "DeadLetter",
+    "DeadLetterEntry",
+    "DeadLetterStatus",
+    "Flow",
+    "Integration",
+    "Link",
+    "LinkEntry",
+    "MappingVersion",
+    "Outcome",
+    "OutcomeEntry",
+    "OutcomeKind",
+    "PurgeResult",
+    "PutResult",
+    "Run",
+    "RunStatus",
+    "Tenant",
+]

@@ -1,0 +1,128 @@
+"""The Store: one object that gives access to every repository, optionally scoped to a tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from koppel.secrets import SecretBox
+from koppel.settings import Settings, get_settings
+from koppel.store.activity import (
+    DeadLetterRepository,
+    OutcomeRepository,
+    RetentionService,
+    RunRepository,
+)
+from koppel.store.context import StoreContext
+from koppel.store.database import WRITE_OPTION, make_engine, upgrade
+from koppel.store.definitions import (
+    AuditRepository,
+    ConnectionRepository,
+    FlowRepository,
+    IntegrationRepository,
+    TenantRepository,
+)
+from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
+
+
+class Store:
+    """Repositories over one database.
+
+    A system store (the engine, the CLI) sees every tenant; `scoped(tenant_id)` gives a store whose
+    every query is limited to that tenant (the web app serves each user through one). Calls are
+    synchronous and short; async code calls them per batch (or via asyncio.to_thread).
+    """
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+        self.tenants = TenantRepository(context)
+        self.connections = ConnectionRepository(context)
+        self.integrations = IntegrationRepository(context)
+        self.flows = FlowRepository(context)
+        self.audit = AuditRepository(context)
+        self.runs = RunRepository(context)
+        self.outcomes = OutcomeRepository(context)
+        self.dead_letters = DeadLetterRepository(context)
+        self.retention = RetentionService(context)
+        self.links = LinkRepository(context)
+        self.cursors = CursorRepository(context)
+        self.key_locks = KeyLockRepository(context)
+
+    @classmethod
+    def from_engine(
+        cls,
+        engine: Engine,
+        secret_box: SecretBox,
+        *,
+        log_retention_days: int = 30,
+        payload_excerpts: bool = True,
+    ) -> Store:
+        return cls(
+            StoreContext(
+                engine=engine,
+                secret_box=secret_box,
+                retention=timedelta(days=log_retention_days),
+                payload_excerpts=payload_excerpts,
+            )
+        )
+
+    @property
+    def engine(self) -> Engine:
+        return self._context.engine
+
+    @property
+    def tenant_id(self) -> int | None:
+        """The tenant this store is limited to; None for a system store."""
+        return self._context.tenant_id
+
+    def scoped(self, tenant_id: int) -> Store:
+        return Store(self._context.scoped(tenant_id))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """A store whose calls share one transaction: all commit together, or none does.
+
+        Use it to make a batch's outcomes, links and cursor one atomic step.
+        """
+        if self._context.session is not None:
+            yield self
+            return
+        engine = self._context.engine.execution_options(**{WRITE_OPTION: True})
+        with Session(engine) as session, session.begin():
+            yield Store(self._context.bound(session))
+
+    def close(self) -> None:
+        self._context.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Store:
+    """Open the store the settings name, bringing its schema up to date first."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.store_url)
+    if migrate:
+        upgrade(engine)
+    return Store.from_engine(
+        engine,
+        SecretBox.from_settings(settings),
+        log_retention_days=settings.log_retention_days,
+        payload_excerpts=settings.payload_excerpts,
+    )
+
+
+__all__ = ["Store", "open_store"]

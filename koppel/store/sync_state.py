@@ -1,0 +1,210 @@
+"""Repositories for what keeps syncing correct: links (the ID map), cursors, per-key locks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+
+from koppel.store.context import StoreContext, chunks, upsert
+from koppel.store.records import Cursor, Link, LinkEntry
+from koppel.store.tables import CursorRow, KeyLockRow, LinkRow, utc_now
+
+
+def _link(row: LinkRow) -> Link:
+    return Link(
+        integration_id=row.integration_id,
+        entity=row.entity,
+        source_key=row.source_key,
+        target_key=row.target_key,
+        content_hash=row.content_hash,
+        extra=dict(row.extra),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class LinkRepository:
+    """Source key -> target key per integration and entity (the OCA connector's "binders")."""
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def get_many(
+        self, integration_id: int, entity: str, source_keys: Sequence[str]
+    ) -> dict[str, Link]:
+        """The links of those source keys that have one, by source key."""
+        found: dict[str, Link] = {}
+        with self._context.read() as session:
+            for keys in chunks(list(dict.fromkeys(source_keys))):
+                rows = session.scalars(
+                    select(LinkRow).where(
+                        LinkRow.integration_id == integration_id,
+                        LinkRow.entity == entity,
+                        LinkRow.source_key.in_(keys),
+                        self._context.in_tenant_integrations(LinkRow.integration_id),
+                    )
+                )
+                found.update((row.source_key, _link(row)) for row in rows)
+        return found
+
+    def find_by_target(
+        self, integration_id: int, entity: str, target_keys: Sequence[str]
+    ) -> list[Link]:
+        """Links pointing at these target keys (several sources may share one target)."""
+        found: list[Link] = []
+        with self._context.read() as session:
+            for keys in chunks(list(dict.fromkeys(target_keys))):
+                rows = session.scalars(
+                    select(LinkRow)
+                    .where(
+                        LinkRow.integration_id == integration_id,
+                        LinkRow.entity == entity,
+                        LinkRow.target_key.in_(keys),
+                        self._context.in_tenant_integrations(LinkRow.integration_id),
+                    )
+                    .order_by(LinkRow.source_key)
+                )
+                found.extend(_link(row) for row in rows)
+        return found
+
+    def upsert_many(self, integration_id: int, entity: str, entries: Sequence[LinkEntry]) -> None:
+        """Create or replace links; the last entry wins when a source key repeats."""
+        if not entries:
+            return
+        now = utc_now()
+        rows = [
+            {
+                "integration_id": integration_id,
+                "entity": entity,
+                "source_key": entry.source_key,
+                "target_key": entry.target_key,
+                "content_hash": entry.content_hash,
+                "extra": dict(entry.extra),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for entry in entries
+        ]
+        with self._context.write() as session:
+            self._context.require_integration(session, integration_id)
+            upsert(
+                session,
+                LinkRow,
+                rows,
+                key=("integration_id", "entity", "source_key"),
+                update=("target_key", "content_hash", "extra", "updated_at"),
+            )
+
+
+class CursorRepository:
+    """How far each flow has read. Set it only after the records it covers are recorded."""
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def get(self, flow_id: int) -> Cursor | None:
+        with self._context.read() as session:
+            row = session.scalar(
+                select(CursorRow).where(
+                    CursorRow.flow_id == flow_id, self._context.in_tenant_flows(CursorRow.flow_id)
+                )
+            )
+            if row is None:
+                return None
+            return Cursor(
+                flow_id=row.flow_id,
+                value=row.value,
+                tie_keys=list(row.tie_keys),
+                updated_at=row.updated_at,
+            )
+
+    def set(self, flow_id: int, value: str, tie_keys: Sequence[str] = ()) -> None:
+        """`tie_keys`: source keys already processed whose cursor value equals `value`."""
+        with self._context.write() as session:
+            self._context.require_flow(session, flow_id)
+            upsert(
+                session,
+                CursorRow,
+                [
+                    {
+                        "flow_id": flow_id,
+                        "value": value,
+                        "tie_keys": list(dict.fromkeys(tie_keys)),
+                        "updated_at": utc_now(),
+                    }
+                ],
+                key=("flow_id",),
+                update=("value", "tie_keys", "updated_at"),
+            )
+
+
+class KeyLockRepository:
+    """Per-key writer locks shared by every process on the database (guarantee 2).
+
+    A lock expires, so a crashed holder cannot block a key forever: choose a `ttl` longer than a
+    batch takes, and acquire again (same owner) to extend it. Locks are not tenant data:
+    `scope` names what is locked, e.g. "integration:3:customers".
+    """
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def acquire_many(
+        self,
+        scope: str,
+        keys: Sequence[str],
+        owner: str,
+        *,
+        ttl: timedelta,
+        now: datetime | None = None,
+    ) -> set[str]:
+        """Take the free or expired keys (and extend our own); returns the keys now held.
+
+        The caller processes the keys it got and leaves the others for later.
+        """
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return set()
+        now = now or utc_now()
+        expires_at = now + ttl
+        held: set[str] = set()
+        with self._context.write() as session:
+            upsert(
+                session,
+                KeyLockRow,
+                [
+                    {"scope": scope, "key": key, "owner": owner, "expires_at": expires_at}
+                    for key in unique
+                ],
+                key=("scope", "key"),
+                update=("owner", "expires_at"),
+                only_if=or_(KeyLockRow.owner == owner, KeyLockRow.expires_at <= now),
+            )
+            for part in chunks(unique):
+                held.update(
+                    session.scalars(
+                        select(KeyLockRow.key).where(
+                            KeyLockRow.scope == scope,
+                            KeyLockRow.key.in_(part),
+                            KeyLockRow.owner == owner,
+                        )
+                    )
+                )
+        return held
+
+    def release_many(self, scope: str, keys: Sequence[str], owner: str) -> None:
+        """Release our locks on these keys; locks that another owner took over stay."""
+        with self._context.write() as session:
+            for part in chunks(list(dict.fromkeys(keys))):
+                session.execute(
+                    delete(KeyLockRow).where(
+                        KeyLockRow.scope == scope,
+                        KeyLockRow.key.in_(part),
+                        KeyLockRow.owner == owner,
+                    )
+                )
+
+
+__all__ = ["CursorRepository", "KeyLockRepository", "LinkRepository"]

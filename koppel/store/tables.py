@@ -1,0 +1,292 @@
+"""The database tables (SQLAlchemy 2 declarative, typed). Change them only with a new migration.
+
+Timestamps are stored as UTC and always come back timezone-aware, on SQLite too. JSON columns are
+JSONB on PostgreSQL. Uniqueness that the guarantees rest on lives in the database, not in code:
+one outcome per record per run, one link per source key, one dead letter per record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+KEY_LENGTH = 255
+NAME_LENGTH = 100
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; SQLite would otherwise drop the zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# none_as_null: Python None is SQL NULL (not the JSON text "null"), so IS NULL finds it.
+JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for big logs.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class ConnectionRow(Base):
+    __tablename__ = "connections"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        CheckConstraint("application IN ('partspim', 'accountview')", name="application"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    application: Mapped[str] = mapped_column(String(30))
+    base_url: Mapped[str] = mapped_column(String(500))
+    # Fernet tokens (SecretBox), never plain text.
+    credentials: Mapped[bytes] = mapped_column(LargeBinary)
+    # The credentials as last declared (config file or form), also encrypted: declaring the same
+    # values must not overwrite a refresh token that the connector has rotated since.
+    declared_credentials: Mapped[bytes] = mapped_column(LargeBinary)
+    options: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class IntegrationRow(Base):
+    __tablename__ = "integrations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        CheckConstraint("connection_a_id <> connection_b_id", name="two_connections"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    connection_a_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    connection_b_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class FlowRow(Base):
+    __tablename__ = "flows"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "name"),
+        CheckConstraint("source_connection_id <> target_connection_id", name="direction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    entity: Mapped[str] = mapped_column(String(50))
+    source_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    target_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # None means no schedule (manual or webhook only); no column default, it would replace None.
+    schedule_seconds: Mapped[int | None] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    mapping_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class MappingVersionRow(Base):
+    __tablename__ = "mapping_versions"
+
+    flow_id: Mapped[int] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index(None, "flow_id", "started_at"),
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed', 'partial', 'interrupted')",
+            name="status",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, int]] = mapped_column(JsonDocument, default=dict)
+    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    mapping_version: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutcomeRow(Base):
+    """The activity log: one row per source record per run (DESIGN.md guarantee 1)."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        UniqueConstraint("run_id", "source_key"),
+        Index(None, "flow_id", "source_key"),
+        CheckConstraint("outcome IN ('created', 'updated', 'skipped', 'failed')", name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    source_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    outcome: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    target_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    warnings: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    payload_excerpt: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class LinkRow(Base):
+    """The ID map; the primary key is the uniqueness rule (integration, entity, source key)."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index(None, "integration_id", "entity", "target_key"),)
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity: Mapped[str] = mapped_column(String(50), primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    target_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    content_hash: Mapped[str | None] = mapped_column(String(128))
+    extra: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class CursorRow(Base):
+    __tablename__ = "cursors"
+
+    flow_id: Mapped[int] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    tie_keys: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        UniqueConstraint("flow_id", "source_key"),
+        Index(None, "flow_id", "status", "next_attempt_at"),
+        CheckConstraint("status IN ('pending', 'resolved', 'abandoned')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    source_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    next_attempt_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class KeyLockRow(Base):
+    __tablename__ = "key_locks"
+
+    scope: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    expires_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    action: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    subject: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+__all__ = [
+    "AuditRow",
+    "Base",
+    "ConnectionRow",
+    "CursorRow",
+    "DeadLetterRow",
+    "FlowRow",
+    "IntegrationRow",
+    "KeyLockRow",
+    "LinkRow",
+    "MappingVersionRow",
+    "OutcomeRow",
+    "RunRow",
+    "TenantRow",
+    "utc_now",
+]

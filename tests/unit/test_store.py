@@ -1,0 +1,457 @@
+"""Repository tests. They run on SQLite here and on PostgreSQL in tests/integration/
+test_store_postgres.py, which imports them and points the `store_url` fixture at PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from threading import Thread
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from koppel.secrets import SecretDecryptionError
+from koppel.store import (
+    DeadLetterEntry,
+    DeadLetterStatus,
+    LinkEntry,
+    NotFoundError,
+    OutcomeEntry,
+    OutcomeKind,
+    RunStatus,
+    Store,
+    StoreError,
+)
+from koppel.store.tables import DeadLetterRow, OutcomeRow, utc_now
+from tests.fixtures_store import StoreFactory, seed_integration
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+def test_credentials_are_never_stored_in_plain_text(store: Store) -> None:
+    seeded = seed_integration(store, credentials={"api_key": "very-secret-pim-key"})
+
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT credentials, declared_credentials FROM connections")
+        ).all()
+    raw = b"".join(bytes(column) for row in rows for column in row)
+    assert b"very-secret-pim-key" not in raw
+    assert b"refresh-of-acme" not in raw
+    assert store.connections.get_credentials(seeded.pim.id) == {"api_key": "very-secret-pim-key"}
+    assert "very-secret" not in repr(store.connections.get(seeded.pim.id))
+
+
+def test_rotated_refresh_token_survives_declaring_the_same_credentials(store: Store) -> None:
+    seeded = seed_integration(store)
+    declared = {"client_id": "x", "refresh_token": "refresh-of-acme"}
+    store.connections.update_credentials(seeded.av.id, {**declared, "refresh_token": "rotated-2"})
+
+    again = store.connections.put(
+        seeded.tenant.id,
+        "av",
+        application=seeded.av.application,
+        base_url=seeded.av.base_url,
+        credentials=declared,
+        options={},
+    )
+    assert not again.changed
+    assert store.connections.get_credentials(seeded.av.id)["refresh_token"] == "rotated-2"
+
+    renewed = store.connections.put(
+        seeded.tenant.id,
+        "av",
+        application=seeded.av.application,
+        base_url=seeded.av.base_url,
+        credentials={**declared, "refresh_token": "pasted-by-user"},
+        options={},
+    )
+    assert renewed.changed_fields == ("credentials",)
+    assert store.connections.get_credentials(seeded.av.id)["refresh_token"] == "pasted-by-user"
+
+
+def test_key_rotation_reencrypts_credentials_under_the_new_key(
+    store_factory: StoreFactory, secret_key: str
+) -> None:
+    from cryptography.fernet import Fernet
+
+    old_store = store_factory()
+    seeded = seed_integration(old_store, credentials={"api_key": "pim-secret"})
+    new_key = Fernet.generate_key().decode()
+
+    both = store_factory(secret_key=f"{new_key},{secret_key}")
+    assert both.connections.get_credentials(seeded.pim.id) == {"api_key": "pim-secret"}
+    assert both.connections.rotate_credentials() == 2
+
+    only_new = store_factory(secret_key=new_key)
+    assert only_new.connections.get_credentials(seeded.pim.id) == {"api_key": "pim-secret"}
+    with pytest.raises(SecretDecryptionError) as raised:
+        old_store.connections.get_credentials(seeded.pim.id)
+    assert "restore the old key or re-enter the credentials" in str(raised.value)
+    assert "pim-secret" not in str(raised.value)
+
+
+def test_credentials_can_be_reentered_after_the_key_was_lost(
+    store_factory: StoreFactory,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    seeded = seed_integration(store_factory(), credentials={"api_key": "old"})
+    new_store = store_factory(secret_key=Fernet.generate_key().decode())
+    with pytest.raises(SecretDecryptionError):
+        new_store.connections.get_credentials(seeded.pim.id)
+
+    result = new_store.connections.put(
+        seeded.tenant.id,
+        "pim",
+        application=seeded.pim.application,
+        base_url=seeded.pim.base_url,
+        credentials={"api_key": "re-entered"},
+        options={},
+    )
+    assert result.changed_fields == ("credentials",)
+    assert new_store.connections.get_credentials(seeded.pim.id) == {"api_key": "re-entered"}
+
+
+# --- flows and mapping versions ---------------------------------------------------------------
+
+
+def test_mapping_changes_are_versions_and_restore_makes_a_new_one(store: Store) -> None:
+    flow = seed_integration(store).flow
+    assert flow.mapping_version == 1
+
+    assert store.flows.set_mapping(flow.id, {"name": "$.title"}, "no change") == 1
+    assert store.flows.set_mapping(flow.id, {"name": "$.label"}, "label") == 2
+    assert store.flows.restore_mapping(flow.id, 1) == 3
+
+    current = store.flows.get(flow.id)
+    assert current is not None
+    assert (current.mapping, current.mapping_version) == ({"name": "$.title"}, 3)
+    versions = store.flows.mapping_versions(flow.id)
+    assert [(v.version, v.note) for v in versions] == [
+        (1, "seeded"),
+        (2, "label"),
+        (3, "restored version 1"),
+    ]
+    with pytest.raises(NotFoundError):
+        store.flows.restore_mapping(flow.id, 9)
+
+
+def test_flow_must_run_between_the_integrations_connections(store: Store) -> None:
+    seeded = seed_integration(store)
+    with pytest.raises(StoreError, match="two connections"):
+        store.flows.put(
+            seeded.integration.id,
+            "loop",
+            entity="products",
+            source_connection_id=seeded.pim.id,
+            target_connection_id=seeded.pim.id,
+            enabled=True,
+            schedule_seconds=60,
+            settings={},
+            mapping={},
+            mapping_note="",
+        )
+
+
+# --- runs and outcomes (the activity log) -----------------------------------------------------
+
+
+def test_one_outcome_per_record_per_run_under_repeated_writes(store: Store) -> None:
+    flow = seed_integration(store).flow
+    run = store.runs.start(flow.id)
+
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry("A", OutcomeKind.CREATED, target_key="1"),
+            OutcomeEntry("B", OutcomeKind.FAILED, reason="SKU 'B' must contain only digits"),
+            OutcomeEntry("A", OutcomeKind.UPDATED, target_key="1"),  # same key in one batch
+        ],
+    )
+    # The batch is retried after a crash: same keys again, last write wins.
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry("B", OutcomeKind.SKIPPED, reason="unchanged"),
+            OutcomeEntry("C", OutcomeKind.CREATED, target_key="3"),
+        ],
+    )
+
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(OutcomeRow.source_key, func.count())
+            .where(OutcomeRow.run_id == run.id)
+            .group_by(OutcomeRow.source_key)
+        ).all()
+    assert sorted(rows) == [("A", 1), ("B", 1), ("C", 1)]
+    logged = {o.source_key: (o.outcome, o.reason) for o in store.outcomes.list(run.id)}
+    assert logged == {
+        "A": (OutcomeKind.UPDATED, None),
+        "B": (OutcomeKind.SKIPPED, "unchanged"),
+        "C": (OutcomeKind.CREATED, None),
+    }
+    finished = store.runs.finish(run.id, RunStatus.SUCCEEDED, api_calls=7)
+    assert finished.counts == {"created": 1, "updated": 1, "skipped": 1, "failed": 0}
+    assert finished.api_calls == 7
+    assert [o.source_key for o in store.outcomes.list(run.id, outcome=OutcomeKind.CREATED)] == ["C"]
+
+
+def test_runs_start_idempotently_and_list_newest_first(store: Store) -> None:
+    flow = seed_integration(store).flow
+    first = store.runs.start(flow.id, run_id="run-1")
+    assert store.runs.start(flow.id, run_id="run-1") == first
+    second = store.runs.start(flow.id)
+    assert first.status is RunStatus.RUNNING and first.mapping_version == 1
+
+    store.runs.finish(first.id, RunStatus.FAILED, error="AccountView unreachable")
+    assert [r.id for r in store.runs.list(flow_id=flow.id)] == [second.id, first.id]
+    assert [r.id for r in store.runs.list(status=RunStatus.RUNNING)] == [second.id]
+    failed = store.runs.get(first.id)
+    assert failed is not None and failed.error == "AccountView unreachable"
+    with pytest.raises(StoreError):
+        store.runs.finish(second.id, RunStatus.RUNNING)
+
+
+def test_payload_excerpts_are_dropped_when_switched_off(store_factory: StoreFactory) -> None:
+    store = store_factory(payload_excerpts=False)
+    run = store.runs.start(seed_integration(store).flow.id)
+    store.outcomes.record_many(
+        run.id, [OutcomeEntry("A", OutcomeKind.CREATED, payload_excerpt={"email": "a@b.nl"})]
+    )
+    assert store.outcomes.list(run.id)[0].payload_excerpt is None
+
+
+# --- links, cursors, transactions -------------------------------------------------------------
+
+
+def test_links_batch_lookup_upsert_and_reverse_lookup(store: Store) -> None:
+    integration = seed_integration(store).integration
+    keys = [f"SKU{i}" for i in range(1200)]  # more than one IN (...) chunk
+    store.links.upsert_many(
+        integration.id, "products", [LinkEntry(k, f"T{k}", content_hash="h1") for k in keys]
+    )
+    store.links.upsert_many(
+        integration.id, "products", [LinkEntry("SKU5", "T-new", content_hash="h2")]
+    )
+
+    found = store.links.get_many(integration.id, "products", [*keys, "unknown"])
+    assert len(found) == 1200 and "unknown" not in found
+    assert (found["SKU5"].target_key, found["SKU5"].content_hash) == ("T-new", "h2")
+    assert store.links.get_many(integration.id, "categories", keys) == {}
+    assert [
+        link.source_key
+        for link in store.links.find_by_target(integration.id, "products", ["T-new", "TSKU7"])
+    ] == ["SKU5", "SKU7"]
+
+
+def test_cursor_and_outcomes_commit_together_or_not_at_all(store: Store) -> None:
+    flow = seed_integration(store).flow
+    run = store.runs.start(flow.id)
+    store.cursors.set(flow.id, "2024-01-01T00:00:00", ["A"])
+
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.outcomes.record_many(run.id, [OutcomeEntry("B", OutcomeKind.CREATED)])
+        tx.cursors.set(flow.id, "2024-01-02T00:00:00", ["B"])
+        raise RuntimeError("crash before commit")
+
+    cursor = store.cursors.get(flow.id)
+    assert cursor is not None
+    assert (cursor.value, cursor.tie_keys) == ("2024-01-01T00:00:00", ["A"])
+    assert store.outcomes.list(run.id) == []
+
+    with store.transaction() as tx:
+        tx.outcomes.record_many(run.id, [OutcomeEntry("B", OutcomeKind.CREATED)])
+        tx.cursors.set(flow.id, "2024-01-02T00:00:00", ["B", "B"])
+    cursor = store.cursors.get(flow.id)
+    assert cursor is not None and cursor.tie_keys == ["B"]
+    assert len(store.outcomes.list(run.id)) == 1
+
+
+def test_concurrent_writers_on_overlapping_keys_neither_fail_nor_duplicate(
+    store_factory: StoreFactory,
+) -> None:
+    seeded = seed_integration(store_factory())
+    run_id = store_factory().runs.start(seeded.flow.id).id
+    keys = [f"K{i:03}" for i in range(60)]
+    errors: list[BaseException] = []
+
+    def write(order: list[str], worker: str) -> None:
+        store = store_factory()
+        try:
+            for start in range(0, len(order), 10):
+                batch = order[start : start + 10]
+                with store.transaction() as tx:
+                    tx.outcomes.record_many(
+                        run_id, [OutcomeEntry(k, OutcomeKind.UPDATED, reason=worker) for k in batch]
+                    )
+                    tx.links.upsert_many(
+                        seeded.integration.id, "products", [LinkEntry(k, worker) for k in batch]
+                    )
+                    tx.cursors.set(seeded.flow.id, batch[-1], batch)
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [
+        Thread(target=write, args=(keys, "a")),
+        Thread(target=write, args=(keys[::-1], "b")),
+        Thread(target=write, args=(keys[20:] + keys[:20], "c")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    reader = store_factory()
+    assert sorted(o.source_key for o in reader.outcomes.list(run_id, limit=1000)) == keys
+    assert len(reader.links.get_many(seeded.integration.id, "products", keys)) == len(keys)
+
+
+# --- dead letters -------------------------------------------------------------------------------
+
+
+def test_a_record_is_on_the_dead_letter_list_at_most_once(store: Store) -> None:
+    flow = seed_integration(store).flow
+    now = utc_now()
+
+    assert store.dead_letters.add_many(flow.id, [DeadLetterEntry("A", "timeout")], now=now) == {
+        "A": 1
+    }
+    again = store.dead_letters.add_many(
+        flow.id,
+        [DeadLetterEntry("A", "HTTP 503", {"sku": "A"}), DeadLetterEntry("B", "bad EAN")],
+        now=now,
+    )
+    assert again == {"A": 2, "B": 1}
+    entries = {d.source_key: d for d in store.dead_letters.list(flow.id)}
+    assert len(entries) == 2
+    assert (entries["A"].attempts, entries["A"].reason) == (2, "HTTP 503")
+    assert entries["A"].next_attempt_at == now + timedelta(minutes=2)
+
+    assert store.dead_letters.due(flow.id, now) == []
+    due = store.dead_letters.due(flow.id, now + timedelta(minutes=1))
+    assert [d.source_key for d in due] == ["B"]
+
+    assert store.dead_letters.resolve_many(flow.id, ["A", "A", "missing"]) == 1
+    assert store.dead_letters.add_many(flow.id, [DeadLetterEntry("A", "again")], now=now) == {
+        "A": 1
+    }
+    assert store.dead_letters.list(flow.id, status=DeadLetterStatus.PENDING)[0].attempts == 1
+    assert len(store.dead_letters.list(flow.id)) == 2
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+def test_retention_purge_removes_old_log_and_payloads(store_factory: StoreFactory) -> None:
+    store = store_factory(log_retention_days=30)
+    flow = seed_integration(store).flow
+    run = store.runs.start(flow.id)
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry("old", OutcomeKind.CREATED, payload_excerpt={"email": "old@x.nl"}),
+            OutcomeEntry("new", OutcomeKind.CREATED, payload_excerpt={"email": "new@x.nl"}),
+        ],
+    )
+    store.dead_letters.add_many(
+        flow.id,
+        [
+            DeadLetterEntry("stale", "bad", {"email": "stale@x.nl"}),
+            DeadLetterEntry("closed", "bad", {"email": "closed@x.nl"}),
+            DeadLetterEntry("fresh", "bad", {"email": "fresh@x.nl"}),
+        ],
+    )
+    store.dead_letters.resolve_many(flow.id, ["closed"])
+    long_ago = utc_now() - timedelta(days=31)
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(OutcomeRow).where(OutcomeRow.source_key == "old").values(created_at=long_ago)
+        )
+        connection.execute(
+            update(DeadLetterRow)
+            .where(DeadLetterRow.source_key.in_(["stale", "closed"]))
+            .values(updated_at=long_ago)
+        )
+
+    result = store.retention.purge()
+
+    assert (result.outcomes_deleted, result.dead_letters_deleted) == (1, 1)
+    assert result.dead_letter_payloads_cleared == 1
+    assert [o.source_key for o in store.outcomes.list(run.id)] == ["new"]
+    payloads = {d.source_key: d.payload for d in store.dead_letters.list(flow.id)}
+    assert payloads == {"stale": None, "fresh": {"email": "fresh@x.nl"}}
+    assert store.retention.purge() == type(result)(0, 0, 0)
+
+
+# --- key locks ------------------------------------------------------------------------------------
+
+
+def test_key_locks_hold_across_two_database_connections(store_factory: StoreFactory) -> None:
+    worker_a, worker_b = store_factory(), store_factory()
+    assert worker_a.engine is not worker_b.engine
+    now = utc_now()
+    ttl = timedelta(minutes=5)
+
+    assert worker_a.key_locks.acquire_many("orders", ["1", "2"], "a", ttl=ttl, now=now) == {
+        "1",
+        "2",
+    }
+    assert worker_b.key_locks.acquire_many("orders", ["2", "3"], "b", ttl=ttl, now=now) == {"3"}
+    assert worker_b.key_locks.acquire_many("stock", ["2"], "b", ttl=ttl, now=now) == {"2"}
+    # The holder may extend its own lock.
+    assert worker_a.key_locks.acquire_many("orders", ["2"], "a", ttl=ttl, now=now) == {"2"}
+
+    worker_b.key_locks.release_many("orders", ["1"], "b")  # not b's lock: stays
+    assert worker_b.key_locks.acquire_many("orders", ["1"], "b", ttl=ttl, now=now) == set()
+    worker_a.key_locks.release_many("orders", ["1"], "a")
+    assert worker_b.key_locks.acquire_many("orders", ["1"], "b", ttl=ttl, now=now) == {"1"}
+
+    # A crashed holder's lock expires.
+    later = now + ttl + timedelta(seconds=1)
+    assert worker_b.key_locks.acquire_many("orders", ["2"], "b", ttl=ttl, now=later) == {"2"}
+
+
+# --- tenant isolation -----------------------------------------------------------------------------
+
+
+def test_a_tenant_cannot_read_another_tenants_data(store: Store) -> None:
+    acme = seed_integration(store, "acme")
+    other = seed_integration(store, "globex")
+    other_run = store.runs.start(other.flow.id)
+    store.outcomes.record_many(other_run.id, [OutcomeEntry("X", OutcomeKind.CREATED)])
+    store.links.upsert_many(other.integration.id, "products", [LinkEntry("X", "1")])
+    store.cursors.set(other.flow.id, "v")
+    store.dead_letters.add_many(other.flow.id, [DeadLetterEntry("Y", "bad")])
+
+    scoped = store.scoped(acme.tenant.id)
+
+    assert [t.name for t in scoped.tenants.list()] == ["acme"]
+    assert scoped.tenants.get(other.tenant.id) is None
+    assert {c.tenant_id for c in scoped.connections.list()} == {acme.tenant.id}
+    assert scoped.connections.get(other.pim.id) is None
+    with pytest.raises(NotFoundError):
+        scoped.connections.get_credentials(other.pim.id)
+    with pytest.raises(NotFoundError):
+        scoped.connections.update_credentials(other.av.id, {"refresh_token": "stolen"})
+    assert scoped.integrations.get(other.integration.id) is None
+    assert [f.id for f in scoped.flows.list()] == [acme.flow.id]
+    assert scoped.flows.get(other.flow.id) is None
+    assert scoped.flows.get_by_name(other.integration.id, "products") is None
+    assert scoped.runs.get(other_run.id) is None
+    assert scoped.runs.list() == []
+    assert scoped.outcomes.list(other_run.id) == []
+    with pytest.raises(NotFoundError):
+        scoped.outcomes.record_many(other_run.id, [OutcomeEntry("Z", OutcomeKind.CREATED)])
+    with pytest.raises(NotFoundError):
+        scoped.runs.start(other.flow.id)
+    assert scoped.links.get_many(other.integration.id, "products", ["X"]) == {}
+    assert scoped.cursors.get(other.flow.id) is None
+    assert scoped.dead_letters.list(other.flow.id) == []
+    assert scoped.dead_letters.due(other.flow.id, utc_now() + timedelta(days=1)) == []
+    with pytest.raises(NotFoundError):
+        scoped.audit.list(other.tenant.id)
+    with pytest.raises(StoreError):
+        scoped.tenants.ensure("initech")
+    # The other tenant's data is still there for the system store.
+    assert store.connections.get_credentials(other.av.id)["refresh_token"] == "refresh-of-globex"
