@@ -1,0 +1,492 @@
+"""AccountView as the flows see it: named entities read in pages, looked up and written in bulk.
+
+Write rule (the sandbox's assumed update rule): a posted row whose code (ART_CODE, AG_CODE,
+SUB_NR, REC_ID) exists updates that row, otherwise it is inserted. Codes the API takes as keys
+make articles and article groups safe to retry. Debtors without SUB_NR, delivery addresses without
+REC_ID and new sales orders get their number from AccountView, so a retry after an ambiguous
+failure first looks the record up by its natural key (MAIL_BUS, the address, ORD_REF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from koppel.connectors.accountview.client import (
+    LIST_SEPARATOR,
+    MAX_PAGE_SIZE,
+    AccountViewClient,
+    AccountViewCredentials,
+    AccountViewError,
+    Filter,
+    TokenCallback,
+    foxpro_datetime,
+)
+from koppel.connectors.accountview.dictionary import AVField, record_schema, table_fields
+from koppel.connectors.base import ClientLimits, EntitySpec, Record, WriteResult
+from koppel.connectors.errors import ConnectorError, RecordValidationError
+
+AV_TIMEZONE = ZoneInfo("Europe/Amsterdam")
+"""AccountView datetimes are zone-less local time of a Dutch installation (assumed)."""
+LOOKUP_CHUNK = 100
+"""Values per list filter: keeps the URL short; 41 keys take one call."""
+DEFAULT_PAGE_SIZE = 500
+ADDRESS_MATCH = ("SUB_NR", "DEL_NAME", "ADDRESS1", "POST_CODE", "CITY", "CNT_CODE")
+"""A delivery address without REC_ID is the same address when these fields are equal."""
+
+
+@dataclass(frozen=True)
+class _Entity:
+    spec: EntitySpec
+    business_object: str
+    table: str
+    detail_table: str | None = None
+    assigned_key: str | None = None
+    """The field AccountView fills in on insert; a record without it needs a recheck."""
+
+
+def _entity(
+    name: str,
+    bo: str,
+    table: str,
+    key: str,
+    id_field: str,
+    *,
+    writable: bool = True,
+    detail: str | None = None,
+    assigned: str | None = None,
+) -> _Entity:
+    schema = record_schema(table, details=(detail,) if detail else ())
+    return _Entity(EntitySpec(name, key, id_field, schema, writable), bo, table, detail, assigned)
+
+
+ENTITIES: dict[str, _Entity] = {
+    e.spec.name: e
+    for e in (
+        _entity("articles", "AK1", "ARTICLE", "ART_CODE", "REC_ID"),
+        _entity("article_groups", "AG1", "ART_GRP", "AG_CODE", "REC_ID"),
+        _entity("debtors", "AR1", "CONTACT", "MAIL_BUS", "SUB_NR", assigned="SUB_NR"),
+        _entity("delivery_addresses", "ADDR", "DEL_ADDR", "REC_ID", "REC_ID", assigned="REC_ID"),
+        _entity(
+            "sales_orders",
+            "SO1",
+            "SO_HDR",
+            "ORD_REF",
+            "REC_ID",
+            detail="SO_LINE",
+            assigned="REC_ID",
+        ),
+        _entity("vat_codes", "VA1", "VAT", "VAT_CODE", "REC_ID", writable=False),
+        _entity("payment_conditions", "BC1", "PAY_COND", "DISC_CODE", "REC_ID", writable=False),
+        _entity("payment_methods", "BW1", "PAY_MTH", "PAY_TYPE", "REC_ID", writable=False),
+        _entity("employees", "MW1", "EMPLOYEE", "EMP_NR", "REC_ID", writable=False),
+    )
+}
+
+
+@dataclass
+class _Item:
+    """One record on its way: its position in the call, its cleaned row, and its result."""
+
+    index: int
+    label: str
+    row: Record
+    existing: Record | None = None
+    result: WriteResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AccountViewConnector:
+    """The Connector protocol for AccountView.Net (one company of one login)."""
+
+    application = "accountview"
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any] | AccountViewCredentials,
+        *,
+        on_tokens: TokenCallback | None = None,
+        limits: ClientLimits | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.client = AccountViewClient(
+            credentials, on_tokens=on_tokens, limits=limits, transport=transport
+        )
+        self.entities: Mapping[str, EntitySpec] = {n: e.spec for n, e in ENTITIES.items()}
+
+    def __repr__(self) -> str:
+        return f"AccountViewConnector({self.client!r})"
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def check(self) -> str:
+        companies = await self.client.companies()
+        company = next((c for c in companies if c.get("Id") == self.client.company_id), None)
+        if company is None:
+            known = ", ".join(f"{c.get('Code')} ({c.get('Id')})" for c in companies) or "none"
+            raise ConnectorError(
+                f"AccountView company id '{self.client.company_id}' is not one this login can "
+                f"reach; its companies are: {known}"
+            )
+        async for _ in self.client.pages("AR1", table="CONTACT", key_field="SUB_NR", page_size=1):
+            break
+        return (
+            f"Connected to AccountView company {company.get('Description')} "
+            f"({company.get('Code')})."
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read(
+        self, entity: str, *, since: datetime | None = None, page_size: int | None = None
+    ) -> AsyncIterator[list[Record]]:
+        """Every record (changed on or after `since`, by CNG_DATE), in key order, page by page."""
+        ent = self._entity(entity)
+        filters: list[Filter] = []
+        if since is not None:
+            local = since.astimezone(AV_TIMEZONE) if since.tzinfo else since
+            filters.append(Filter("CNG_DATE", foxpro_datetime(local), "DateOnOrAfterDate", "T"))
+        async for page in self._pages(ent, filters, page_size or DEFAULT_PAGE_SIZE):
+            yield page
+
+    async def _pages(
+        self, ent: _Entity, filters: Sequence[Filter], page_size: int
+    ) -> AsyncIterator[list[Record]]:
+        key = ent.spec.id_field if ent.table != "CONTACT" else "SUB_NR"
+        async for body in self.client.pages(
+            ent.business_object,
+            table=ent.table,
+            key_field=key,
+            filters=filters,
+            page_size=page_size,
+        ):
+            yield _records(ent, body)
+
+    async def lookup(self, entity: str, field: str, values: Sequence[str]) -> list[Record]:
+        """Records whose `field` is one of `values`: one list-filter call per 100 values."""
+        ent = self._entity(entity)
+        av_field = table_fields()[ent.table].get(field.upper())
+        if av_field is None:
+            raise ConnectorError(f"{entity}: {field} is not a field of AccountView {ent.table}")
+        unique = list(dict.fromkeys(str(v) for v in values if str(v) != ""))
+        listed = [v for v in unique if LIST_SEPARATOR not in v]
+        filters = [
+            Filter(av_field.name, listed[i : i + LOOKUP_CHUNK], value_type=av_field.filter_type)
+            for i in range(0, len(listed), LOOKUP_CHUNK)
+        ]
+        filters += [
+            Filter(av_field.name, v, value_type=av_field.filter_type)
+            for v in unique
+            if LIST_SEPARATOR in v
+        ]
+        found: list[Record] = []
+        for flt in filters:
+            async for page in self._pages(ent, [flt], MAX_PAGE_SIZE):
+                found.extend(page)
+        return found
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def write(self, entity: str, records: Sequence[Record]) -> list[WriteResult]:
+        """Create or update each record by its key; a bad record fails alone with its reason."""
+        ent = self._entity(entity)
+        if not ent.spec.writable:
+            raise ConnectorError(f"{entity} are kept in AccountView itself and are read-only here")
+        items = [_Item(i, _label(ent, r, i), _clean(ent, r)) for i, r in enumerate(records)]
+        for item in items:
+            _fail_on(item, _check_values(ent, item))
+        await self._find_existing(ent, [i for i in items if i.result is None])
+        for item in items:
+            if item.result is None:
+                _fail_on(item, _check_required(ent, item))
+        pending = [i for i in items if i.result is None]
+        groups: dict[tuple[bool, tuple[str, ...]], list[_Item]] = {}
+        for item in pending:
+            header = tuple(sorted(f for f in item.row if f != ent.detail_table))
+            groups.setdefault((self._needs_recheck(ent, item), header), []).append(item)
+        for (recheck, _), group in groups.items():
+            await self._post_isolating(ent, group, recheck)
+        return [i.result for i in items if i.result is not None]
+
+    def _needs_recheck(self, ent: _Entity, item: _Item) -> bool:
+        return (
+            ent.assigned_key is not None
+            and item.existing is None
+            and not item.row.get(ent.assigned_key)
+        )
+
+    async def _find_existing(self, ent: _Entity, items: list[_Item]) -> None:
+        """Which records exist already (one batched lookup per key field) and under which id."""
+        name = ent.spec.name
+        if ent.table == "CONTACT":
+            by_nr = await self._index(name, "SUB_NR", [i.row.get("SUB_NR") for i in items])
+            by_mail = await self._index(
+                name, "MAIL_BUS", [i.row.get("MAIL_BUS") for i in items if not i.row.get("SUB_NR")]
+            )
+            for item in items:
+                if item.row.get("SUB_NR"):
+                    item.existing = by_nr.get(str(item.row["SUB_NR"]))
+                else:
+                    item.existing = by_mail.get(str(item.row.get("MAIL_BUS", "")))
+                    if item.existing is not None:
+                        item.row["SUB_NR"] = item.existing["SUB_NR"]
+            return
+        key = ent.spec.key_field
+        index = await self._index(name, key, [i.row.get(key) for i in items])
+        for item in items:
+            item.existing = index.get(str(item.row.get(key, "")))
+            if ent.table == "SO_HDR" and item.existing is not None:
+                item.row["REC_ID"] = item.existing["REC_ID"]
+
+    async def _index(self, entity: str, field: str, values: Sequence[Any]) -> dict[str, Record]:
+        wanted = [str(v) for v in values if v not in (None, "")]
+        if not wanted:
+            return {}
+        index: dict[str, Record] = {}
+        for record in await self.lookup(entity, field, wanted):
+            index.setdefault(str(record[field]), record)
+        return index
+
+    async def _post_isolating(self, ent: _Entity, items: list[_Item], recheck: bool) -> None:
+        """Post the items together; when AccountView refuses the call for one row, that record
+        fails and the others are posted again (a row it does not name is found by halving)."""
+        if not items:
+            return
+        try:
+            echoed = await self._post(ent, items, recheck)
+        except AccountViewError as error:
+            culprit = _culprit(ent, items, error)
+            if culprit is None and len(items) > 1:
+                half = len(items) // 2
+                await self._post_isolating(ent, items[:half], recheck)
+                await self._post_isolating(ent, items[half:], recheck)
+                return
+            bad = culprit or items[0]
+            bad.result = WriteResult(
+                key=bad.label,
+                error=RecordValidationError(
+                    bad.label, error.field or "record", error.rule or str(error)
+                ),
+            )
+            await self._post_isolating(ent, [i for i in items if i is not bad], recheck)
+            return
+        for item, record in zip(items, echoed, strict=True):
+            item.result = WriteResult(
+                key=str(record.get(ent.spec.key_field, "")),
+                target_id=str(record[ent.spec.id_field]),
+                created=item.existing is None,
+                record=record,
+            )
+
+    async def _post(self, ent: _Entity, items: list[_Item], recheck: bool) -> list[Record]:
+        async def write() -> list[Record]:
+            body = await self.client.post(
+                ent.business_object,
+                ent.table,
+                [i.row for i in items],
+                detail_table=ent.detail_table,
+                idempotent=not recheck,
+            )
+            return _records(ent, body)
+
+        if not recheck:
+            return await write()
+
+        async def look() -> list[Record] | None:
+            found = [await self._recheck_one(ent, item) for item in items]
+            if all(f is None for f in found):
+                return None
+            if any(f is None for f in found):
+                raise ConnectorError(
+                    f"{ent.spec.name}: after a failed write only some records are in AccountView"
+                )
+            return [f for f in found if f is not None]
+
+        return await self.client.write_with_recheck(write, look)
+
+    async def _recheck_one(self, ent: _Entity, item: _Item) -> Record | None:
+        if ent.table == "DEL_ADDR":
+            candidates = await self.lookup(ent.spec.name, "SUB_NR", [str(item.row["SUB_NR"])])
+            return next(
+                (
+                    c
+                    for c in candidates
+                    if all(str(c.get(f, "")) == str(item.row.get(f, "")) for f in ADDRESS_MATCH)
+                ),
+                None,
+            )
+        key = ent.spec.key_field
+        found = await self.lookup(ent.spec.name, key, [str(item.row[key])])
+        return found[0] if found else None
+
+    def _entity(self, name: str) -> _Entity:
+        ent = ENTITIES.get(name)
+        if ent is None:
+            raise ConnectorError(
+                f"AccountView has no entity {name!r}; known: {', '.join(ENTITIES)}"
+            )
+        return ent
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+def _records(ent: _Entity, body: Mapping[str, Any]) -> list[Record]:
+    """Main-table rows as records; a sales order carries its lines under "SO_LINE"."""
+    id_key = f"{ent.table}_Id"
+    records = [{k: v for k, v in row.items() if k != id_key} for row in body.get(ent.table) or []]
+    if ent.detail_table is not None:
+        for record in records:
+            record[ent.detail_table] = []
+        detail_id = f"{ent.detail_table}_Id"
+        for line in body.get(ent.detail_table) or []:
+            parent = line.get(id_key)
+            if isinstance(parent, int | Decimal) and 0 <= int(parent) < len(records):
+                clean = {k: v for k, v in line.items() if k not in (id_key, detail_id)}
+                records[int(parent)][ent.detail_table].append(clean)
+    return records
+
+
+def _label(ent: _Entity, record: Record, index: int) -> str:
+    key = ent.spec.key_field
+    value = record.get(key) or record.get(key.lower())
+    return f"{ent.spec.name} {key} '{value}'" if value else f"{ent.spec.name} record {index + 1}"
+
+
+def _clean(ent: _Entity, record: Record) -> Record:
+    """Upper-case field names; drop what AccountView returns but does not take (read-only fields,
+    EXT_KEY, <TABLE>_Id), except REC_ID where it is the record's key (delivery addresses); a
+    sales order gets its REC_ID from the lookup by ORD_REF."""
+    fields = table_fields()[ent.table]
+    row: Record = {}
+    for name, value in record.items():
+        upper = name.upper()
+        if ent.detail_table is not None and upper == ent.detail_table:
+            detail_fields = table_fields()[ent.detail_table]
+            row[upper] = [
+                {
+                    k.upper(): v
+                    for k, v in line.items()
+                    if not _system(k.upper(), detail_fields, keep_rec_id=False)
+                }
+                for line in value or []
+            ]
+        elif not _system(upper, fields, keep_rec_id=ent.spec.key_field == "REC_ID"):
+            row[upper] = value
+    return row
+
+
+def _system(name: str, fields: Mapping[str, AVField], *, keep_rec_id: bool) -> bool:
+    if name == "EXT_KEY" or (name.endswith("_ID") and name not in fields):
+        return True
+    av_field = fields.get(name)
+    if av_field is None or not av_field.read_only:
+        return False
+    return not (keep_rec_id and name == "REC_ID")
+
+
+def _fail_on(item: _Item, error: RecordValidationError | None) -> None:
+    if error is not None and item.result is None:
+        item.result = WriteResult(key=item.label, error=error)
+
+
+def _check_values(ent: _Entity, item: _Item) -> RecordValidationError | None:
+    """Unknown fields, types, lengths and upper case, before anything is sent."""
+    tables = [(ent.table, item.row)]
+    if ent.detail_table is not None:
+        tables += [(ent.detail_table, line) for line in item.row.get(ent.detail_table, [])]
+    for table, row in tables:
+        fields = table_fields()[table]
+        for name, value in row.items():
+            if name == ent.detail_table and table == ent.table:
+                continue
+            av_field = fields.get(name)
+            path = name if table == ent.table else f"{table}.{name}"
+            if av_field is None:
+                return RecordValidationError(item.label, path, f"is not a field of {table}")
+            rule = _value_rule(av_field, value)
+            if rule is not None:
+                return RecordValidationError(item.label, path, rule)
+    return None
+
+
+def _value_rule(av_field: AVField, value: Any) -> str | None:
+    if value is None:
+        return None
+    if av_field.type in "CM":
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            return "must be text"
+        text = str(value)
+        if av_field.type == "C" and len(text) > av_field.length:
+            return f"is {len(text)} characters long; AccountView allows at most {av_field.length}"
+        if av_field.upper and text != text.upper():
+            return "must be upper case in AccountView"
+    elif av_field.type in "NYBI":
+        if isinstance(value, bool):
+            return "must be a number"
+        try:
+            number = Decimal(str(value)) if value != "" else Decimal(0)
+        except InvalidOperation:
+            return "must be a number"
+        if av_field.type == "I" and number != number.to_integral_value():
+            return "must be a whole number"
+        if av_field.type == "N" and len(str(abs(int(number)))) > av_field.length:
+            return f"has more than {av_field.length} digits"
+    elif av_field.type == "L":
+        if not isinstance(value, bool | int | str):
+            return "must be true or false"
+    elif av_field.type in "DT" and not isinstance(value, str | date):
+        return "must be a date"
+    return None
+
+
+def _check_required(ent: _Entity, item: _Item) -> RecordValidationError | None:
+    """Mandatory fields (all on insert, non-empty on update) and the keys our rules need."""
+    row = item.row
+    inserting = item.existing is None
+    if ent.table == "CONTACT" and not row.get("SUB_NR") and not row.get("MAIL_BUS"):
+        return RecordValidationError(
+            item.label,
+            "MAIL_BUS",
+            "is needed to create a debtor without SUB_NR (it is the key "
+            "that prevents a second debtor on a retry)",
+        )
+    if ent.table == "SO_HDR" and not row.get("ORD_REF"):
+        return RecordValidationError(
+            item.label,
+            "ORD_REF",
+            "is needed: it is our order reference, the key that prevents a second order",
+        )
+    tables = [(ent.table, row, inserting)]
+    if ent.detail_table is not None:
+        tables += [(ent.detail_table, line, True) for line in row.get(ent.detail_table, [])]
+    for table, values, insert in tables:
+        assigned = {"REC_ID", "SUB_NR" if table == "CONTACT" else "REC_ID"}
+        for av_field in table_fields()[table].values():
+            if not av_field.mandatory or av_field.read_only or av_field.name in assigned:
+                continue
+            path = av_field.name if table == ent.table else f"{table}.{av_field.name}"
+            present = av_field.name in values and values[av_field.name] not in (None, "")
+            if insert and not present:
+                return RecordValidationError(item.label, path, "is mandatory in AccountView")
+            if not insert and av_field.name in values and not present:
+                return RecordValidationError(item.label, path, "may not be empty in AccountView")
+    return None
+
+
+def _culprit(ent: _Entity, items: list[_Item], error: AccountViewError) -> _Item | None:
+    """The record a row error is about: header rows by RowId, detail rows by HeaderId."""
+    ref = error.header_id if error.table == ent.detail_table else error.row_id
+    if ref is None or not ref.isdigit() or not 1 <= int(ref) <= len(items):
+        return None
+    return items[int(ref) - 1]
+
+
+__all__ = ["AV_TIMEZONE", "ENTITIES", "AccountViewConnector"]

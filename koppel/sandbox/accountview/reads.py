@@ -1,0 +1,282 @@
+"""GET /accountviewdata: parameters to SQL, rows to the table-keyed response."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from koppel.sandbox.accountview import assumptions
+from koppel.sandbox.accountview.dictionary import (
+    DATE_TYPES,
+    FieldDef,
+    TableDef,
+    business_objects,
+    tables,
+)
+from koppel.sandbox.accountview.errors import ApiError
+from koppel.sandbox.accountview.store import COMPANY, ROW_ID, quote, table_sql
+from koppel.sandbox.accountview.values import parse_datetime, to_json
+
+_FILTER_PARAM = re.compile(r"^filtercontrolsource(\d+)$")
+_OPERATORS = {op.lower(): op for op in assumptions.FILTER_OPERATORS}
+
+
+@dataclass(frozen=True)
+class Filter:
+    table: TableDef
+    field: FieldDef
+    operator: str
+    value_type: str
+    values: tuple[Any, ...]
+    is_list: bool
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    bo: assumptions.BusinessObjectDef
+    selection: dict[str, list[FieldDef]] | None
+    filters: tuple[Filter, ...]
+    match_any: bool
+    sort_fields: tuple[FieldDef, ...]
+    descending: bool
+    page_size: int
+    page_number: int
+    last_key: str | None
+
+
+def business_object(code: str | None) -> assumptions.BusinessObjectDef:
+    if not code:
+        raise ApiError(400, "BusinessObject is required")
+    bo = business_objects().get(code.strip().upper())
+    if bo is None:
+        raise ApiError(400, f"Business object '{code}' does not exist")
+    return bo
+
+
+def bo_tables(bo: assumptions.BusinessObjectDef) -> list[TableDef]:
+    return [tables()[name] for name in (bo.table, *bo.details)]
+
+
+def resolve_field(bo: assumptions.BusinessObjectDef, name: str) -> tuple[TableDef, FieldDef]:
+    """A bare (`art_code`) or table-qualified (`article.art_code`) field name of a BO."""
+    text = name.strip().upper()
+    table_name, _, field_name = text.rpartition(".")
+    for table in bo_tables(bo):
+        if table_name and table.name != table_name:
+            continue
+        field = table.field(field_name)
+        if field is not None:
+            return table, field
+    raise ApiError(400, f"Field '{name.strip()}' does not exist in business object {bo.code}")
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name.lower(), "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number, not '{raw}'") from None
+
+
+def _filter_value(value_type: str, text: str, n: int) -> Any:
+    if value_type == "C":
+        return text.rstrip()
+    if value_type == "N":
+        try:
+            return float(text)
+        except ValueError:
+            raise ApiError(400, f"FilterValue{n}: '{text}' is not a number") from None
+    parsed = parse_datetime(text)
+    if parsed is None:
+        raise ApiError(400, f"FilterValue{n}: '{text}' is not a date like {{^2020-01-01}}")
+    return parsed[:10] if value_type == "D" else parsed
+
+
+def _parse_filters(bo: assumptions.BusinessObjectDef, params: Mapping[str, str]) -> list[Filter]:
+    numbers = sorted(int(m.group(1)) for key in params if (m := _FILTER_PARAM.match(key)))
+    filters: list[Filter] = []
+    for n in numbers:
+        table, field = resolve_field(bo, params[f"filtercontrolsource{n}"])
+        operator_text = params.get(f"filteroperator{n}", "Equal").strip().lower()
+        operator = _OPERATORS.get(operator_text)
+        if operator is None:
+            raise ApiError(400, f"FilterOperator{n}: unknown operator '{operator_text}'")
+        value_type = params.get(f"filtervaluetype{n}", "C").strip().upper() or "C"
+        if value_type not in ("C", "N", "D", "T"):
+            raise ApiError(400, f"FilterValueType{n}: unknown value type '{value_type}'")
+        if operator == "DateOnOrAfterDate" and value_type not in ("D", "T"):
+            raise ApiError(400, f"FilterOperator{n}: DateOnOrAfterDate needs value type D or T")
+        is_list = params.get(f"filterislistofvalues{n}", "false").strip().lower() == "true"
+        raw = params.get(f"filtervalue{n}", "")
+        texts = [t.strip() for t in raw.split(assumptions.LIST_SEPARATOR)] if is_list else [raw]
+        if is_list and operator == "DateOnOrAfterDate":
+            raise ApiError(400, f"FilterIsListOfValues{n}: not possible with DateOnOrAfterDate")
+        values = tuple(_filter_value(value_type, t, n) for t in texts)
+        filters.append(Filter(table, field, operator, value_type, values, is_list))
+    return filters
+
+
+def _parse_selection(
+    bo: assumptions.BusinessObjectDef, raw: str
+) -> dict[str, list[FieldDef]] | None:
+    names = [n for n in raw.split(",") if n.strip()]
+    if not names or any(n.strip() == "*" for n in names):
+        return None
+    selection: dict[str, list[FieldDef]] = {}
+    for name in names:
+        table, field = resolve_field(bo, name)
+        chosen = selection.setdefault(table.name, [])
+        if field not in chosen:
+            chosen.append(field)
+    return selection
+
+
+def parse_read(params: Mapping[str, str]) -> ReadRequest:
+    """Parameters (names already lower case) to a request; ApiError(400) says what is wrong."""
+    bo = business_object(params.get("businessobject"))
+    page_size = _int_param(params, "PageSize", assumptions.DEFAULT_PAGE_SIZE)
+    if not 1 <= page_size <= assumptions.MAX_PAGE_SIZE:
+        raise ApiError(400, f"PageSize must be between 1 and {assumptions.MAX_PAGE_SIZE}")
+    page_number = _int_param(params, "PageNumber", 1)
+    if page_number < 1:
+        raise ApiError(400, "PageNumber must be 1 or more")
+    sort_fields: list[FieldDef] = []
+    for name in params.get("sortfields", "").split(","):
+        if name.strip():
+            table, field = resolve_field(bo, name)
+            if table.name != bo.table:
+                raise ApiError(400, f"SortFields: '{name.strip()}' is not a field of {bo.table}")
+            sort_fields.append(field)
+    last_key = params.get("lastkey", "")
+    return ReadRequest(
+        bo=bo,
+        selection=_parse_selection(bo, params.get("fields", "")),
+        filters=tuple(_parse_filters(bo, params)),
+        match_any=params.get("matchanyfilter", "false").strip().lower() == "true",
+        sort_fields=tuple(sort_fields),
+        descending=params.get("sortorder", "").strip().lower().startswith("desc"),
+        page_size=page_size,
+        page_number=page_number,
+        last_key=last_key if last_key.strip() else None,
+    )
+
+
+def _condition(flt: Filter, header: TableDef) -> tuple[str, list[Any]]:
+    column = quote(flt.field.name)
+    alias = "h" if flt.table.name == header.name else "d"
+    expr = f"{alias}.{column}"
+    if flt.value_type == "D" and flt.field.type in DATE_TYPES:
+        expr = f"substr({expr}, 1, 10)"
+    marks = ", ".join("?" for _ in flt.values)
+    args = list(flt.values)
+    if flt.operator == "Equal":
+        sql = f"{expr} IN ({marks})"
+    elif flt.operator == "NotEqual":
+        sql = f"{expr} NOT IN ({marks})"
+    elif flt.operator == "Contains":
+        sql = "(" + " OR ".join(f"instr({expr}, ?) > 0" for _ in flt.values) + ")"
+    else:
+        sql = f"({expr} != '' AND {expr} >= ?)"
+    if alias == "h":
+        return sql, args
+    link = quote(assumptions.DETAIL_LINKS[flt.table.name])
+    detail_sql = (
+        f"EXISTS (SELECT 1 FROM {table_sql(flt.table.name)} d WHERE d.{COMPANY} = h.{COMPANY} "
+        f"AND d.{link} = h.{link} AND {sql})"
+    )
+    return detail_sql, args
+
+
+def run_read(conn: sqlite3.Connection, company: str, request: ReadRequest) -> dict[str, Any]:
+    header = tables()[request.bo.table]
+    key = quote(header.paging_key)
+    where = [f"h.{COMPANY} = ?"]
+    args: list[Any] = [company]
+    if request.filters:
+        parts = [_condition(f, header) for f in request.filters]
+        joiner = " OR " if request.match_any else " AND "
+        where.append("(" + joiner.join(sql for sql, _ in parts) + ")")
+        args += [a for _, part_args in parts for a in part_args]
+    direction = "DESC" if request.descending else "ASC"
+    offset = 0
+    if request.last_key is not None:
+        where.append(f"h.{key} {'<' if request.descending else '>'} ?")
+        args.append(request.last_key)
+        order = f"h.{key} {direction}"
+    else:
+        order = ", ".join(f"h.{quote(f.name)} {direction}" for f in request.sort_fields)
+        order = f"{order}, h.{key} {direction}" if order else f"h.{key} {direction}"
+        offset = (request.page_number - 1) * request.page_size
+    sql = (
+        f"SELECT h.* FROM {table_sql(header.name)} h WHERE {' AND '.join(where)} "
+        f"ORDER BY {order} LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(sql, (*args, request.page_size, offset)).fetchall()
+    return render(conn, company, request.bo, rows, request.selection)
+
+
+def render(
+    conn: sqlite3.Connection,
+    company: str,
+    bo: assumptions.BusinessObjectDef,
+    header_rows: Sequence[sqlite3.Row],
+    selection: dict[str, list[FieldDef]] | None = None,
+) -> dict[str, Any]:
+    """The response body: one array per table, main table first, detail rows beside it."""
+    header = tables()[bo.table]
+    body: dict[str, Any] = {
+        header.name: [
+            _row(header, row, index, selection, None) for index, row in enumerate(header_rows)
+        ]
+    }
+    for detail_name in bo.details:
+        detail = tables()[detail_name]
+        link = assumptions.DETAIL_LINKS[detail_name]
+        ordinal = {row[link]: index for index, row in enumerate(header_rows)}
+        lines: list[sqlite3.Row] = []
+        keys = list(ordinal)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            lines += conn.execute(
+                f"SELECT * FROM {table_sql(detail_name)} WHERE {COMPANY} = ? AND "
+                f"{quote(link)} IN ({', '.join('?' for _ in chunk)})",
+                (company, *chunk),
+            ).fetchall()
+        lines.sort(key=lambda line: (ordinal[line[link]], line[detail.paging_key]))
+        parent = (f"{header.name}_Id", ordinal)
+        body[detail_name] = [
+            _row(detail, line, index, selection, (parent[0], parent[1][line[link]]))
+            for index, line in enumerate(lines)
+        ]
+    for extra in bo.extra_tables:
+        body[extra] = []
+    return body
+
+
+def _row(
+    table: TableDef,
+    row: sqlite3.Row,
+    index: int,
+    selection: dict[str, list[FieldDef]] | None,
+    parent: tuple[str, int] | None,
+) -> dict[str, Any]:
+    chosen = selection.get(table.name) if selection is not None else None
+    if chosen is None:
+        fields = list(table.fields.values())
+    else:
+        key = table.fields[table.paging_key]
+        fields = chosen if key in chosen else [key, *chosen]
+    result = {f.name: to_json(f, row[f.name]) for f in fields}
+    result["EXT_KEY"] = row[ROW_ID]
+    if parent is not None:
+        result[parent[0]] = parent[1]
+    result[f"{table.name}_Id"] = index
+    return result
+
+
+__all__ = ["ReadRequest", "bo_tables", "business_object", "parse_read", "render", "run_read"]

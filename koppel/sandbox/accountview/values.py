@@ -1,0 +1,130 @@
+"""Field values: from what clients post to what is stored, and from storage to JSON.
+
+Public clients post loosely (numbers for character fields, "TRUE" for logicals, dates with a Z),
+so input is read leniently and checked strictly against the dictionary.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from koppel.sandbox.accountview.dictionary import DATE_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef
+
+_DATETIME = re.compile(
+    r"^\s*(?:\{\^)?\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d+)?)?)?"
+    r"\s*(?:Z|[+-]\d{2}:?\d{2})?\s*\}?\s*$"
+)
+_TRUE = frozenset({"true", "t", ".t.", "1", "yes", "y"})
+_FALSE = frozenset({"false", "f", ".f.", "0", "no", "n", ""})
+
+
+class ValueRuleError(ValueError):
+    """A value breaks a rule of its field; the message is the rule, e.g. 'must be a number'."""
+
+
+def parse_datetime(text: str) -> str | None:
+    """`{^2020-01-01 12:00:00}`, `2020-1-1`, `2021-07-02T10:39:05.276Z` -> `2020-01-01T12:00:00`.
+
+    A zone suffix is ignored: AccountView works in the installation's local time.
+    """
+    match = _DATETIME.match(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+
+
+def coerce(field: FieldDef, raw: Any) -> Any:
+    """The stored value of a posted one; ValueRuleError names the rule it breaks."""
+    if field.type in TEXT_TYPES:
+        return _text(field, raw)
+    if field.type in NUMBER_TYPES or field.type == "I":
+        return _number(field, raw)
+    if field.type == "L":
+        return _logical(raw)
+    if field.type in DATE_TYPES:
+        return _date(field, raw)
+    raise ValueRuleError(f"has unknown type {field.type}")
+
+
+def _text(field: FieldDef, raw: Any) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueRuleError("must be text")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    text = str(raw).rstrip()
+    if field.type == "C" and len(text) > field.length:
+        raise ValueRuleError(f"is {len(text)} characters long, at most {field.length} allowed")
+    if field.upper and text != text.upper():
+        raise ValueRuleError("must be upper case")
+    return text
+
+
+def _number(field: FieldDef, raw: Any) -> int | float:
+    if raw is None or raw == "":
+        return 0
+    if isinstance(raw, bool):
+        raise ValueRuleError("must be a number")
+    try:
+        value = float(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ValueRuleError("must be a number") from None
+    if not isinstance(value, int | float) or value != value:
+        raise ValueRuleError("must be a number")
+    if field.type == "I":
+        if not float(value).is_integer():
+            raise ValueRuleError("must be a whole number")
+        return int(value)
+    if field.type == "N" and len(str(abs(int(value)))) > field.length:
+        raise ValueRuleError(f"has more than {field.length} digits")
+    return float(value)
+
+
+def _logical(raw: Any) -> int:
+    if isinstance(raw, bool):
+        return int(raw)
+    if raw is None:
+        return 0
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return 1
+    if text in _FALSE:
+        return 0
+    raise ValueRuleError("must be true or false")
+
+
+def _date(field: FieldDef, raw: Any) -> str:
+    if raw is None or raw == "":
+        return ""
+    parsed = parse_datetime(raw) if isinstance(raw, str) else None
+    if parsed is None:
+        raise ValueRuleError("must be a date like 2021-07-02T10:39:05")
+    return parsed[:10] + "T00:00:00" if field.type == "D" else parsed
+
+
+def to_json(field: FieldDef, stored: Any) -> Any:
+    """The JSON value of a stored one: text trimmed, numbers as numbers, logicals as booleans."""
+    if field.type == "L":
+        return bool(stored)
+    if field.type == "I":
+        return int(stored or 0)
+    if field.type in NUMBER_TYPES:
+        return float(stored or 0)
+    return "" if stored is None else str(stored)
+
+
+def sql_type(field: FieldDef) -> str:
+    if field.type in NUMBER_TYPES:
+        return "REAL NOT NULL DEFAULT 0"
+    if field.type in ("I", "L"):
+        return "INTEGER NOT NULL DEFAULT 0"
+    return "TEXT NOT NULL DEFAULT ''"
+
+
+__all__ = ["ValueRuleError", "coerce", "parse_datetime", "sql_type", "to_json"]

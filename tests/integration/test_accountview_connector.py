@@ -1,0 +1,225 @@
+"""The AccountView connector against its sandbox: tokens, rechecks, errors, paging edges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from koppel.connectors.accountview import AccountViewConnector
+from koppel.connectors.accountview.client import AccountViewCredentials
+from koppel.connectors.base import ClientLimits
+from koppel.connectors.errors import AuthenticationError
+from koppel.sandbox.accountview import AccountViewSandbox
+from koppel.sandbox.common import FaultConfig, SandboxServer
+
+FAST = ClientLimits(backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=12)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[AccountViewSandbox, str]]:
+    sandbox = AccountViewSandbox()
+    sandbox.generate(100)
+    with SandboxServer(sandbox.asgi_app()) as server:
+        yield sandbox, server.url
+
+
+async def test_refreshed_tokens_are_persisted_and_rotate(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    sandbox, url = served
+    saved: list[dict[str, Any]] = []
+
+    async def on_tokens(credentials: dict[str, Any]) -> None:
+        saved.append(credentials)
+
+    first = sandbox.credentials(url)
+    connector = AccountViewConnector(first, on_tokens=on_tokens, limits=FAST)
+    try:
+        assert "Connected" in await connector.check()
+        assert saved == []
+        sandbox.expire_access_tokens()  # the next call gets a 401 and must refresh
+        rows = [r async for page in connector.read("vat_codes") for r in page]
+        assert len(rows) == 5
+        assert len(saved) == 1
+        assert saved[0]["refresh_token"] != first["refresh_token"]
+        assert saved[0]["client_secret"] == first["client_secret"]
+    finally:
+        await connector.aclose()
+    # The old refresh token no longer works; the saved one does.
+    stale = AccountViewConnector({**first, "access_token": None}, limits=FAST)
+    fresh = AccountViewConnector({**saved[0], "access_token": None}, limits=FAST)
+    try:
+        with pytest.raises(AuthenticationError, match="credentials"):
+            await stale.check()
+        assert "Connected" in await fresh.check()
+    finally:
+        await stale.aclose()
+        await fresh.aclose()
+
+
+async def test_secrets_never_show(served: tuple[AccountViewSandbox, str]) -> None:
+    sandbox, url = served
+    creds = sandbox.credentials(url)
+    connector = AccountViewConnector(creds, limits=FAST)
+    model = AccountViewCredentials.from_mapping(creds)
+    try:
+        for text in (
+            repr(connector),
+            str(connector),
+            repr(connector.client),
+            repr(model),
+            str(model),
+        ):
+            for secret in (creds["client_secret"], creds["refresh_token"], creds["access_token"]):
+                assert secret not in text
+    finally:
+        await connector.aclose()
+    bad = AccountViewConnector(
+        {
+            **creds,
+            "client_secret": "wrong-secret",
+            "access_token": None,
+            "refresh_token": "some-refresh-token",
+        },
+        limits=FAST,
+    )
+    try:
+        with pytest.raises(AuthenticationError) as info:
+            await bad.check()
+        assert "wrong-secret" not in str(info.value)
+        assert "some-refresh-token" not in str(info.value)
+    finally:
+        await bad.aclose()
+
+
+async def test_dropped_debtor_inserts_never_duplicate(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    records = [
+        {"MAIL_BUS": f"drop{i}@example.nl", "ACCT_NAME": f"Drop {i}", "SRC_CODE": f"DROP{i}"}
+        for i in range(6)
+    ]
+    sandbox.faults.configure(FaultConfig(drop_rate=0.5, seed=3))
+    try:
+        results = await connector.write("debtors", records)
+    finally:
+        sandbox.faults.configure(FaultConfig())
+        await connector.aclose()
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert any(e.status == -1 for e in sandbox.faults.log.entries())  # drops did happen
+    for i in range(6):
+        assert len(sandbox.rows("CONTACT", MAIL_BUS=f"drop{i}@example.nl")) == 1
+
+
+async def test_existing_debtor_is_updated_by_email(served: tuple[AccountViewSandbox, str]) -> None:
+    sandbox, url = served
+    existing = sandbox.rows("CONTACT")[3]
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    try:
+        [result] = await connector.write(
+            "debtors", [{"MAIL_BUS": existing["MAIL_BUS"], "CITY": "Groningen"}]
+        )
+    finally:
+        await connector.aclose()
+    assert result.ok and not result.created and result.target_id == existing["SUB_NR"]
+    assert sandbox.rows("CONTACT", SUB_NR=existing["SUB_NR"])[0]["CITY"] == "Groningen"
+
+
+async def test_server_side_error_is_mapped_to_its_record(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    records = [
+        {"ART_CODE": "MAP1", "ART_DESC1": "Goed"},
+        {"ART_CODE": "MAP2", "ART_DESC1": "Onbekende groep", "AG_CODE": "ZZZZZ"},
+        {"ART_CODE": "MAP3", "ART_DESC1": "Ook goed"},
+        {"ART_CODE": "map4", "ART_DESC1": "Kleine letters"},
+    ]
+    try:
+        results = await connector.write("articles", records)
+    finally:
+        await connector.aclose()
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert results[1].error is not None and results[1].error.field == "AG_CODE"
+    assert "ZZZZZ" in str(results[1].error) and "MAP2" in str(results[1].error)
+    assert results[3].error is not None and "upper case" in results[3].error.rule
+
+
+async def test_delivery_address_and_order_writes(served: tuple[AccountViewSandbox, str]) -> None:
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    address = {
+        "SUB_NR": "10001",
+        "DEL_NAME": "Magazijn",
+        "ADDRESS1": "Havenweg 1",
+        "POST_CODE": "1234 AB",
+        "CITY": "Amsterdam",
+        "CNT_CODE": "NL",
+    }
+    order = {
+        "ORD_REF": "KOPPEL-1",
+        "RPL_INV": "10001",
+        "SO_LINE": [{"ART_CODE": "100001", "ORD_QTY": 1}, {"ART_CODE": "100002", "ORD_QTY": 3}],
+    }
+    try:
+        [new_address] = await connector.write("delivery_addresses", [address])
+        assert new_address.ok and new_address.created
+        order["DEL_CODE"] = new_address.target_id
+        [first] = await connector.write("sales_orders", [order])
+        [again] = await connector.write("sales_orders", [{**order, "COMMENT1": "Opnieuw"}])
+        [found] = await connector.lookup("sales_orders", "ORD_REF", ["KOPPEL-1"])
+    finally:
+        await connector.aclose()
+    assert first.created and not again.created and again.target_id == first.target_id
+    assert found["COMMENT1"] == "Opnieuw" and len(found["SO_LINE"]) == 2
+    assert len(sandbox.rows("SO_HDR", ORD_REF="KOPPEL-1")) == 1
+
+
+async def test_full_last_page_then_empty_page_ends(served: tuple[AccountViewSandbox, str]) -> None:
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    try:
+        pages = [page async for page in connector.read("vat_codes", page_size=5)]
+        calls = connector.client.calls.by_kind()
+    finally:
+        await connector.aclose()
+    assert [len(p) for p in pages] == [5]
+    assert calls["GET accountviewdata VA1"] == 2
+
+
+async def test_read_since_returns_changed_rows(served: tuple[AccountViewSandbox, str]) -> None:
+    sandbox, url = served
+    before = datetime.strptime(sandbox.now(), "%Y-%m-%dT%H:%M:%S")
+    sandbox.edit("ART_GRP", "G002", {"AG_DESC": "Gewijzigd door gebruiker"})
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    try:
+        rows = [r async for page in connector.read("article_groups", since=before) for r in page]
+    finally:
+        await connector.aclose()
+    assert "G002" in {r["AG_CODE"] for r in rows}
+    assert all(r["CNG_DATE"] >= before.strftime("%Y-%m-%dT%H:%M:%S") for r in rows)
+
+
+@pytest.mark.slow
+async def test_reads_100k_articles_completely() -> None:
+    sandbox = AccountViewSandbox()
+    sandbox.generate(100_000)
+    with SandboxServer(sandbox.asgi_app()) as server:
+        connector = AccountViewConnector(sandbox.credentials(server.url), limits=FAST)
+        try:
+            ids = [
+                r["REC_ID"]
+                async for page in connector.read("articles", page_size=1000)
+                for r in page
+            ]
+            calls = connector.client.calls.total
+        finally:
+            await connector.aclose()
+    assert len(ids) == len(set(ids)) == 100_000
+    assert calls == 101  # 100 full pages and the empty one that ends the read
