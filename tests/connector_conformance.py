@@ -87,13 +87,15 @@ def conformance_suite(harness: ConnectorHarness) -> type:
 
     class ConformanceSuite:
         @pytest.fixture(scope="class")
-        def small(self) -> Iterator[tuple[Sandbox, str]]:
+        @staticmethod
+        def small() -> Iterator[tuple[Sandbox, str]]:
             sandbox = harness.make_sandbox(60)
             with served(sandbox) as url:
                 yield sandbox, url
 
         @pytest.fixture(scope="class")
-        def large(self) -> Iterator[tuple[Sandbox, str]]:
+        @staticmethod
+        def large() -> Iterator[tuple[Sandbox, str]]:
             sandbox = harness.make_sandbox(harness.large_rows)
             with served(sandbox) as url:
                 yield sandbox, url
@@ -131,6 +133,26 @@ def conformance_suite(harness: ConnectorHarness) -> type:
                         assert spec.id_field in row, f"{entity}: row without {spec.id_field}"
             finally:
                 await connector.aclose()
+
+        async def test_read_resumes_after_a_record(self, small: tuple[Sandbox, str]) -> None:
+            sandbox, url = small
+            entity = harness.paging_entity
+            connector = harness.make_connector(sandbox, url)
+            try:
+                everything = [
+                    id_of(connector, entity, r) for r in await read_all(connector, entity)
+                ]
+                pages = connector.read(entity, page_size=10)
+                first = await anext(pages)
+                await pages.aclose()
+                resumed: list[str] = []
+                after = id_of(connector, entity, first[-1])
+                async for page in connector.read(entity, after=after, page_size=10):
+                    resumed.extend(id_of(connector, entity, r) for r in page)
+            finally:
+                await connector.aclose()
+            head = [id_of(connector, entity, r) for r in first]
+            assert head + resumed == everything
 
         async def test_creates_then_updates_by_key(self, small: tuple[Sandbox, str]) -> None:
             sandbox, url = small

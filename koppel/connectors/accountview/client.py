@@ -257,10 +257,12 @@ class AccountViewClient(ApiClient):
         match_any: bool = False,
         fields: Sequence[str] | None = None,
         page_size: int = 100,
+        after: str | None = None,
     ) -> AsyncIterator[dict[str, list[Record]]]:
         """Every page (table-keyed, detail tables beside the main one), keyset paged on lastKey.
 
         Stops on a short page; a full last page is followed by one empty answer, not yielded.
+        `after` starts after that key, as a resumed run does.
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         base: dict[str, str] = {"BusinessObject": business_object, "PageSize": str(page_size)}
@@ -271,7 +273,7 @@ class AccountViewClient(ApiClient):
         if fields:
             base["Fields"] = ",".join(fields)
         guard = PageGuard(f"AccountView {business_object}", self.limits.max_pages)
-        last_key: str | None = None
+        last_key: str | None = after
         while True:
             params = dict(base) if last_key is None else {**base, "lastKey": last_key}
             response = await self.send(

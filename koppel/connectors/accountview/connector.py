@@ -145,19 +145,25 @@ class AccountViewConnector:
     # -- reading -----------------------------------------------------------------------------
 
     async def read(
-        self, entity: str, *, since: datetime | None = None, page_size: int | None = None
+        self,
+        entity: str,
+        *,
+        since: datetime | None = None,
+        after: str | None = None,
+        page_size: int | None = None,
     ) -> AsyncIterator[list[Record]]:
-        """Every record (changed on or after `since`, by CNG_DATE), in key order, page by page."""
+        """Every record (changed on or after `since`, by CNG_DATE), in key order, page by page;
+        `after` resumes after the record with that key (lastKey)."""
         ent = self._entity(entity)
         filters: list[Filter] = []
         if since is not None:
             local = since.astimezone(AV_TIMEZONE) if since.tzinfo else since
             filters.append(Filter("CNG_DATE", foxpro_datetime(local), "DateOnOrAfterDate", "T"))
-        async for page in self._pages(ent, filters, page_size or DEFAULT_PAGE_SIZE):
+        async for page in self._pages(ent, filters, page_size or DEFAULT_PAGE_SIZE, after):
             yield page
 
     async def _pages(
-        self, ent: _Entity, filters: Sequence[Filter], page_size: int
+        self, ent: _Entity, filters: Sequence[Filter], page_size: int, after: str | None = None
     ) -> AsyncIterator[list[Record]]:
         key = ent.spec.id_field if ent.table != "CONTACT" else "SUB_NR"
         async for body in self.client.pages(
@@ -166,6 +172,7 @@ class AccountViewConnector:
             key_field=key,
             filters=filters,
             page_size=page_size,
+            after=after,
         ):
             yield _records(ent, body)
 
