@@ -126,11 +126,18 @@ class FaultMiddleware:
             return
         config = self._config
         kind = self.kind_of(scope)
-        status_box: dict[str, int] = {"status": 0}
+        logged = False
+
+        def record(status: int) -> None:
+            # Logged before the response leaves, so a client that got an answer sees its call.
+            nonlocal logged
+            if not logged:
+                logged = True
+                self.log.record(LoggedRequest(scope["method"], scope["path"], kind, status))
 
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_box["status"] = int(message["status"])
+                record(int(message["status"]))
             await send(message)
 
         try:
@@ -138,15 +145,15 @@ class FaultMiddleware:
                 await asyncio.sleep(config.latency_ms / 1000)
             fault = self._draw(config)
             if fault == "drop":
-                await self._handle_then_drop(scope, receive, send, status_box)
+                record(-1)
+                await self._handle_then_drop(scope, receive, send)
                 return
             if fault is not None:
                 await fault(logging_send)
                 return
             await self.app(scope, receive, logging_send)
         finally:
-            entry = LoggedRequest(scope["method"], scope["path"], kind, status_box["status"])
-            self.log.record(entry)
+            record(0)
 
     def _draw(self, config: FaultConfig) -> Any:
         if config.rate_limit_per_s is not None and not self._limiter.allow(config.rate_limit_per_s):
@@ -177,9 +184,7 @@ class FaultMiddleware:
         await asyncio.sleep(self._config.timeout_s)
         await _send_json(send, 504, b'{"error":"injected gateway timeout"}')
 
-    async def _handle_then_drop(
-        self, scope: Scope, receive: Receive, send: Send, status_box: dict[str, int]
-    ) -> None:
+    async def _handle_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request, swallow its response and cut the connection mid-response."""
         start: dict[str, Any] = {}
 
@@ -188,7 +193,6 @@ class FaultMiddleware:
                 start.update(message)
 
         await self.app(scope, receive, swallow)
-        status_box["status"] = -1
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", b"1000"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
