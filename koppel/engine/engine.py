@@ -1,0 +1,455 @@
+"""Durable flow runs on DBOS: one workflow per run, one checkpoint per batch.
+
+DBOS is a process-wide singleton, so there is at most one started ``Engine`` per process. The
+run workflow below is registered with DBOS at import time (DBOS needs every workflow before
+launch); it finds the jobs through the engine that is started in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID, WorkflowHandleAsync
+from dbos import error as dbos_error
+from sqlalchemy import make_url
+
+from koppel.engine._executor_lock import ExecutorLock
+from koppel.engine.errors import EngineError, RunInterrupted, UnknownJob
+from koppel.engine.jobs import (
+    BatchJob,
+    BatchProgress,
+    FlowSchedule,
+    JobFactory,
+    JsonState,
+    ProgressCallback,
+    RunSummary,
+    ScheduleSource,
+    checked_state,
+    flow_key,
+)
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger(__name__)
+
+RUN_QUEUE = "koppel_runs"
+RUN_WORKFLOW = "koppel_run"
+PROGRESS_STREAM = "progress"
+# DBOS recovers a pending workflow only on the application version it started on. The run
+# workflow is a generic loop, so flows may change freely; bump this only when the sequence of
+# steps the workflow takes changes, and let the old version's runs drain first.
+WORKFLOW_VERSION = "koppel-engine-1"
+_ACTIVE_STATUSES = ["ENQUEUED", "PENDING", "DELAYED"]
+
+_active_engine: Engine | None = None
+
+
+class _HideExpectedCancellation(logging.Filter):
+    """Drops DBOS's warning about a cancelled workflow task while we are stopping: that
+    cancellation is how a graceful stop leaves runs pending, not a problem to report."""
+
+    def __init__(self, stopping: asyncio.Event) -> None:
+        super().__init__()
+        self._stopping = stopping
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            self._stopping.is_set() and record.getMessage().startswith("Asyncio task cancelled")
+        )
+
+
+class RunFailed(Exception):
+    """Raised inside the run workflow so that DBOS records the run as failed.
+
+    Carries only a message: exceptions are pickled into the system database, and a plain string
+    always survives that, while a connector's exception object may not.
+    """
+
+
+class Engine:
+    """Registers jobs, runs them durably, schedules them, and stops gracefully.
+
+    ``database_url`` is the DBOS system database: ``sqlite:///path`` or ``postgresql://...``;
+    by default ``<home>/dbos.sqlite``. ``concurrency`` caps the runs in progress at once across
+    all workers; runs of one flow never overlap. ``executor_id`` names this process for
+    recovery: every process that shares a PostgreSQL system database needs its own, stable id
+    (a process recovers the runs left pending under its id). ``poll_seconds`` is how often the
+    queue and the progress streams are polled. ``log_level`` is DBOS's. With ``handle_signals``
+    SIGTERM and SIGINT stop the engine gracefully; turn it off where the host (e.g. uvicorn)
+    owns the signals, and call ``shutdown()`` from its lifespan instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        home: Path = Path(".koppel"),
+        concurrency: int = 4,
+        executor_id: str = "local",
+        poll_seconds: float = 0.5,
+        log_level: str = "WARNING",
+        handle_signals: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self._database_url = database_url or f"sqlite:///{(home / 'dbos.sqlite').resolve()}"
+        self._concurrency = concurrency
+        self._executor_id = executor_id
+        self._poll_seconds = poll_seconds
+        self._log_level = log_level
+        self._handle_signals = handle_signals
+        self._factories: dict[str, JobFactory] = {}
+        self._started = False
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._scheduler: asyncio.Task[None] | None = None
+        self._lock: ExecutorLock | None = None
+        self._shutting_down = False
+        self._log_filter = _HideExpectedCancellation(self._stopping)
+        self._shutdown_task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.shutdown()
+
+    @property
+    def database_url(self) -> str:
+        """The system database URL with any password masked, for display."""
+        return make_url(self._database_url).render_as_string(hide_password=True)
+
+    def register(self, name: str, factory: JobFactory) -> None:
+        """Make job ``name`` runnable; ``factory(args)`` builds the job for one run."""
+        if self._started:
+            raise EngineError(
+                f"job {name!r}: register jobs before start(), so that recovered runs find them"
+            )
+        if not name or ":" in name:
+            raise ValueError(f"job name {name!r} must be non-empty and contain no ':'")
+        if name in self._factories:
+            raise EngineError(f"job {name!r} is already registered")
+        self._factories[name] = factory
+
+    async def start(self) -> None:
+        """Launch DBOS in this event loop; runs left pending by this executor resume now."""
+        global _active_engine
+        if _active_engine is not None:
+            raise EngineError("an engine is already started in this process")
+        if self._started:
+            raise EngineError("this engine was already started; create a new one")
+        url = make_url(self._database_url)
+        if url.get_backend_name() == "sqlite":
+            Path(url.database or "dbos.sqlite").parent.mkdir(parents=True, exist_ok=True)
+        else:
+            # The lock below needs the database to exist before DBOS.launch() would create it.
+            await asyncio.to_thread(DBOS.migrate, self._database_url)
+        self._lock = ExecutorLock.acquire(self._database_url, self._executor_id)
+        config: DBOSConfig = {
+            "name": "koppel",
+            "system_database_url": self._database_url,
+            "application_version": WORKFLOW_VERSION,
+            "executor_id": self._executor_id,
+            "log_level": self._log_level,
+            "notification_listener_polling_interval_sec": self._poll_seconds,
+        }
+        _active_engine = self
+        self._started = True
+        logging.getLogger("dbos").addFilter(self._log_filter)
+        try:
+            DBOS(config=config)
+            # Launched from inside the running loop so DBOS runs our async workflows on it:
+            # jobs share the caller's loop (httpx clients, progress callbacks).
+            DBOS.launch()
+            await DBOS.register_queue_async(
+                RUN_QUEUE,
+                global_concurrency=self._concurrency,
+                partition_concurrency=1,
+                polling_interval_sec=self._poll_seconds,
+                on_conflict="always_update",
+            )
+        except BaseException:
+            await self._release_dbos()
+            raise
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.request_stop)
+
+    async def submit(self, job: str, args: str = "") -> str:
+        """Queue a run of ``job`` and return its run id; it starts once its flow is free."""
+        self._require_running()
+        self._job(job, args)  # bad arguments fail here, in the caller, not later in the run
+        run_id = f"{job}-{uuid.uuid4().hex}"
+        return await self._enqueue(run_id, job, args)
+
+    async def wait(self, run_id: str, on_progress: ProgressCallback | None = None) -> RunSummary:
+        """Wait for a run to end, calling ``on_progress`` after each recorded batch.
+
+        Works for a run executed by any process sharing the system database. Raises
+        ``RunInterrupted`` if this engine is asked to stop first.
+        """
+        self._require_running()
+        status = await DBOS.get_workflow_status_async(run_id)
+        if status is None or status.name != RUN_WORKFLOW or status.input is None:
+            raise EngineError(f"no run with id {run_id!r}")
+        job, args = status.input["args"]
+        outcome = asyncio.ensure_future(self._follow(run_id, job, args, on_progress))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({outcome, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not outcome.done():
+            outcome.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outcome
+            # Raised only once the stop is complete, so the caller may simply exit.
+            await self._stopped.wait()
+            raise RunInterrupted(run_id)
+        return outcome.result()
+
+    async def run_now(
+        self, job: str, args: str = "", on_progress: ProgressCallback | None = None
+    ) -> RunSummary:
+        """Run ``job`` now and wait for it (after any run of the same flow in progress)."""
+        return await self.wait(await self.submit(job, args), on_progress)
+
+    async def start_worker(
+        self, schedules: ScheduleSource | None = None, *, tick_seconds: float = 1.0
+    ) -> None:
+        """Start the engine (if needed) and, given ``schedules``, the scheduler loop.
+
+        Returns at once; ``wait_stopped()`` returns after a stop (SIGTERM, SIGINT or
+        ``request_stop()``) has been carried out.
+        """
+        if not self._started:
+            await self.start()
+        if schedules is not None and self._scheduler is None:
+            self._scheduler = asyncio.create_task(self._schedule_loop(schedules, tick_seconds))
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop: runs finish their current batch, then the engine shuts down.
+
+        A second request cuts the batches in flight at once; they run again on resume. Safe to
+        call from a signal handler running in the engine's loop.
+        """
+        if not self._started or self._stopped.is_set():
+            return
+        if self._stopping.is_set():
+            for task in self._running.values():
+                task.cancel()
+            return
+        self._stopping.set()
+        # Kept referenced: the loop holds tasks only weakly.
+        self._shutdown_task = asyncio.get_running_loop().create_task(self.shutdown())
+
+    async def wait_stopped(self) -> None:
+        """Return once the engine has shut down."""
+        await self._stopped.wait()
+
+    async def shutdown(self, grace_seconds: float = 300.0) -> None:
+        """Stop gracefully: no new runs or batches start, batches in flight finish and are
+        recorded (up to ``grace_seconds``, then they are cut and will run again), and the
+        unfinished runs stay pending to resume on the next start."""
+        if not self._started or self._stopped.is_set():
+            return
+        if self._shutting_down:
+            await self._stopped.wait()
+            return
+        self._shutting_down = True
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+        tasks = list(self._running.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        await self._release_dbos()
+        self._stopped.set()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if not self._started or self._stopped.is_set():
+            raise EngineError("the engine is not running: call start() first")
+
+    def _require_job(self, job: str) -> None:
+        if job not in self._factories:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise UnknownJob(f"job {job!r} is not registered (registered: {known})")
+
+    async def _release_dbos(self) -> None:
+        global _active_engine
+        # destroy() joins DBOS's threads; off the loop, so tasks they hand to it can finish.
+        await asyncio.to_thread(DBOS.destroy)
+        # DBOS made its own thread pool this loop's default executor and has just shut it
+        # down; give the loop a live one back for whoever runs on it after us.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
+        logging.getLogger("dbos").removeFilter(self._log_filter)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        _active_engine = None
+
+    async def _enqueue(self, run_id: str, job: str, args: str) -> str:
+        with SetWorkflowID(run_id), SetEnqueueOptions(queue_partition_key=flow_key(job, args)):
+            handle = await DBOS.enqueue_workflow_async(RUN_QUEUE, _run_workflow, job, args)
+        return handle.get_workflow_id()
+
+    async def _follow(
+        self, run_id: str, job: str, args: str, on_progress: ProgressCallback | None
+    ) -> RunSummary:
+        last: BatchProgress | None = None
+        async for item in DBOS.read_stream_async(
+            run_id, PROGRESS_STREAM, polling_interval_sec=self._poll_seconds
+        ):
+            last = BatchProgress.from_json(item)
+            if on_progress is not None:
+                on_progress(last)
+        batches = last.batch if last else 0
+        totals = dict(last.totals) if last else {}
+        handle: WorkflowHandleAsync[dict[str, Any]] = await DBOS.retrieve_workflow_async(run_id)
+        try:
+            result: Mapping[str, Any] = await handle.get_result()
+        except dbos_error.DBOSAwaitedWorkflowCancelledError:
+            return RunSummary(run_id, job, args, "cancelled", batches, totals, "cancelled")
+        except Exception as error:  # the run's own failure, recorded by DBOS
+            return RunSummary(run_id, job, args, "failed", batches, totals, str(error))
+        return RunSummary(
+            run_id, job, args, "completed", int(result["batches"]), dict(result["counts"])
+        )
+
+    async def _schedule_loop(self, schedules: ScheduleSource, tick_seconds: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._schedule_due(list(await schedules()))
+            except Exception:
+                logger.exception("scheduler tick failed; retrying at the next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), tick_seconds)
+
+    async def _schedule_due(self, schedules: list[FlowSchedule]) -> None:
+        """Queue one run per flow and interval slot, unless the flow has a run waiting or going.
+
+        The run id is derived from the slot, so several workers ticking at once queue it once.
+        """
+        if not schedules:
+            return
+        active = await DBOS.list_workflows_async(
+            status=_ACTIVE_STATUSES, queue_name=RUN_QUEUE, load_input=False, load_output=False
+        )
+        busy = {status.queue_partition_key for status in active}
+        now = time.time()
+        for schedule in schedules:
+            key = flow_key(schedule.job, schedule.args)
+            if key in busy or schedule.job not in self._factories:
+                if schedule.job not in self._factories:
+                    logger.warning("schedule of flow %r names an unregistered job", key)
+                continue
+            slot = int(now // schedule.every_seconds)
+            digest = uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:12]
+            run_id = f"{schedule.job}-{digest}-every{schedule.every_seconds:g}s-{slot}"
+            await self._enqueue(run_id, schedule.job, schedule.args)
+
+    def _job(self, name: str, args: str) -> BatchJob:
+        self._require_job(name)
+        return self._factories[name](args)
+
+    def _check_stop(self) -> None:
+        """Between steps: if stopping, end this execution without recording an outcome.
+
+        DBOS treats a cancelled workflow task as interrupted, not failed: the run stays
+        pending and the next start of this executor resumes it after the last recorded step.
+        """
+        if self._stopping.is_set():
+            raise asyncio.CancelledError
+
+
+def _engine() -> Engine:
+    if _active_engine is None:
+        raise EngineError("a run was dispatched with no engine started in this process")
+    return _active_engine
+
+
+@DBOS.workflow(name=RUN_WORKFLOW)
+async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
+    """One flow run: ``start``, then ``run_batch`` until done, then ``finish``; every call a
+    step, so every completed batch is a checkpoint."""
+    engine = _engine()
+    run_id = DBOS.workflow_id
+    assert run_id is not None
+    task = asyncio.current_task()
+    assert task is not None
+    engine._running[run_id] = task
+    try:
+        try:
+            job = engine._job(job_name, args)
+            engine._check_stop()
+            state = await DBOS.run_step_async({"name": "start"}, _start_step, job, run_id, job_name)
+        except Exception as error:
+            raise RunFailed(
+                f"run {run_id}: job {job_name!r} could not start: {type(error).__name__}: {error}"
+            ) from None
+        totals: dict[str, int] = {}
+        batch = 0
+        done = False
+        while not done:
+            engine._check_stop()
+            batch += 1
+            try:
+                outcome = await DBOS.run_step_async(
+                    {"name": "batch"}, _batch_step, job, run_id, state, f"{job_name} batch {batch}"
+                )
+            except Exception as error:
+                engine._check_stop()
+                await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, True)
+                raise RunFailed(
+                    f"run {run_id}: job {job_name!r} batch {batch} failed: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+            state, done, counts = outcome["state"], outcome["done"], outcome["counts"]
+            for outcome_name, count in counts.items():
+                totals[outcome_name] = totals.get(outcome_name, 0) + count
+            progress = BatchProgress(run_id, batch, counts, totals, done)
+            await DBOS.write_stream_async(PROGRESS_STREAM, progress.to_json())
+        engine._check_stop()
+        await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, False)
+        await DBOS.close_stream_async(PROGRESS_STREAM)
+        return {"batches": batch, "counts": totals}
+    finally:
+        engine._running.pop(run_id, None)
+
+
+async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:
+    return checked_state(await job.start(run_id), f"job {job_name!r} start")
+
+
+async def _batch_step(job: BatchJob, run_id: str, state: JsonState, where: str) -> dict[str, Any]:
+    """Run one batch; its checkpoint is plain data, so a resume never depends on our classes."""
+    result = await job.run_batch(run_id, state)
+    return {
+        "state": checked_state(result.state, where),
+        "done": bool(result.done),
+        "counts": {str(name): int(count) for name, count in result.counts.items()},
+    }
