@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     payload_excerpts: bool = Field(
         default=True, description="keep an excerpt of each record's payload in the activity log"
     )
+    engine_database_url: str | None = Field(
+        default=None,
+        description="the durable engine's (DBOS) system database; unset means the SQLite file "
+        "{home}/dbos.sqlite. Use PostgreSQL when several workers share the load",
+    )
+    worker_id: str = Field(
+        default="local",
+        description="this process's name for run recovery; every worker sharing a PostgreSQL "
+        "engine database needs its own, stable id",
+    )
 
     @property
     def store_url(self) -> str:

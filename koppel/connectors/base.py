@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -372,7 +372,7 @@ class Connector(Protocol):
         since: datetime | None = None,
         after: str | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[list[Record]]:
+    ) -> AsyncGenerator[list[Record], None]:
         """Every record changed at or after `since`, one list per page, in `id_field` order.
 
         `after` resumes after the record with that id (exclusive): a run that was interrupted

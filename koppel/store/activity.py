@@ -348,13 +348,17 @@ class DeadLetterRepository:
         status: DeadLetterStatus | None = None,
         limit: int = 100,
         offset: int = 0,
+        after_id: int | None = None,
     ) -> list[DeadLetter]:
+        """Entries in id order; `after_id` pages by id, which stays right while entries change."""
         query = select(DeadLetterRow).where(
             DeadLetterRow.flow_id == flow_id,
             self._context.in_tenant_flows(DeadLetterRow.flow_id),
         )
         if status is not None:
             query = query.where(DeadLetterRow.status == status.value)
+        if after_id is not None:
+            query = query.where(DeadLetterRow.id > after_id)
         with self._context.read() as session:
             rows = session.scalars(query.order_by(DeadLetterRow.id).limit(limit).offset(offset))
             return [_dead_letter(row) for row in rows]

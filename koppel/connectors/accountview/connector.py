@@ -9,7 +9,7 @@ failure first looks the record up by its natural key (MAIL_BUS, the address, ORD
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -151,7 +151,7 @@ class AccountViewConnector:
         since: datetime | None = None,
         after: str | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[list[Record]]:
+    ) -> AsyncGenerator[list[Record], None]:
         """Every record (changed on or after `since`, by CNG_DATE), in key order, page by page;
         `after` resumes after the record with that key (lastKey)."""
         ent = self._entity(entity)

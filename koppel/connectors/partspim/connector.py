@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +93,7 @@ class PartsPimConnector:
         since: datetime | None = None,
         after: str | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[list[Record]]:
+    ) -> AsyncGenerator[list[Record], None]:
         """Records changed at or after `since`, in id order, starting after id `after`.
 
         The API walks ids, so each record comes at most once per listing; one changed behind the

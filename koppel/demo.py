@@ -1,0 +1,105 @@
+"""Both sandboxes running in this process, and the integration file that connects them.
+
+`koppel demo` uses this to show the platform working without any outside system; the end-to-end
+tests use it to run real flows over real HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from koppel.sandbox.accountview import AccountViewSandbox
+from koppel.sandbox.common import FaultConfig, SandboxServer
+from koppel.sandbox.partspim import PartsPimSandbox
+
+Progress = Callable[[str, int, int], None]
+
+DEMO_FLOWS: dict[str, dict[str, Any]] = {
+    "products": {"from": "pim", "to": "av", "entity": "products", "schedule": "60s"},
+}
+
+
+@dataclass
+class DemoSandboxes:
+    partspim: PartsPimSandbox
+    accountview: AccountViewSandbox
+    partspim_url: str
+    accountview_url: str
+
+    def integration(
+        self,
+        flows: dict[str, dict[str, Any]] | None = None,
+        *,
+        tenant: str = "demo",
+        name: str = "demo-pim-av",
+        settings: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """An integration document (the shape of an integration file) for these sandboxes."""
+        pim = self.partspim.credentials(self.partspim_url)
+        av = self.accountview.credentials(self.accountview_url)
+        av_credentials = {
+            "client_id": av["client_id"],
+            "client_secret": av["client_secret"],
+            "company_id": av["company_id"],
+            "refresh_token": av["refresh_token"],
+            "access_token": av["access_token"],
+            "expires_at": time.time() + float(av["expires_in"]),
+        }
+        return {
+            "tenant": tenant,
+            "integration": name,
+            "connections": {
+                "pim": {
+                    "application": "partspim",
+                    "base_url": pim["base_url"],
+                    "credentials": {"api_key": pim["api_key"]},
+                    "options": dict(options or {}),
+                },
+                "av": {
+                    "application": "accountview",
+                    "base_url": av["base_url"],
+                    "credentials": av_credentials,
+                    "options": dict(options or {}),
+                },
+            },
+            "settings": dict(settings or {}),
+            "flows": flows if flows is not None else DEMO_FLOWS,
+        }
+
+
+@contextmanager
+def running_sandboxes(
+    products: int,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    partspim_faults: FaultConfig | None = None,
+    accountview_faults: FaultConfig | None = None,
+) -> Iterator[DemoSandboxes]:
+    """Parts Pim with `products` generated products and an AccountView company, both served.
+
+    AccountView starts with its reference data (VAT codes, payment conditions, employees) but
+    without articles, as a company that has not been connected yet.
+    """
+    partspim = PartsPimSandbox(faults=partspim_faults, seed=seed)
+    accountview = AccountViewSandbox(faults=accountview_faults, seed=seed)
+
+    def report(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(name, done, total)
+
+    partspim.generate(products, seed=seed, progress=report("Parts Pim"))
+    accountview.generate(0, seed=seed, progress=report("AccountView"))
+    with ExitStack() as stack:
+        pim_server = stack.enter_context(SandboxServer(partspim.asgi_app()))
+        av_server = stack.enter_context(SandboxServer(accountview.asgi_app()))
+        yield DemoSandboxes(partspim, accountview, pim_server.url, av_server.url)
+
+
+__all__ = ["DEMO_FLOWS", "DemoSandboxes", "running_sandboxes"]

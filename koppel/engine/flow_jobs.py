@@ -1,0 +1,216 @@
+"""A flow run as the engine drives it: phases of batches, each batch one page of source records.
+
+A batch reads one page after the last record the previous batch finished (keyset `after`), so a
+run that was killed resumes where its last recorded batch ended. The cursor (`since`) moves only
+when the whole run is done, and to the time the run *started* (less a margin for clock skew):
+a record changed while the run was paging is read again next time rather than lost. Records seen
+twice cost nothing: their content hash matches their link and they are skipped.
+
+The last phase retries dead letters: those whose backoff has passed in a normal run, all of
+them in a replay. Either way they are read again from the source and go through the current
+mapping and settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from koppel.connectors.base import Record
+from koppel.engine import BatchResult, JsonState
+from koppel.flows.products import (
+    CATEGORIES,
+    CATEGORY_LOG_PREFIX,
+    PRODUCTS,
+    CategorySync,
+    ProductSync,
+)
+from koppel.flows.runtime import FlowRuntime
+from koppel.store import DeadLetterStatus, RunStatus, Store
+
+DEAD_LETTERS = "dead_letters"
+FLOW_JOB = "flow"
+REPLAY_JOB = "replay"
+
+PHASES: dict[str, list[str]] = {
+    PRODUCTS: [CATEGORIES, PRODUCTS],
+    CATEGORIES: [CATEGORIES],
+}
+
+
+class RecordSync(Protocol):
+    async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]: ...
+
+
+def _sync_for(runtime: FlowRuntime, phase: str) -> RecordSync:
+    if phase == CATEGORIES:
+        return CategorySync(runtime)
+    if phase == PRODUCTS:
+        return ProductSync(runtime)
+    raise LookupError(f"the {runtime.flow.entity} flow has no phase {phase!r}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FlowJob:
+    """One run of one flow. Built anew on every resume, so it holds nothing but its arguments."""
+
+    def __init__(self, store: Store, flow_id: int, *, replay: bool = False) -> None:
+        self.store = store
+        self.flow_id = flow_id
+        self.replay = replay
+        self._runtime: FlowRuntime | None = None
+        self._syncs: dict[str, RecordSync] = {}
+
+    @property
+    def runtime(self) -> FlowRuntime:
+        if self._runtime is None:
+            self._runtime = FlowRuntime.open(self.store, self.flow_id)
+        return self._runtime
+
+    def _sync(self, phase: str) -> RecordSync:
+        if phase not in self._syncs:
+            self._syncs[phase] = _sync_for(self.runtime, phase)
+        return self._syncs[phase]
+
+    async def start(self, run_id: str) -> JsonState:
+        runtime = self.runtime
+        if runtime.flow.entity not in PHASES:
+            raise LookupError(f"flows of {runtime.flow.entity} cannot run yet")
+        self.store.runs.start(self.flow_id, run_id=run_id)
+        cursor = self.store.cursors.get(self.flow_id)
+        started = _now() - timedelta(seconds=runtime.cursor_margin_s)
+        phases = [DEAD_LETTERS] if self.replay else [*PHASES[runtime.flow.entity], DEAD_LETTERS]
+        return {
+            "phases": phases,
+            "phase": 0,
+            "since": cursor.value if cursor and not self.replay else None,
+            "after": None,
+            "started": started.isoformat(),
+            "api_calls": 0,
+        }
+
+    async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
+        runtime = self.runtime
+        calls_before = runtime.api_calls()
+        phase = state["phases"][state["phase"]]
+        if phase == DEAD_LETTERS:
+            counts, after = await self._retry_dead_letters(run_id, state)
+        else:
+            counts, after = await self._read_and_sync(run_id, phase, state)
+        next_state = dict(state)
+        next_state["api_calls"] = state["api_calls"] + runtime.api_calls() - calls_before
+        if after is None:
+            next_state["phase"] = state["phase"] + 1
+            next_state["after"] = None
+        else:
+            next_state["after"] = after
+        done = next_state["phase"] >= len(state["phases"])
+        return BatchResult(next_state, done, counts)
+
+    async def _read_and_sync(
+        self, run_id: str, phase: str, state: JsonState
+    ) -> tuple[dict[str, int], str | None]:
+        """One page of the phase's source entity; `after` is None once the source is exhausted."""
+        runtime = self.runtime
+        entity = runtime.source_entity(phase)
+        since = datetime.fromisoformat(state["since"]) if state["since"] else None
+        pages = runtime.source.read(
+            entity, since=since, after=state["after"], page_size=runtime.page_size
+        )
+        try:
+            records: list[Record] = await anext(pages, [])
+        finally:
+            await pages.aclose()
+        if not records:
+            return {}, None
+        counts = await self._sync(phase).sync(run_id, records)
+        id_field = runtime.source.entities[entity].id_field
+        return counts, str(records[-1][id_field])
+
+    async def _retry_dead_letters(
+        self, run_id: str, state: JsonState
+    ) -> tuple[dict[str, int], str | None]:
+        """One page of pending dead letters, read again from the source and synced."""
+        runtime = self.runtime
+        after_id = int(state["after"]) if state["after"] else None
+        letters = self.store.dead_letters.list(
+            self.flow_id,
+            status=DeadLetterStatus.PENDING,
+            limit=runtime.page_size,
+            after_id=after_id,
+        )
+        if not letters:
+            return {}, None
+        cutoff = datetime.fromisoformat(state["started"])
+        due = [d for d in letters if self.replay or _aware(d.next_attempt_at) <= cutoff]
+        by_phase: dict[str, list[str]] = {}
+        for letter in due:
+            phase, _ = _phase_of(runtime.flow.entity, letter.source_key)
+            by_phase.setdefault(phase, []).append(letter.source_key)
+        counts: dict[str, int] = {}
+        for phase, logged_keys in by_phase.items():
+            for kind, number in (await self._retry(run_id, phase, logged_keys)).items():
+                counts[kind] = counts.get(kind, 0) + number
+        return counts, str(letters[-1].id)
+
+    async def _retry(self, run_id: str, phase: str, logged_keys: list[str]) -> dict[str, int]:
+        """Read these records again and sync them; those gone from the source are abandoned."""
+        runtime = self.runtime
+        entity = runtime.source_entity(phase)
+        record_ids = {k: _phase_of(runtime.flow.entity, k)[1].split("/")[0] for k in logged_keys}
+        records = await runtime.source.lookup(entity, "id", sorted(set(record_ids.values())))
+        found = {str(r["id"]) for r in records}
+        counts: dict[str, int] = {}
+        gone = [k for k, record_id in record_ids.items() if record_id not in found]
+        if gone:
+            self.store.dead_letters.resolve_many(
+                self.flow_id, gone, status=DeadLetterStatus.ABANDONED
+            )
+            counts["abandoned"] = len(gone)
+        if records:
+            counts.update(await self._sync(phase).sync(run_id, records))
+        return counts
+
+    async def finish(self, run_id: str, state: JsonState, interrupted: bool) -> None:
+        runtime = self.runtime
+        try:
+            with self.store.transaction() as tx:
+                if not interrupted and not self.replay:
+                    tx.cursors.set(self.flow_id, state["started"])
+                counts = tx.outcomes.counts(run_id)
+                if interrupted:
+                    status, error = RunStatus.FAILED, "the run stopped on an error; see the log"
+                elif counts.get("failed"):
+                    status, error = RunStatus.PARTIAL, None
+                else:
+                    status, error = RunStatus.SUCCEEDED, None
+                tx.runs.finish(run_id, status, api_calls=int(state["api_calls"]), error=error)
+        finally:
+            await runtime.aclose()
+
+
+def _phase_of(entity: str, logged_key: str) -> tuple[str, str]:
+    """Which phase wrote a dead letter, and the record's key (`category:7` -> categories, 7)."""
+    if entity == PRODUCTS and logged_key.startswith(CATEGORY_LOG_PREFIX):
+        return CATEGORIES, logged_key.removeprefix(CATEGORY_LOG_PREFIX)
+    return entity, logged_key
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def flow_job_factory(store: Store, *, replay: bool = False) -> Any:
+    """The engine's factory: job arguments are the flow id."""
+
+    def factory(args: str) -> FlowJob:
+        return FlowJob(store, int(args), replay=replay)
+
+    return factory
+
+
+__all__ = ["DEAD_LETTERS", "FLOW_JOB", "PHASES", "REPLAY_JOB", "FlowJob", "flow_job_factory"]

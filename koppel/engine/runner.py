@@ -1,0 +1,67 @@
+"""The platform in one process: the store, the durable engine and the flow jobs, wired together.
+
+The CLI (sync, worker, replay, demo) and the tests all run flows through this one object, so a
+flow behaves the same whichever way it is started.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from koppel.engine.engine import Engine
+from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory
+from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
+from koppel.settings import Settings
+from koppel.store import Store
+
+
+class FlowRunner:
+    """Runs flows durably: on demand (`run`, `replay`) or on their schedules (`work`)."""
+
+    def __init__(self, store: Store, settings: Settings, *, handle_signals: bool = True) -> None:
+        self.store = store
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.engine = Engine(
+            database_url=settings.engine_database_url,
+            home=settings.home,
+            executor_id=settings.worker_id,
+            handle_signals=handle_signals,
+        )
+        self.engine.register(FLOW_JOB, flow_job_factory(store))
+        self.engine.register(REPLAY_JOB, flow_job_factory(store, replay=True))
+
+    async def __aenter__(self) -> FlowRunner:
+        await self.engine.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.engine.shutdown()
+
+    async def run(self, flow_id: int, on_progress: ProgressCallback | None = None) -> RunSummary:
+        """One run of the flow, waited for; a run of it already under way is waited for first."""
+        return await self.engine.run_now(FLOW_JOB, str(flow_id), on_progress)
+
+    async def replay(self, flow_id: int, on_progress: ProgressCallback | None = None) -> RunSummary:
+        """Every pending dead letter of the flow, read again and synced with today's mapping."""
+        return await self.engine.run_now(REPLAY_JOB, str(flow_id), on_progress)
+
+    async def schedules(self) -> list[FlowSchedule]:
+        """The enabled flows with a schedule, read anew on every tick of the worker."""
+        return [
+            FlowSchedule(FLOW_JOB, str(flow.id), float(flow.schedule_seconds))
+            for flow in self.store.flows.list()
+            if flow.enabled and flow.schedule_seconds
+        ]
+
+    async def work(self) -> None:
+        """Run every enabled flow on its schedule until a stop is requested (SIGTERM)."""
+        await self.engine.start_worker(self.schedules)
+        await self.engine.wait_stopped()
+
+
+__all__ = ["FlowRunner"]

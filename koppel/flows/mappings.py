@@ -1,0 +1,166 @@
+"""A flow's two mappings: the connectors' defaults (data files) with the flow's overrides merged on.
+
+Default mappings live beside each connector as `mappings/<entity>.get.yaml` (the application's
+record -> canonical) and `mappings/<entity>.send.yaml` (canonical -> the application's record),
+where `<entity>` is the canonical entity (products, categories, customers, orders, stock).
+A flow's stored mapping overrides them: `{"get": {...}, "send": {...}}`, each in the mapping format
+of docs/mapping.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from koppel.mapping import (
+    CompiledMapping,
+    MappingIssue,
+    MappingSpec,
+    Severity,
+    compile_mapping,
+    merge_mappings,
+    parse_mapping,
+    validate,
+)
+from koppel.model import Category, Customer, Order, Product, StockLevel
+from koppel.model.schema import RecordSchema, schema_from_model
+
+Side = Literal["get", "send"]
+
+CANONICAL_MODELS: dict[str, type[BaseModel]] = {
+    "products": Product,
+    "categories": Category,
+    "customers": Customer,
+    "orders": Order,
+    "stock": StockLevel,
+}
+
+RESOLVED = "resolved"
+"""Send-side mappings may read `resolved.*`: values the flow looked up in the target (e.g. the
+article-group code of a product's category), beside the canonical record's own fields."""
+
+# The connector entity that holds each canonical entity, per application.
+APPLICATION_ENTITIES: dict[str, dict[str, str]] = {
+    "partspim": {
+        "products": "products",
+        "categories": "categories",
+        "customers": "relations",
+        "orders": "orders",
+        "stock": "stock",
+    },
+    "accountview": {
+        "products": "articles",
+        "categories": "article_groups",
+        "customers": "debtors",
+        "orders": "sales_orders",
+        "stock": "articles",
+    },
+}
+
+
+class FlowSetupError(Exception):
+    """The flow cannot run as configured; the message says what to change."""
+
+
+def application_entity(application: str, entity: str) -> str:
+    try:
+        return APPLICATION_ENTITIES[application][entity]
+    except KeyError:
+        raise FlowSetupError(f"{application} has no {entity} to sync") from None
+
+
+def default_mapping(application: str, entity: str, side: Side) -> MappingSpec:
+    package = f"koppel.connectors.{application}"
+    resource = resources.files(package).joinpath("mappings", f"{entity}.{side}.yaml")
+    if not resource.is_file():
+        raise FlowSetupError(f"{application} ships no {side}-side mapping for {entity}")
+    return parse_mapping(resource.read_text(encoding="utf-8"))
+
+
+def canonical_schema(entity: str, *, with_resolved: bool = False) -> RecordSchema:
+    schema = schema_from_model(CANONICAL_MODELS[entity], name=f"canonical {entity}")
+    if not with_resolved:
+        return schema
+    return RecordSchema(schema.name, schema.fields, (*schema.open_paths, RESOLVED))
+
+
+@dataclass(frozen=True)
+class FlowMappings:
+    get_spec: MappingSpec
+    send_spec: MappingSpec
+    get: CompiledMapping
+    send: CompiledMapping
+
+
+def effective_spec(application: str, entity: str, side: Side, override: Any) -> MappingSpec:
+    spec = default_mapping(application, entity, side)
+    if override:
+        spec = merge_mappings(spec, parse_mapping(override))
+    return spec
+
+
+def flow_mappings(
+    *,
+    entity: str,
+    source_application: str,
+    source_schema: RecordSchema,
+    target_application: str,
+    target_schema: RecordSchema,
+    overrides: Mapping[str, Any],
+    tables: Mapping[str, Mapping[str, Any]] | None = None,
+) -> FlowMappings:
+    """Validate and compile both stages; every error found is in the one FlowSetupError."""
+    unknown = set(overrides) - {"get", "send"}
+    if unknown:
+        raise FlowSetupError(
+            f"mapping: unknown section(s) {', '.join(sorted(unknown))}; use 'get' and/or 'send'"
+        )
+    get_spec = effective_spec(source_application, entity, "get", overrides.get("get"))
+    send_spec = effective_spec(target_application, entity, "send", overrides.get("send"))
+    canonical = canonical_schema(entity)
+    issues = [
+        ("get", issue)
+        for issue in validate(get_spec, source_schema, canonical, tables=dict(tables or {}))
+    ]
+    issues += [
+        ("send", issue)
+        for issue in validate(
+            send_spec,
+            canonical_schema(entity, with_resolved=True),
+            target_schema,
+            tables=dict(tables or {}),
+        )
+    ]
+    errors = [(side, i) for side, i in issues if i.severity is Severity.ERROR]
+    if errors:
+        raise FlowSetupError(describe_issues(errors))
+    plain_tables = {k: dict(v) for k, v in (tables or {}).items()}
+    return FlowMappings(
+        get_spec,
+        send_spec,
+        compile_mapping(get_spec, target_schema=canonical, tables=plain_tables),
+        compile_mapping(send_spec, target_schema=target_schema, tables=plain_tables),
+    )
+
+
+def describe_issues(issues: list[tuple[str, MappingIssue]]) -> str:
+    lines = [f"mapping.{side}: {issue.field}: {issue.message}" for side, issue in issues]
+    return "the flow's mapping has errors:\n" + "\n".join(lines)
+
+
+__all__ = [
+    "APPLICATION_ENTITIES",
+    "CANONICAL_MODELS",
+    "RESOLVED",
+    "FlowMappings",
+    "FlowSetupError",
+    "application_entity",
+    "canonical_schema",
+    "default_mapping",
+    "effective_spec",
+    "flow_mappings",
+]

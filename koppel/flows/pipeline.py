@@ -1,0 +1,227 @@
+"""The record pipeline every one-way flow shares: map, decide create/update/skip, write, record.
+
+One batch costs a fixed number of calls whatever its size: one read of links from our database,
+one batched lookup of unlinked records in the target (so a lost link never makes a duplicate),
+one multi-row write, and one transaction that records outcomes, links and dead letters together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from koppel.connectors.base import Connector, Record
+from koppel.connectors.errors import ConnectorError
+from koppel.flows.keys import content_hash
+from koppel.mapping import CompiledMapping, MappingError, apply
+from koppel.store import Store
+from koppel.store.records import DeadLetterEntry, LinkEntry, OutcomeEntry, OutcomeKind
+
+log = logging.getLogger("koppel.flows")
+
+EXCERPT_TEXT_LIMIT = 200
+
+
+@dataclass
+class Item:
+    """One source record on its way through a batch."""
+
+    source_key: str
+    label: str
+    source: Record
+    canonical: dict[str, Any] | None = None
+    create: Record | None = None
+    update: Record | None = None
+    target_key: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    outcome: OutcomeKind | None = None
+    reason: str | None = None
+
+    def fail(self, reason: str) -> None:
+        self.outcome = OutcomeKind.FAILED
+        self.reason = reason
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome is None
+
+
+def excerpt(value: Any) -> Any:
+    """A bounded copy of a payload for the activity log (long texts shortened)."""
+    if isinstance(value, Mapping):
+        return {str(k): excerpt(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [excerpt(v) for v in value[:50]]
+    if isinstance(value, str) and len(value) > EXCERPT_TEXT_LIMIT:
+        return value[:EXCERPT_TEXT_LIMIT] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)
+
+
+def to_canonical(
+    item: Item, mapping: CompiledMapping, model: type[BaseModel]
+) -> dict[str, Any] | None:
+    """Get side: the source record as a validated canonical dict, or the item fails."""
+    try:
+        result = apply(mapping, item.source, record_key=item.label)
+    except MappingError as error:
+        item.fail(str(error))
+        return None
+    item.warnings.extend(f"{w.field}: {w.message}" for w in result.warnings)
+    try:
+        canonical = model.model_validate(result.values).model_dump(mode="python")
+    except ValidationError as error:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        item.fail(f"{item.label}: {problems}")
+        return None
+    item.canonical = canonical
+    return canonical
+
+
+def to_target(item: Item, mapping: CompiledMapping, record: Mapping[str, Any]) -> bool:
+    """Send side: create and update payloads for the target, or the item fails."""
+    try:
+        result = apply(mapping, record, record_key=item.label)
+    except MappingError as error:
+        item.fail(str(error))
+        return False
+    item.warnings.extend(f"{w.field}: {w.message}" for w in result.warnings)
+    item.create = result.values
+    item.update = result.for_update()
+    return True
+
+
+@dataclass
+class TargetWriter:
+    """Writes prepared items to one target entity and records what became of each."""
+
+    store: Store
+    integration_id: int
+    flow_id: int
+    link_entity: str
+    target: Connector
+    target_entity: str
+    log_prefix: str = ""
+    """Put before source keys in outcomes and dead letters, to tell apart two entities that one
+    flow writes (a products flow also writes categories: `category:7`)."""
+
+    @property
+    def key_field(self) -> str:
+        return self.target.entities[self.target_entity].key_field
+
+    async def write(self, items: Sequence[Item]) -> None:
+        """Create, update or skip every pending item; failures stay on their item."""
+        pending = [i for i in items if i.pending]
+        for item in pending:
+            assert item.create is not None and item.update is not None
+            key = item.create.get(self.key_field)
+            if key in (None, ""):
+                item.fail(f"{item.label}: field {self.key_field}: has no value; map it")
+            else:
+                item.target_key = str(key)
+        pending = [i for i in pending if i.pending]
+        if not pending:
+            return
+        links = self.store.links.get_many(
+            self.integration_id, self.link_entity, [i.source_key for i in pending]
+        )
+        unlinked = [i for i in pending if i.source_key not in links]
+        existing: set[str] = set()
+        if unlinked:
+            try:
+                found = await self.target.lookup(
+                    self.target_entity, self.key_field, [str(i.target_key) for i in unlinked]
+                )
+            except ConnectorError as error:
+                for item in unlinked:
+                    item.fail(f"{item.label}: could not look it up in the target: {error}")
+                found = []
+            existing = {str(r.get(self.key_field)) for r in found}
+        payloads: list[Record] = []
+        writing: list[Item] = []
+        for item in pending:
+            if not item.pending:
+                continue
+            assert item.update is not None and item.create is not None
+            link = links.get(item.source_key)
+            if (
+                link is not None
+                and link.target_key == item.target_key
+                and link.content_hash == content_hash(item.update)
+            ):
+                item.outcome = OutcomeKind.SKIPPED
+                item.reason = "unchanged since the last sync"
+                continue
+            known = link is not None and link.target_key == item.target_key
+            payloads.append(item.update if known or item.target_key in existing else item.create)
+            writing.append(item)
+        if not writing:
+            return
+        try:
+            results = await self.target.write(self.target_entity, payloads)
+        except ConnectorError as error:
+            for item in writing:
+                item.fail(f"{item.label}: the target did not take it: {error}")
+            return
+        for item, result in zip(writing, results, strict=True):
+            if result.error is not None:
+                item.fail(str(result.error))
+            else:
+                item.outcome = OutcomeKind.CREATED if result.created else OutcomeKind.UPDATED
+                item.target_key = result.key or item.target_key
+
+    def record(self, run_id: str, items: Sequence[Item]) -> dict[str, int]:
+        """Outcomes, links and dead letters of a batch in one transaction; returns the counts."""
+        outcomes: list[OutcomeEntry] = []
+        links: list[LinkEntry] = []
+        dead: list[DeadLetterEntry] = []
+        resolved: list[str] = []
+        counts: dict[str, int] = {}
+        for item in items:
+            outcome = item.outcome or OutcomeKind.FAILED
+            counts[outcome.value] = counts.get(outcome.value, 0) + 1
+            logged_key = self.log_prefix + item.source_key
+            outcomes.append(
+                OutcomeEntry(
+                    source_key=logged_key,
+                    outcome=outcome,
+                    reason=item.reason or ("not processed" if item.outcome is None else None),
+                    target_key=item.target_key,
+                    warnings=tuple(item.warnings),
+                    payload_excerpt={
+                        "source": excerpt(item.source),
+                        "sent": excerpt(self._sent(item)),
+                    },
+                )
+            )
+            if outcome is OutcomeKind.FAILED:
+                dead.append(DeadLetterEntry(logged_key, item.reason or "failed", dict(item.source)))
+                continue
+            resolved.append(logged_key)
+            if outcome is not OutcomeKind.SKIPPED and item.target_key and item.update is not None:
+                links.append(LinkEntry(item.source_key, item.target_key, content_hash(item.update)))
+        with self.store.transaction() as tx:
+            tx.outcomes.record_many(run_id, outcomes)
+            if links:
+                tx.links.upsert_many(self.integration_id, self.link_entity, links)
+            if dead:
+                tx.dead_letters.add_many(self.flow_id, dead)
+            if resolved:
+                tx.dead_letters.resolve_many(self.flow_id, resolved)
+        return counts
+
+    @staticmethod
+    def _sent(item: Item) -> Record | None:
+        if item.outcome in (OutcomeKind.CREATED, OutcomeKind.UPDATED):
+            return item.create if item.outcome is OutcomeKind.CREATED else item.update
+        return None
+
+
+__all__ = ["Item", "TargetWriter", "excerpt", "to_canonical", "to_target"]
