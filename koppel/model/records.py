@@ -39,7 +39,7 @@ class Category(CanonicalModel):
 
 
 class Variant(CanonicalModel):
-    """One sellable variant of a configurable product; its attributes tell it apart (size, colour)."""
+    """A sellable variant of a configurable product; its attributes tell it apart (size, colour)."""
 
     key: str
     sku: str

@@ -32,7 +32,7 @@ class FieldType(StrEnum):
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field. `path` is dotted for nested objects (`billing_address.city`); `[]` marks a list."""
+    """A field. `path` is dotted for nested objects (`billing_address.city`); `[]` marks a list."""
 
     path: str
     type: FieldType = FieldType.STRING
