@@ -13,42 +13,18 @@ mapping and settings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from koppel.connectors.base import Record
-from koppel.engine import BatchResult, JsonState
-from koppel.flows.products import (
-    CATEGORIES,
-    CATEGORY_LOG_PREFIX,
-    PRODUCTS,
-    CategorySync,
-    ProductSync,
-)
+from koppel.engine.jobs import BatchResult, JsonState
+from koppel.flows.registry import FlowType, RecordSync, flow_type
 from koppel.flows.runtime import FlowRuntime
 from koppel.store import DeadLetterStatus, RunStatus, Store
 
 DEAD_LETTERS = "dead_letters"
 FLOW_JOB = "flow"
 REPLAY_JOB = "replay"
-
-PHASES: dict[str, list[str]] = {
-    PRODUCTS: [CATEGORIES, PRODUCTS],
-    CATEGORIES: [CATEGORIES],
-}
-
-
-class RecordSync(Protocol):
-    async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]: ...
-
-
-def _sync_for(runtime: FlowRuntime, phase: str) -> RecordSync:
-    if phase == CATEGORIES:
-        return CategorySync(runtime)
-    if phase == PRODUCTS:
-        return ProductSync(runtime)
-    raise LookupError(f"the {runtime.flow.entity} flow has no phase {phase!r}")
 
 
 def _now() -> datetime:
@@ -71,21 +47,24 @@ class FlowJob:
             self._runtime = FlowRuntime.open(self.store, self.flow_id)
         return self._runtime
 
+    @property
+    def flow_type(self) -> FlowType:
+        runtime = self.runtime
+        return flow_type(runtime.source_connection.application, runtime.flow.entity)
+
     def _sync(self, phase: str) -> RecordSync:
         if phase not in self._syncs:
-            self._syncs[phase] = _sync_for(self.runtime, phase)
+            self._syncs[phase] = self.flow_type.syncs[phase](self.runtime)
         return self._syncs[phase]
 
     async def start(self, run_id: str) -> JsonState:
         runtime = self.runtime
-        if runtime.flow.entity not in PHASES:
-            raise LookupError(f"flows of {runtime.flow.entity} cannot run yet")
+        phases = list(self.flow_type.phases)
         self.store.runs.start(self.flow_id, run_id=run_id)
         cursor = self.store.cursors.get(self.flow_id)
         started = _now() - timedelta(seconds=runtime.cursor_margin_s)
-        phases = [DEAD_LETTERS] if self.replay else [*PHASES[runtime.flow.entity], DEAD_LETTERS]
         return {
-            "phases": phases,
+            "phases": [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS],
             "phase": 0,
             "since": cursor.value if cursor and not self.replay else None,
             "after": None,
@@ -149,7 +128,7 @@ class FlowJob:
         due = [d for d in letters if self.replay or _aware(d.next_attempt_at) <= cutoff]
         by_phase: dict[str, list[str]] = {}
         for letter in due:
-            phase, _ = _phase_of(runtime.flow.entity, letter.source_key)
+            phase, _ = self.flow_type.phase_of(runtime.flow.entity, letter.source_key)
             by_phase.setdefault(phase, []).append(letter.source_key)
         counts: dict[str, int] = {}
         for phase, logged_keys in by_phase.items():
@@ -161,7 +140,9 @@ class FlowJob:
         """Read these records again and sync them; those gone from the source are abandoned."""
         runtime = self.runtime
         entity = runtime.source_entity(phase)
-        record_ids = {k: _phase_of(runtime.flow.entity, k)[1].split("/")[0] for k in logged_keys}
+        record_ids = {
+            k: self.flow_type.phase_of(runtime.flow.entity, k)[1].split("/")[0] for k in logged_keys
+        }
         records = await runtime.source.lookup(entity, "id", sorted(set(record_ids.values())))
         found = {str(r["id"]) for r in records}
         counts: dict[str, int] = {}
@@ -193,13 +174,6 @@ class FlowJob:
             await runtime.aclose()
 
 
-def _phase_of(entity: str, logged_key: str) -> tuple[str, str]:
-    """Which phase wrote a dead letter, and the record's key (`category:7` -> categories, 7)."""
-    if entity == PRODUCTS and logged_key.startswith(CATEGORY_LOG_PREFIX):
-        return CATEGORIES, logged_key.removeprefix(CATEGORY_LOG_PREFIX)
-    return entity, logged_key
-
-
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -213,4 +187,4 @@ def flow_job_factory(store: Store, *, replay: bool = False) -> Any:
     return factory
 
 
-__all__ = ["DEAD_LETTERS", "FLOW_JOB", "PHASES", "REPLAY_JOB", "FlowJob", "flow_job_factory"]
+__all__ = ["DEAD_LETTERS", "FLOW_JOB", "REPLAY_JOB", "FlowJob", "flow_job_factory"]

@@ -1,0 +1,68 @@
+"""Which flows exist: for each (source application, entity), the phases a run goes through.
+
+A run reads its phases in order, page by page; each phase syncs one canonical entity with its own
+`RecordSync`. A flow that writes more than one entity (products also writes categories) prefixes
+the keys it logs for the other entities (`category:7`), so its dead letters find their phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from koppel.connectors.base import Record
+from koppel.flows.products import (
+    CATEGORIES,
+    CATEGORY_LOG_PREFIX,
+    PRODUCTS,
+    CategorySync,
+    ProductSync,
+)
+from koppel.flows.runtime import FlowRuntime
+
+
+class RecordSync(Protocol):
+    """Syncs one page of source records of one phase and records their outcomes."""
+
+    async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class FlowType:
+    phases: tuple[str, ...]
+    """Canonical entities read from the source, in order, in one run."""
+    syncs: dict[str, Callable[[FlowRuntime], RecordSync]]
+    """The RecordSync of each phase (and of every entity whose dead letters it may retry)."""
+    log_prefixes: dict[str, str] = field(default_factory=dict)
+    """Phase -> prefix of the keys it logs, for phases other than the flow's own entity."""
+
+    def phase_of(self, entity: str, logged_key: str) -> tuple[str, str]:
+        """The phase that logged a key, and the record key: `category:7` -> (categories, 7)."""
+        for phase, prefix in self.log_prefixes.items():
+            if logged_key.startswith(prefix):
+                return phase, logged_key.removeprefix(prefix)
+        return entity, logged_key
+
+
+FLOW_TYPES: dict[tuple[str, str], FlowType] = {
+    ("partspim", PRODUCTS): FlowType(
+        phases=(CATEGORIES, PRODUCTS),
+        syncs={CATEGORIES: CategorySync, PRODUCTS: ProductSync},
+        log_prefixes={CATEGORIES: CATEGORY_LOG_PREFIX},
+    ),
+    ("partspim", CATEGORIES): FlowType(phases=(CATEGORIES,), syncs={CATEGORIES: CategorySync}),
+}
+
+
+def flow_type(source_application: str, entity: str) -> FlowType:
+    try:
+        return FLOW_TYPES[(source_application, entity)]
+    except KeyError:
+        known = ", ".join(f"{e} from {a}" for a, e in sorted(FLOW_TYPES))
+        raise LookupError(
+            f"Koppel has no flow of {entity} from {source_application}; it has: {known}"
+        ) from None
+
+
+__all__ = ["FLOW_TYPES", "FlowType", "RecordSync", "flow_type"]
