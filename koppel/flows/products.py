@@ -91,10 +91,10 @@ class CategorySync:
         groups = await self.runtime.target.lookup(
             self.runtime.target_entity(CATEGORIES), "AG_CODE", every
         )
-        in_target = {str(g["AG_CODE"]): str(g.get("AG_DESC", "")) for g in groups}
+        in_target = {str(g["AG_CODE"]): str(g.get("AG_DESC", "")).strip() for g in groups}
         taken = set(linked) | set(codes.values())
         for item, category in new:
-            description = str(category["name"]).strip()[:40]
+            description = str(category["name"]).strip()[:40].strip()
 
             def is_taken(code: str, key: str = item.source_key, desc: str = description) -> bool:
                 if code in taken and linked.get(code) != key:
