@@ -8,6 +8,7 @@ never hears of it, which is the case that creates duplicates in careless integra
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -74,6 +75,19 @@ class RequestLog:
 
 KindOf = Callable[[Scope], str]
 
+DROP_MESSAGE = "injected dropped connection"
+
+
+class _HideInjectedDrops(logging.Filter):
+    """The server logs a dropped connection as an application error; an injected one is not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, ConnectionAbortedError) and str(error) == DROP_MESSAGE)
+
+
+_DROP_FILTER = _HideInjectedDrops()
+
 
 def default_kind(scope: Scope) -> str:
     return f"{scope['method']} {scope['path']}"
@@ -110,6 +124,7 @@ class FaultMiddleware:
         self.log = log or RequestLog()
         self.kind_of = kind_of
         self._limiter = _RateLimiter()
+        logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
         self.configure(config or FaultConfig())
 
     @property
@@ -197,7 +212,7 @@ class FaultMiddleware:
         headers.append((b"content-length", b"1000"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b'{"partial', "more_body": True})
-        raise ConnectionAbortedError("injected dropped connection")
+        raise ConnectionAbortedError(DROP_MESSAGE)
 
 
 async def _send_json(
