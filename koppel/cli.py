@@ -1,4 +1,7 @@
-"""Koppel's command line: one Typer app, one sub-command per job a user or operator does."""
+"""Koppel's command line: one Typer app, one sub-command per job a user or operator does.
+
+The commands live in koppel/commands/ (one module per group); docs/operations.md describes them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(no_args_is_help=True, help="Koppel: keeps Parts Pim and AccountView in sync.")
-console = Console()
+from koppel.commands.activity import dead_letters, log, runs
+from koppel.commands.common import configure_logging, console, progress_bar
+from koppel.commands.demo import demo
+from koppel.commands.flows import replay, sync, worker
+from koppel.commands.mapping import mapping_app
+from koppel.commands.setup import config_app, connection_app
+
+# No local variables in tracebacks: they could hold credentials.
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Koppel: keeps Parts Pim and AccountView in sync.",
+    pretty_exceptions_show_locals=False,
+)
 
 
 class SandboxName(StrEnum):
@@ -20,19 +32,22 @@ class SandboxName(StrEnum):
     partspim = "partspim"
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 @app.callback()
 def main() -> None:
     """Koppel: keeps Parts Pim and AccountView in sync."""
+    configure_logging()
+
+
+app.command()(sync)
+app.command()(worker)
+app.command()(replay)
+app.command()(runs)
+app.command()(log)
+app.command("dead-letters")(dead_letters)
+app.command()(demo)
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(config_app, name="config")
+app.add_typer(connection_app, name="connection")
 
 
 @app.command()
@@ -85,3 +100,7 @@ def sandbox(
         credentials_out.chmod(0o600)
         console.print(f"connection details written to {credentials_out}")
     serve_forever(instance.asgi_app(), host, port)
+
+
+if __name__ == "__main__":
+    app()

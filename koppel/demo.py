@@ -12,15 +12,58 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from koppel.flows.registry import FLOW_TYPES
 from koppel.sandbox.accountview import AccountViewSandbox
 from koppel.sandbox.common import FaultConfig, SandboxServer
 from koppel.sandbox.partspim import PartsPimSandbox
 
 Progress = Callable[[str, int, int], None]
 
+DEMO_CONNECTIONS = {"pim": "partspim", "av": "accountview"}
+"""The demo integration's connections by name, and the application each one is."""
+
 DEMO_FLOWS: dict[str, dict[str, Any]] = {
+    "categories": {"from": "pim", "to": "av", "entity": "categories", "schedule": "60s"},
     "products": {"from": "pim", "to": "av", "entity": "products", "schedule": "60s"},
+    "customers": {"from": "pim", "to": "av", "entity": "customers", "schedule": "60s"},
+    "stock": {"from": "pim", "to": "av", "entity": "stock", "schedule": "60s"},
+    "orders": {
+        "from": "pim",
+        "to": "av",
+        "entity": "orders",
+        "schedule": "60s",
+        "settings": {"shipping_article_code": "VERZEND"},
+    },
 }
+"""Every flow the sandboxes have data for, in the order the demo runs them (an order needs its
+customer and products first). Only those Koppel has a flow type for are used: `demo_flows()`."""
+
+
+DEMO_SETTINGS: dict[str, Any] = {
+    "tables": {
+        "payment_terms": {"DIR": "03", "14D": "01", "30D": "02"},
+        "payment_methods": {
+            "IDEAL": "IDEAL",
+            "BANK": "BANK",
+            "PIN": "PIN",
+            "CREDIT": "CREDITCARD",
+            "REMBOURS": "CONTANT",
+        },
+    },
+}
+"""The demo integration's settings: the sandboxes' payment codes, Parts Pim -> AccountView."""
+
+SHIPPING_ARTICLE = {"ART_CODE": "VERZEND", "ART_DESC1": "Verzendkosten", "PX_SELL": 6.95}
+"""The AccountView article the demo's orders book shipping costs on."""
+
+
+def demo_flows() -> dict[str, dict[str, Any]]:
+    """The DEMO_FLOWS that koppel.flows.registry can run today."""
+    return {
+        name: flow
+        for name, flow in DEMO_FLOWS.items()
+        if (DEMO_CONNECTIONS[flow["from"]], flow["entity"]) in FLOW_TYPES
+    }
 
 
 @dataclass
@@ -68,7 +111,7 @@ class DemoSandboxes:
                 },
             },
             "settings": dict(settings or {}),
-            "flows": flows if flows is not None else DEMO_FLOWS,
+            "flows": flows if flows is not None else demo_flows(),
         }
 
 
@@ -80,11 +123,13 @@ def running_sandboxes(
     progress: Progress | None = None,
     partspim_faults: FaultConfig | None = None,
     accountview_faults: FaultConfig | None = None,
+    accountview_articles: int = 0,
 ) -> Iterator[DemoSandboxes]:
     """Parts Pim with `products` generated products and an AccountView company, both served.
 
-    AccountView starts with its reference data (VAT codes, payment conditions, employees) but
-    without articles, as a company that has not been connected yet.
+    AccountView starts with its reference data (VAT codes, payment conditions, employees) and
+    `accountview_articles` articles of its own (with orders for them when there are any); with
+    none it is a company that has not been connected yet.
     """
     partspim = PartsPimSandbox(faults=partspim_faults, seed=seed)
     accountview = AccountViewSandbox(faults=accountview_faults, seed=seed)
@@ -95,11 +140,19 @@ def running_sandboxes(
         return lambda done, total: progress(name, done, total)
 
     partspim.generate(products, seed=seed, progress=report("Parts Pim"))
-    accountview.generate(0, seed=seed, progress=report("AccountView"))
+    accountview.generate(accountview_articles, seed=seed, progress=report("AccountView"))
     with ExitStack() as stack:
         pim_server = stack.enter_context(SandboxServer(partspim.asgi_app()))
         av_server = stack.enter_context(SandboxServer(accountview.asgi_app()))
         yield DemoSandboxes(partspim, accountview, pim_server.url, av_server.url)
 
 
-__all__ = ["DEMO_FLOWS", "DemoSandboxes", "running_sandboxes"]
+__all__ = [
+    "DEMO_CONNECTIONS",
+    "DEMO_FLOWS",
+    "DEMO_SETTINGS",
+    "SHIPPING_ARTICLE",
+    "DemoSandboxes",
+    "demo_flows",
+    "running_sandboxes",
+]

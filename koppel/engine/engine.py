@@ -67,6 +67,16 @@ class _HideExpectedCancellation(logging.Filter):
         )
 
 
+def _drop_stale_dbos_console() -> None:
+    """DBOS binds its console handler to the stderr of the moment it first starts; a later
+    engine in the same process (tests, a second CLI command) may have another stderr, so the old
+    handler goes and DBOS makes a fresh one when it starts."""
+    dbos_logger = logging.getLogger("dbos")
+    for handler in list(dbos_logger.handlers):
+        if type(handler) is logging.StreamHandler:
+            dbos_logger.removeHandler(handler)
+
+
 class RunFailed(Exception):
     """Raised inside the run workflow so that DBOS records the run as failed.
 
@@ -166,6 +176,7 @@ class Engine:
         }
         _active_engine = self
         self._started = True
+        _drop_stale_dbos_console()
         logging.getLogger("dbos").addFilter(self._log_filter)
         try:
             DBOS(config=config)

@@ -1,0 +1,327 @@
+"""The command line driven for real (typer's CliRunner) against both sandboxes over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import Result
+from typer.testing import CliRunner
+
+from koppel.cli import app
+from koppel.sandbox.common import FaultConfig
+from koppel.store import RunStatus
+from tests.e2e.conftest import Platform
+
+PRODUCTS_FLOW = {"from": "pim", "to": "av", "entity": "products", "schedule": "60s"}
+TOO_LONG_SKU = "12345678901234567"  # Parts Pim allows 20 digits, AccountView's ART_CODE 15
+
+
+def koppel(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+@dataclass
+class Setup:
+    platform: Platform
+    config: Path
+
+    def write(self, document: dict[str, Any]) -> Path:
+        self.config.write_text(yaml.safe_dump(document, sort_keys=False))
+        return self.config
+
+    def document(self, **flow: Any) -> dict[str, Any]:
+        return self.platform.sandboxes.integration({"products": {**PRODUCTS_FLOW, **flow}})
+
+    def articles(self) -> dict[str, dict[str, Any]]:
+        return {r["ART_CODE"]: r for r in self.platform.sandboxes.accountview.rows("ARTICLE")}
+
+    def add_product(self, sku: str, **fields: Any) -> dict[str, Any]:
+        body = {"sku": sku, "name": f"Testartikel {sku}", "price_excl_vat": "9.95", **fields}
+        return self.platform.sandboxes.partspim.store.create("products", body, over_api=False)
+
+
+@pytest.fixture
+def cli_setup(platform_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
+    platform: Platform = platform_factory(60)
+    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KOPPEL_HOME", str(platform.settings.home))
+    return Setup(platform, tmp_path / "acme.yaml")
+
+
+def sellable_skus(platform: Platform) -> set[str]:
+    skus: set[str] = set()
+    for product in platform.sandboxes.partspim.store.all("products"):
+        variants = product.get("variants") or []
+        if product["type"] == "configurable" and variants:
+            skus.update(v["sku"] for v in variants)
+        else:
+            skus.add(product["sku"])
+    return skus
+
+
+def test_sync_runs_log_dead_letters_and_replay(cli_setup: Setup) -> None:
+    config = cli_setup.write(cli_setup.document(schedule="5 minutes"))
+    broken = koppel("sync", "--config", str(config))
+    assert broken.exit_code == 2
+    assert f"{config}: flows.products.schedule:" in broken.stderr
+    assert "Traceback" not in broken.output
+
+    config = cli_setup.write(cli_setup.document())
+    unknown = koppel("sync", "--config", str(config), "--flow", "prodcts")
+    assert unknown.exit_code == 2
+    assert "no flow named 'prodcts'" in unknown.stderr and "products" in unknown.stderr
+
+    first = koppel("sync", "--config", str(config))
+    assert first.exit_code == 0, first.output
+    assert "succeeded" in first.stdout and "created" in first.stdout
+    assert set(cli_setup.articles()) == sellable_skus(cli_setup.platform)
+
+    bad = cli_setup.add_product(TOO_LONG_SKU)
+    second = koppel("sync", "--config", str(config), "--json")
+    assert second.exit_code == 1, second.output
+    summary = json.loads(second.stdout)
+    [run] = summary["runs"]
+    assert (run["flow"], run["status"], run["failed"], run["created"]) == (
+        "products",
+        "partial",
+        1,
+        0,
+    )
+    assert run["api_calls"] > 0 and summary["exit_code"] == 1
+
+    listed = json.loads(koppel("runs", "--flow", "products", "--json").stdout)
+    assert [r["run_id"] for r in listed][:1] == [run["run_id"]] and len(listed) == 2
+    table = koppel("runs")
+    assert table.exit_code == 0 and run["run_id"] in table.stdout
+
+    log = json.loads(koppel("log", run["run_id"], "--outcome", "failed", "--json").stdout)
+    [failed] = log["outcomes"]
+    assert failed["source_key"] == str(bad["id"]) and "ART_CODE" in failed["reason"]
+    with_payload = koppel("log", run["run_id"], "--payload")
+    assert with_payload.exit_code == 0
+    assert "from the source" in with_payload.stdout and TOO_LONG_SKU in with_payload.stdout
+    missing = koppel("log", "flow-nope")
+    assert missing.exit_code == 2 and "koppel runs" in missing.stderr
+
+    letters = json.loads(koppel("dead-letters", "--json").stdout)
+    assert [(d["flow"], d["source_key"], d["attempts"]) for d in letters] == [
+        ("products", str(bad["id"]), 1)
+    ]
+
+    cli_setup.platform.sandboxes.partspim.store.update("products", bad["id"], {"sku": "98765432"})
+    replayed = koppel("replay", "--flow", "products")
+    assert replayed.exit_code == 0, replayed.output
+    assert "98765432" in cli_setup.articles()
+    assert json.loads(koppel("dead-letters", "--json").stdout) == []
+    nothing = koppel("replay")
+    assert nothing.exit_code == 0 and "nothing to replay" in nothing.stdout
+
+
+def test_mapping_override_from_the_file_previewed_then_synced(
+    cli_setup: Setup, tmp_path: Path
+) -> None:
+    override = {
+        "send": {
+            "fields": {
+                "ART_DESC1": {
+                    "expr": "name & ' ' & attributes.kleur",
+                    "transform": ["trim"],
+                    "overflow": "truncate",
+                },
+                "ART_CODE": {"from": "sku", "transform": ["digits_only"], "overflow": "fail"},
+            }
+        }
+    }
+    config = cli_setup.write(cli_setup.document(mapping=override))
+    jas = cli_setup.add_product("55501234", name="Regenjas", attributes={"kleur": "rood"})
+
+    shown = koppel("mapping", "show", "--config", str(config), "--flow", "products")
+    assert shown.exit_code == 0, shown.output
+    assert "expr name & ' ' & attributes.kleur" in shown.stdout and "digits_only" in shown.stdout
+    assert "get side: partspim products" in shown.stdout
+
+    valid = koppel("mapping", "validate", "--config", str(config), "--flow", "products")
+    assert valid.exit_code == 0, valid.output
+
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(jas))
+    previewed = koppel(
+        "mapping", "preview", "--config", str(config), "--flow", "products", "--record", str(record)
+    )
+    assert previewed.exit_code == 0, previewed.output
+    assert "ART_DESC1 = 'Regenjas rood'" in previewed.stdout
+    assert "ART_CODE = '55501234'" in previewed.stdout
+
+    not_applied = koppel(
+        "mapping", "preview", "--config", str(config), "--flow", "products", "--sample"
+    )
+    assert not_applied.exit_code == 2 and "koppel config apply" in not_applied.stderr
+    assert koppel("config", "apply", str(config)).exit_code == 0
+    sampled = koppel(
+        "mapping", "preview", "--config", str(config), "--flow", "products", "--sample"
+    )
+    assert sampled.exit_code == 0, sampled.output
+    assert "ART_DESC1 = " in sampled.stdout
+
+    assert koppel("sync", "--config", str(config)).exit_code == 0
+    assert cli_setup.articles()["55501234"]["ART_DESC1"] == "Regenjas rood"
+
+    override["send"]["fields"]["ART_DESC9"] = {"from": "name"}
+    cli_setup.write(cli_setup.document(mapping=override))
+    invalid = koppel("mapping", "validate", "--config", str(config), "--flow", "products")
+    assert invalid.exit_code == 1
+    assert "ART_DESC9" in invalid.stdout
+    refused = koppel("sync", "--config", str(config))
+    assert refused.exit_code == 2
+    assert "flow products:" in refused.stderr and "ART_DESC9" in refused.stderr
+
+    versions = koppel("mapping", "versions", "--flow", "products")
+    assert versions.exit_code == 0 and "v2 (current)" in versions.stdout
+    restored = koppel("mapping", "restore", "1", "--flow", "products")
+    assert restored.exit_code == 0 and "restored as v3" in restored.stdout
+    integration = cli_setup.platform.store.integrations.list()[0]
+    flow = cli_setup.platform.store.flows.get_by_name(integration.id, "products")
+    assert flow is not None and flow.mapping == override | {"send": flow.mapping["send"]}
+    assert "ART_DESC9" not in flow.mapping["send"]["fields"]
+
+
+def test_connection_test_says_what_works_and_hides_secrets(cli_setup: Setup) -> None:
+    document = cli_setup.document()
+    config = cli_setup.write(document)
+    works = koppel("connection", "test", "pim", "--config", str(config))
+    assert works.exit_code == 0, works.output
+    assert "connection pim (partspim" in works.stdout and "works" in works.stdout
+    av = koppel("connection", "test", "av", "--config", str(config))
+    assert av.exit_code == 0, av.output
+
+    wrong_key = "not-the-key-" + "x" * 20
+    document["connections"]["pim"]["credentials"]["api_key"] = wrong_key
+    config = cli_setup.write(document)
+    refused = koppel("connection", "test", "pim", "--config", str(config))
+    assert refused.exit_code == 1
+    assert "does not work" in refused.stderr
+    assert wrong_key not in refused.output
+    unknown = koppel("connection", "test", "erp", "--config", str(config))
+    assert unknown.exit_code == 2 and "pim, av" in unknown.stderr
+
+
+def test_sync_says_when_a_worker_holds_the_engine(cli_setup: Setup) -> None:
+    config = cli_setup.write(cli_setup.document())
+    assert koppel("config", "apply", str(config)).exit_code == 0
+    worker = start_worker(cli_setup.platform.settings.home)
+    try:
+        wait_for(lambda: "stop with Ctrl-C" in worker.output(), what="the worker to start")
+        busy = koppel("sync", "--config", str(config))
+    finally:
+        stopped = worker.stop()
+    assert busy.exit_code == 3, busy.output
+    assert "in use by another process" in busy.stderr and "koppel worker" in busy.stderr
+    assert stopped == 0, worker.output()
+    assert "worker stopped" in worker.output() and "Traceback" not in worker.output()
+
+
+def test_demo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("KOPPEL_HOME", str(home))
+    result = koppel("demo", "--once", "--products", "40", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert "products" in result.stdout and "succeeded" in result.stdout
+    file = home / "demo.yaml"
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    document = yaml.safe_load(file.read_text())
+    assert set(document["flows"]) >= {"products"}
+    secret = document["connections"]["av"]["credentials"]["client_secret"]
+    assert secret not in result.output
+    monkeypatch.setenv("KOPPEL_HOME", str(home / "demo"))
+    runs = json.loads(koppel("runs", "--json").stdout)
+    assert {r["flow"] for r in runs} == set(document["flows"])
+    assert all(r["status"] == "succeeded" for r in runs), runs
+
+
+class WorkerProcess:
+    def __init__(self, home: Path) -> None:
+        self.log = home.parent / "worker.log"
+        env = {**os.environ, "KOPPEL_HOME": str(home), "COLUMNS": "200"}
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "koppel"), "worker"],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def start_worker(home: Path) -> WorkerProcess:
+    return WorkerProcess(home)
+
+
+def wait_for(condition: Any, *, what: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds}s for {what}")
+        time.sleep(0.2)
+
+
+def test_worker_stops_on_sigterm_and_its_run_resumes(
+    platform_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    platform: Platform = platform_factory(300)
+    monkeypatch.setenv("KOPPEL_HOME", str(platform.settings.home))
+    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    setup = Setup(platform, tmp_path / "acme.yaml")
+    document = platform.sandboxes.integration(
+        {"products": PRODUCTS_FLOW}, settings={"page_size": 20}
+    )
+    config = setup.write(document)
+    assert koppel("config", "apply", str(config)).exit_code == 0
+    platform.sandboxes.accountview.faults.configure(FaultConfig(latency_ms=40))
+
+    worker = start_worker(platform.settings.home)
+    flow = platform.flow("products")
+
+    def recorded_a_batch() -> bool:
+        runs = platform.store.runs.list(flow_id=flow.id)
+        return bool(runs) and bool(platform.store.outcomes.list(runs[0].id, limit=1))
+
+    wait_for(recorded_a_batch, what="the worker's first batch")
+    assert worker.stop() == 0, worker.output()
+    assert "worker stopped" in worker.output()
+    assert "Traceback" not in worker.output()
+
+    platform.sandboxes.accountview.faults.configure(FaultConfig())
+    resumed = koppel("sync", "--config", str(config))
+    assert resumed.exit_code == 0, resumed.output
+    runs = platform.store.runs.list(flow_id=flow.id)
+    assert len(runs) == 2  # the worker's run, finished or resumed by sync's engine, and sync's
+    assert all(run.status is RunStatus.SUCCEEDED for run in runs), runs
+    codes = Counter(r["ART_CODE"] for r in platform.sandboxes.accountview.rows("ARTICLE"))
+    assert set(codes) == sellable_skus(platform)
+    assert max(codes.values()) == 1
