@@ -384,8 +384,19 @@ class Connector(Protocol):
         """The records whose `field` is one of `values`, in as few calls as the API allows."""
         ...
 
-    async def write(self, entity: str, records: Sequence[Record]) -> list[WriteResult]:
-        """Create or update each record by its key; one result per record, in order."""
+    async def write(
+        self,
+        entity: str,
+        records: Sequence[Record],
+        *,
+        found: Mapping[str, Record | None] | None = None,
+    ) -> list[WriteResult]:
+        """Create or update each record by its key; one result per record, in order.
+
+        `found` is a lookup by the entity's key field that the caller made just before: each
+        key it asked for (None: not in the target) and each record it found, by its key. The
+        connector trusts it instead of asking the API the same question again.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -13,6 +13,7 @@ mapping and settings.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,9 @@ from koppel.store import DeadLetterStatus, RunStatus, Store
 DEAD_LETTERS = "dead_letters"
 FLOW_JOB = "flow"
 REPLAY_JOB = "replay"
+
+_PageKey = tuple[str, str | None, str | None]
+"""A page of a phase: (phase, since, after)."""
 
 
 def _now() -> datetime:
@@ -40,6 +44,7 @@ class FlowJob:
         self.replay = replay
         self._runtime: FlowRuntime | None = None
         self._syncs: dict[str, RecordSync] = {}
+        self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
 
     @property
     def runtime(self) -> FlowRuntime:
@@ -66,11 +71,24 @@ class FlowJob:
         return {
             "phases": [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS],
             "phase": 0,
-            "since": cursor.value if cursor and not self.replay else None,
+            "since": self._since(cursor.value if cursor else None),
             "after": None,
             "started": started.isoformat(),
             "api_calls": 0,
         }
+
+    def _since(self, cursor: str | None) -> str | None:
+        """Where reading starts: the cursor, else the flow's `retrieve_from` setting (a date or
+        time: older records are never picked up), else the beginning; a replay reads no pages."""
+        if self.replay:
+            return None
+        if cursor:
+            return cursor
+        retrieve_from = self.runtime.settings.get("retrieve_from")
+        if not retrieve_from:
+            return None
+        moment = datetime.fromisoformat(str(retrieve_from))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
     async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
         runtime = self.runtime
@@ -93,22 +111,57 @@ class FlowJob:
     async def _read_and_sync(
         self, run_id: str, phase: str, state: JsonState
     ) -> tuple[dict[str, int], str | None]:
-        """One page of the phase's source entity; `after` is None once the source is exhausted."""
+        """One page of the phase's source entity; `after` is None once the source is exhausted.
+
+        The next page is read while this one is synced (one page ahead, no more, so memory stays
+        flat). It is only read ahead, never recorded: the state still moves to the last record
+        of this page, and a run that is killed reads the next page again on resume.
+        """
         runtime = self.runtime
-        entity = runtime.source_entity(phase)
-        since = datetime.fromisoformat(state["since"]) if state["since"] else None
-        pages = runtime.source.read(
-            entity, since=since, after=state["after"], page_size=runtime.page_size
-        )
-        try:
-            records: list[Record] = await anext(pages, [])
-        finally:
-            await pages.aclose()
+        records = await self._page((phase, state["since"], state["after"]))
         if not records:
             return {}, None
-        counts = await self._sync(phase).sync(run_id, records)
-        id_field = runtime.source.entities[entity].id_field
-        return counts, str(records[-1][id_field])
+        id_field = runtime.source.entities[runtime.source_entity(phase)].id_field
+        after = str(records[-1][id_field])
+        next_key = (phase, state["since"], after)
+        self._next_page = (next_key, asyncio.ensure_future(self._read_page(next_key)))
+        try:
+            counts = await self._sync(phase).sync(run_id, records)
+        except BaseException:
+            self._drop_next_page()
+            raise
+        return counts, after
+
+    async def _page(self, key: _PageKey) -> list[Record]:
+        """The page at `key`: the one read ahead when it is that page, else read now."""
+        if self._next_page is not None and self._next_page[0] == key:
+            _, task = self._next_page
+            self._next_page = None
+            return await task
+        self._drop_next_page()
+        return await self._read_page(key)
+
+    async def _read_page(self, key: _PageKey) -> list[Record]:
+        phase, since, after = key
+        runtime = self.runtime
+        pages = runtime.source.read(
+            runtime.source_entity(phase),
+            since=datetime.fromisoformat(since) if since else None,
+            after=after,
+            page_size=runtime.page_size,
+        )
+        try:
+            return await anext(pages, [])
+        finally:
+            await pages.aclose()
+
+    def _drop_next_page(self) -> None:
+        if self._next_page is not None:
+            _, task = self._next_page
+            self._next_page = None
+            task.cancel()
+            # Its result (or error) is not wanted; retrieving it keeps asyncio from warning.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _retry_dead_letters(
         self, run_id: str, state: JsonState
@@ -140,11 +193,12 @@ class FlowJob:
         """Read these records again and sync them; those gone from the source are abandoned."""
         runtime = self.runtime
         entity = runtime.source_entity(phase)
+        key_field = self.flow_type.retry_keys.get(phase) or runtime.source.entities[entity].id_field
         record_ids = {
             k: self.flow_type.phase_of(runtime.flow.entity, k)[1].split("/")[0] for k in logged_keys
         }
-        records = await runtime.source.lookup(entity, "id", sorted(set(record_ids.values())))
-        found = {str(r["id"]) for r in records}
+        records = await runtime.source.lookup(entity, key_field, sorted(set(record_ids.values())))
+        found = {str(r[key_field]) for r in records}
         counts: dict[str, int] = {}
         gone = [k for k, record_id in record_ids.items() if record_id not in found]
         if gone:
@@ -158,6 +212,7 @@ class FlowJob:
 
     async def finish(self, run_id: str, state: JsonState, interrupted: bool) -> None:
         runtime = self.runtime
+        self._drop_next_page()
         try:
             with self.store.transaction() as tx:
                 if not interrupted and not self.replay:

@@ -10,7 +10,7 @@ of docs/mapping.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from koppel.mapping import (
     validate,
 )
 from koppel.model import Category, Customer, Order, Product, StockLevel
-from koppel.model.schema import RecordSchema, schema_from_model
+from koppel.model.schema import FieldSpec, FieldType, RecordSchema, schema_from_model
 
 Side = Literal["get", "send"]
 
@@ -60,6 +60,36 @@ APPLICATION_ENTITIES: dict[str, dict[str, str]] = {
         "stock": "articles",
     },
 }
+
+
+ATTACHED_RECORDS: dict[tuple[str, str], dict[str, str]] = {
+    ("accountview", "orders"): {"debtor": "debtors", "delivery_address": "delivery_addresses"},
+}
+"""Records a flow looks up and attaches to each source record before its get mapping runs:
+(source application, canonical entity) -> {name: the source connector's entity}. A mapping reads
+them like the record's own fields, e.g. `debtor.MAIL_BUS` of an AccountView order's debtor."""
+
+
+def attached_schema(schema: RecordSchema, attached: Mapping[str, RecordSchema]) -> RecordSchema:
+    """The source schema with each attached record's fields under its name (`debtor.CITY`)."""
+    fields = dict(schema.fields)
+    open_paths = list(schema.open_paths)
+    for name, other in attached.items():
+        fields[name] = FieldSpec(name, FieldType.OBJECT, description=f"the attached {other.name}")
+        for spec in other:
+            fields[f"{name}.{spec.path}"] = replace(spec, path=f"{name}.{spec.path}")
+        open_paths += [f"{name}.{path}" for path in other.open_paths]
+    return RecordSchema(schema.name, fields, tuple(open_paths))
+
+
+UPDATE_ONLY: set[tuple[str, str]] = {("accountview", "stock")}
+"""(target application, canonical entity) whose flows only update records that exist (stock is
+written to existing articles), so fields the target requires on create need no mapping."""
+
+
+def _updates_only(schema: RecordSchema) -> RecordSchema:
+    fields = {path: replace(spec, required=False) for path, spec in schema.fields.items()}
+    return RecordSchema(schema.name, fields, schema.open_paths)
 
 
 class FlowSetupError(Exception):
@@ -121,6 +151,8 @@ def flow_mappings(
         )
     get_spec = effective_spec(source_application, entity, "get", overrides.get("get"))
     send_spec = effective_spec(target_application, entity, "send", overrides.get("send"))
+    if (target_application, entity) in UPDATE_ONLY:
+        target_schema = _updates_only(target_schema)
     canonical = canonical_schema(entity)
     issues = [
         ("get", issue)
@@ -154,11 +186,14 @@ def describe_issues(issues: list[tuple[str, MappingIssue]]) -> str:
 
 __all__ = [
     "APPLICATION_ENTITIES",
+    "ATTACHED_RECORDS",
     "CANONICAL_MODELS",
     "RESOLVED",
+    "UPDATE_ONLY",
     "FlowMappings",
     "FlowSetupError",
     "application_entity",
+    "attached_schema",
     "canonical_schema",
     "default_mapping",
     "effective_spec",

@@ -8,7 +8,7 @@ one multi-row write, and one transaction that records outcomes, links and dead l
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +51,29 @@ class Item:
 
 
 def excerpt(value: Any) -> Any:
-    """A bounded copy of a payload for the activity log (long texts shortened)."""
-    if isinstance(value, Mapping):
+    """A bounded copy of a payload for the activity log (long texts shortened).
+
+    Runs for every field of every record: the common leaves are tested first, with cheap
+    concrete-type checks before the abstract Mapping one.
+    """
+    if isinstance(value, str):
+        return value if len(value) <= EXCERPT_TEXT_LIMIT else value[:EXCERPT_TEXT_LIMIT] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict | Mapping):
         return {str(k): excerpt(v) for k, v in value.items()}
     if isinstance(value, list):
         return [excerpt(v) for v in value[:50]]
-    if isinstance(value, str) and len(value) > EXCERPT_TEXT_LIMIT:
-        return value[:EXCERPT_TEXT_LIMIT] + "…"
-    if value is None or isinstance(value, bool | int | float):
+    return str(value)
+
+
+def plain_json(value: Any) -> Any:
+    """A copy that JSON can store: AccountView records carry Decimal amounts and dates."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
 
@@ -111,6 +126,9 @@ class TargetWriter:
     log_prefix: str = ""
     """Put before source keys in outcomes and dead letters, to tell apart two entities that one
     flow writes (a products flow also writes categories: `category:7`)."""
+    on_missing: Callable[[Item], None] | None = None
+    """For flows that only update (stock): called, instead of creating it, for an unlinked item
+    the target does not have; it sets the item's outcome (failed or skipped, with the reason)."""
 
     @property
     def key_field(self) -> str:
@@ -133,17 +151,19 @@ class TargetWriter:
             self.integration_id, self.link_entity, [i.source_key for i in pending]
         )
         unlinked = [i for i in pending if i.source_key not in links]
-        existing: set[str] = set()
+        # The lookup by natural key, handed to the target's write so it does not ask again.
+        found: dict[str, Record | None] = {}
         if unlinked:
+            keys = [str(i.target_key) for i in unlinked]
             try:
-                found = await self.target.lookup(
-                    self.target_entity, self.key_field, [str(i.target_key) for i in unlinked]
-                )
+                records = await self.target.lookup(self.target_entity, self.key_field, keys)
             except ConnectorError as error:
                 for item in unlinked:
                     item.fail(f"{item.label}: could not look it up in the target: {error}")
-                found = []
-            existing = {str(r.get(self.key_field)) for r in found}
+            else:
+                found = dict.fromkeys(keys)
+                found.update({str(r.get(self.key_field)): r for r in records})
+        existing = {key for key, record in found.items() if record is not None}
         payloads: list[Record] = []
         writing: list[Item] = []
         for item in pending:
@@ -160,12 +180,15 @@ class TargetWriter:
                 item.reason = "unchanged since the last sync"
                 continue
             known = link is not None and link.target_key == item.target_key
+            if not known and item.target_key not in existing and self.on_missing is not None:
+                self.on_missing(item)
+                continue
             payloads.append(item.update if known or item.target_key in existing else item.create)
             writing.append(item)
         if not writing:
             return
         try:
-            results = await self.target.write(self.target_entity, payloads)
+            results = await self.target.write(self.target_entity, payloads, found=found)
         except ConnectorError as error:
             for item in writing:
                 item.fail(f"{item.label}: the target did not take it: {error}")
@@ -184,8 +207,12 @@ class TargetWriter:
         dead: list[DeadLetterEntry] = []
         resolved: list[str] = []
         counts: dict[str, int] = {}
+        # By id() of the source record: the variants of one product share their record.
+        source_excerpts: dict[int, Any] = {}
         for item in items:
             outcome = item.outcome or OutcomeKind.FAILED
+            if id(item.source) not in source_excerpts:
+                source_excerpts[id(item.source)] = excerpt(item.source)
             counts[outcome.value] = counts.get(outcome.value, 0) + 1
             logged_key = self.log_prefix + item.source_key
             outcomes.append(
@@ -196,13 +223,14 @@ class TargetWriter:
                     target_key=item.target_key,
                     warnings=tuple(item.warnings),
                     payload_excerpt={
-                        "source": excerpt(item.source),
+                        "source": source_excerpts[id(item.source)],
                         "sent": excerpt(self._sent(item)),
                     },
                 )
             )
             if outcome is OutcomeKind.FAILED:
-                dead.append(DeadLetterEntry(logged_key, item.reason or "failed", dict(item.source)))
+                payload = plain_json(item.source)
+                dead.append(DeadLetterEntry(logged_key, item.reason or "failed", payload))
                 continue
             resolved.append(logged_key)
             if outcome is not OutcomeKind.SKIPPED and item.target_key and item.update is not None:
@@ -224,4 +252,4 @@ class TargetWriter:
         return None
 
 
-__all__ = ["Item", "TargetWriter", "excerpt", "to_canonical", "to_target"]
+__all__ = ["Item", "TargetWriter", "excerpt", "plain_json", "to_canonical", "to_target"]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from koppel.connectors.base import Record
+from koppel.flows.checks import complete_prices, gtin_problem
 from koppel.flows.keys import assign_group_code, group_code_candidates
 from koppel.flows.mappings import (
     CANONICAL_MODELS,
@@ -128,6 +129,11 @@ class ProductSync:
     def __init__(self, runtime: FlowRuntime) -> None:
         self.runtime = runtime
         self.mappings = runtime.mappings
+        settings = runtime.settings
+        self.sell_price = str(settings.get("sell_price", "excl_vat"))
+        self.sell_price_field = SELL_PRICE_FIELDS.get(self.sell_price, "price_excl_vat")
+        names = settings.get("variant_name_attributes")
+        self.name_attributes = [str(n) for n in names] if names is not None else None
         self.categories = CategorySync(runtime)
         self.writer = TargetWriter(
             runtime.store,
@@ -160,14 +166,17 @@ class ProductSync:
                     warnings=list(parent.warnings),
                 )
                 items.append(item)
-                sellable.append((item, _variant_product(product, variant)))
+                sellable.append((item, _variant_product(product, variant, self.name_attributes)))
         category_keys = [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
         await self.categories.ensure(run_id, category_keys)
         links = self.runtime.store.links.get_many(
             self.runtime.integration.id, CATEGORIES, category_keys
         )
         for item, product in sellable:
-            resolved: dict[str, Any] = {}
+            self._complete(item, product)
+            if not item.pending:
+                continue
+            resolved: dict[str, Any] = {"sell_price": product[self.sell_price_field]}
             if product["category_keys"]:
                 link = links.get(product["category_keys"][0])
                 if link is None:
@@ -182,17 +191,55 @@ class ProductSync:
         await self.writer.write(items)
         return self.writer.record(run_id, items)
 
+    def _complete(self, item: Item, product: dict[str, Any]) -> None:
+        """Both prices from one and the VAT rate; the EAN/GTIN and the sell price checked."""
+        if self.sell_price not in SELL_PRICE_FIELDS:
+            item.fail(
+                f"{item.label}: setting sell_price: {self.sell_price!r} is not excl_vat or incl_vat"
+            )
+            return
+        excl, incl = complete_prices(
+            product["price_excl_vat"], product["price_incl_vat"], product["vat_rate"]
+        )
+        product["price_excl_vat"], product["price_incl_vat"] = excl, incl
+        if product[self.sell_price_field] is None and (excl is not None or incl is not None):
+            item.warnings.append(
+                f"price {self.sell_price.replace('_', '. ')} unknown without a VAT rate; "
+                "PX_SELL is left as it is"
+            )
+        ean = str(product["ean"] or "").strip()
+        product["ean"] = ean or None
+        if ean and (problem := gtin_problem(ean)) is not None:
+            item.fail(f"{item.label}: field ean: {problem}")
 
-def _variant_product(parent: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
-    """A variant as a product of its own: the parent's fields, the variant's where it has them."""
+
+SELL_PRICE_FIELDS = {"excl_vat": "price_excl_vat", "incl_vat": "price_incl_vat"}
+"""The `sell_price` setting: which price AccountView's PX_SELL (`resolved.sell_price`) holds."""
+
+
+def _variant_product(
+    parent: dict[str, Any], variant: dict[str, Any], name_attributes: list[str] | None = None
+) -> dict[str, Any]:
+    """A variant as a product of its own: the parent's fields, the variant's where it has them.
+
+    Its name is the variant's own, or the parent's name followed by the values of its attributes;
+    `name_attributes` (the `variant_name_attributes` setting) chooses those attributes and their
+    order and then always builds the name, so "maat" and "kleur" give "Regenjas M zwart".
+    """
     product = {**parent, "variants": [], "kind": ProductKind.SIMPLE}
     product["key"] = f"{parent['key']}/{variant['key']}"
     product["sku"] = variant["sku"]
     attributes = {**parent["attributes"], **variant["attributes"]}
     product["attributes"] = attributes
-    product["name"] = variant.get("name") or " ".join(
-        [parent["name"], *(str(v) for v in variant["attributes"].values())]
-    )
+    if name_attributes is not None:
+        values = [
+            str(attributes[n]) for n in name_attributes if attributes.get(n) not in (None, "")
+        ]
+        product["name"] = " ".join([parent["name"], *values])
+    else:
+        product["name"] = variant.get("name") or " ".join(
+            [parent["name"], *(str(v) for v in variant["attributes"].values())]
+        )
     for field in ("ean", "price_excl_vat", "price_incl_vat", "quantity"):
         if variant.get(field) is not None:
             product[field] = variant[field]
@@ -215,4 +262,11 @@ def _category_mappings(runtime: FlowRuntime) -> FlowMappings:
     )
 
 
-__all__ = ["CATEGORIES", "CATEGORY_LOG_PREFIX", "PRODUCTS", "CategorySync", "ProductSync"]
+__all__ = [
+    "CATEGORIES",
+    "CATEGORY_LOG_PREFIX",
+    "PRODUCTS",
+    "SELL_PRICE_FIELDS",
+    "CategorySync",
+    "ProductSync",
+]

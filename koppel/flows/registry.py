@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from koppel.connectors.base import Record
+from koppel.flows.customers import CUSTOMER_LOG_PREFIX, CUSTOMERS, CustomerSync
+from koppel.flows.orders_to_accountview import OrderSync
+from koppel.flows.orders_to_partspim import ORDERS, OrderToPartsPimSync
 from koppel.flows.products import (
     CATEGORIES,
     CATEGORY_LOG_PREFIX,
@@ -19,7 +22,9 @@ from koppel.flows.products import (
     CategorySync,
     ProductSync,
 )
+from koppel.flows.products_to_partspim import ArticleToPartsPimSync
 from koppel.flows.runtime import FlowRuntime
+from koppel.flows.stock import STOCK, StockSync
 
 
 class RecordSync(Protocol):
@@ -36,6 +41,9 @@ class FlowType:
     """The RecordSync of each phase (and of every entity whose dead letters it may retry)."""
     log_prefixes: dict[str, str] = field(default_factory=dict)
     """Phase -> prefix of the keys it logs, for phases other than the flow's own entity."""
+    retry_keys: dict[str, str] = field(default_factory=dict)
+    """Phase -> the source field its logged keys are (default: the source entity's id field), by
+    which a dead letter's record is read again; stock logs SKUs, one per SKU of many rows."""
 
     def phase_of(self, entity: str, logged_key: str) -> tuple[str, str]:
         """The phase that logged a key, and the record key: `category:7` -> (categories, 7)."""
@@ -52,6 +60,19 @@ FLOW_TYPES: dict[tuple[str, str], FlowType] = {
         log_prefixes={CATEGORIES: CATEGORY_LOG_PREFIX},
     ),
     ("partspim", CATEGORIES): FlowType(phases=(CATEGORIES,), syncs={CATEGORIES: CategorySync}),
+    ("partspim", CUSTOMERS): FlowType(phases=(CUSTOMERS,), syncs={CUSTOMERS: CustomerSync}),
+    ("partspim", ORDERS): FlowType(
+        phases=(ORDERS,),
+        syncs={ORDERS: OrderSync, CUSTOMERS: CustomerSync},
+        log_prefixes={CUSTOMERS: CUSTOMER_LOG_PREFIX},
+    ),
+    ("accountview", ORDERS): FlowType(phases=(ORDERS,), syncs={ORDERS: OrderToPartsPimSync}),
+    ("accountview", PRODUCTS): FlowType(
+        phases=(PRODUCTS,), syncs={PRODUCTS: ArticleToPartsPimSync}
+    ),
+    ("partspim", STOCK): FlowType(
+        phases=(STOCK,), syncs={STOCK: StockSync}, retry_keys={STOCK: "sku"}
+    ),
 }
 
 

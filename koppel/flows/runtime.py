@@ -7,7 +7,13 @@ from typing import Any
 
 from koppel.connectors.base import ClientLimits
 from koppel.connectors.registry import ClientConnector, build_connector
-from koppel.flows.mappings import FlowMappings, application_entity, flow_mappings
+from koppel.flows.mappings import (
+    ATTACHED_RECORDS,
+    FlowMappings,
+    application_entity,
+    attached_schema,
+    flow_mappings,
+)
 from koppel.store import Store
 from koppel.store.records import Connection, Flow, Integration
 
@@ -44,7 +50,15 @@ class FlowRuntime:
         mappings = flow_mappings(
             entity=flow.entity,
             source_application=source_connection.application,
-            source_schema=source.entities[source_entity].schema,
+            source_schema=attached_schema(
+                source.entities[source_entity].schema,
+                {
+                    name: source.entities[entity].schema
+                    for name, entity in ATTACHED_RECORDS.get(
+                        (source_connection.application, flow.entity), {}
+                    ).items()
+                },
+            ),
             target_application=target_connection.application,
             target_schema=target.entities[target_entity].schema,
             overrides=flow.mapping,

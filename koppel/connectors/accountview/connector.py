@@ -9,8 +9,9 @@ failure first looks the record up by its natural key (MAIL_BUS, the address, ORD
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -63,6 +64,11 @@ def _entity(
     assigned: str | None = None,
 ) -> _Entity:
     schema = record_schema(table, details=(detail,) if detail else ())
+    if assigned is not None and assigned in schema.fields:
+        # AccountView fills it in on insert, so a mapping need not (and for a new record cannot)
+        # give it: SUB_NR is mandatory in the dictionary yet omitted by integrators on insert.
+        fields = {**schema.fields, assigned: replace(schema.fields[assigned], required=False)}
+        schema = replace(schema, fields=fields)
     return _Entity(EntitySpec(name, key, id_field, schema, writable), bo, table, detail, assigned)
 
 
@@ -177,7 +183,8 @@ class AccountViewConnector:
             yield _records(ent, body)
 
     async def lookup(self, entity: str, field: str, values: Sequence[str]) -> list[Record]:
-        """Records whose `field` is one of `values`: one list-filter call per 100 values."""
+        """Records whose `field` is one of `values`: one list-filter call per 100 values, all
+        in flight at once (the client's concurrency limit spaces them)."""
         ent = self._entity(entity)
         av_field = table_fields()[ent.table].get(field.upper())
         if av_field is None:
@@ -193,23 +200,33 @@ class AccountViewConnector:
             for v in unique
             if LIST_SEPARATOR in v
         ]
-        found: list[Record] = []
-        for flt in filters:
-            async for page in self._pages(ent, [flt], MAX_PAGE_SIZE):
-                found.extend(page)
-        return found
+
+        async def matching(flt: Filter) -> list[Record]:
+            return [r async for page in self._pages(ent, [flt], MAX_PAGE_SIZE) for r in page]
+
+        chunks = await asyncio.gather(*(matching(flt) for flt in filters))
+        return [record for chunk in chunks for record in chunk]
 
     # -- writing -----------------------------------------------------------------------------
 
-    async def write(self, entity: str, records: Sequence[Record]) -> list[WriteResult]:
-        """Create or update each record by its key; a bad record fails alone with its reason."""
+    async def write(
+        self,
+        entity: str,
+        records: Sequence[Record],
+        *,
+        found: Mapping[str, Record | None] | None = None,
+    ) -> list[WriteResult]:
+        """Create or update each record by its key; a bad record fails alone with its reason.
+
+        Keys in `found` (the caller's lookup by the key field, just made) are not looked up again.
+        """
         ent = self._entity(entity)
         if not ent.spec.writable:
             raise ConnectorError(f"{entity} are kept in AccountView itself and are read-only here")
         items = [_Item(i, _label(ent, r, i), _clean(ent, r)) for i, r in enumerate(records)]
         for item in items:
             _fail_on(item, _check_values(ent, item))
-        await self._find_existing(ent, [i for i in items if i.result is None])
+        await self._find_existing(ent, [i for i in items if i.result is None], found or {})
         for item in items:
             if item.result is None:
                 _fail_on(item, _check_required(ent, item))
@@ -218,8 +235,10 @@ class AccountViewConnector:
         for item in pending:
             header = tuple(sorted(f for f in item.row if f != ent.detail_table))
             groups.setdefault((self._needs_recheck(ent, item), header), []).append(item)
-        for (recheck, _), group in groups.items():
-            await self._post_isolating(ent, group, recheck)
+        # Rows with other fields (or another key rule) go in other calls, all in flight at once.
+        await asyncio.gather(
+            *(self._post_isolating(ent, group, recheck) for (recheck, _), group in groups.items())
+        )
         return [i.result for i in items if i.result is not None]
 
     def _needs_recheck(self, ent: _Entity, item: _Item) -> bool:
@@ -229,13 +248,18 @@ class AccountViewConnector:
             and not item.row.get(ent.assigned_key)
         )
 
-    async def _find_existing(self, ent: _Entity, items: list[_Item]) -> None:
-        """Which records exist already (one batched lookup per key field) and under which id."""
+    async def _find_existing(
+        self, ent: _Entity, items: list[_Item], found: Mapping[str, Record | None]
+    ) -> None:
+        """Which records exist already (one batched lookup per key field, but not of the keys
+        in `found`, a lookup by the key field the caller just made) and under which id."""
         name = ent.spec.name
+        known = {key: record for key, record in found.items() if record is not None}
         if ent.table == "CONTACT":
             by_nr = await self._index(name, "SUB_NR", [i.row.get("SUB_NR") for i in items])
-            by_mail = await self._index(
-                name, "MAIL_BUS", [i.row.get("MAIL_BUS") for i in items if not i.row.get("SUB_NR")]
+            mails = [i.row.get("MAIL_BUS") for i in items if not i.row.get("SUB_NR")]
+            by_mail = known | await self._index(
+                name, "MAIL_BUS", [m for m in mails if str(m) not in found]
             )
             for item in items:
                 if item.row.get("SUB_NR"):
@@ -246,7 +270,8 @@ class AccountViewConnector:
                         item.row["SUB_NR"] = item.existing["SUB_NR"]
             return
         key = ent.spec.key_field
-        index = await self._index(name, key, [i.row.get(key) for i in items])
+        keys = [i.row.get(key) for i in items]
+        index = known | await self._index(name, key, [k for k in keys if str(k) not in found])
         for item in items:
             item.existing = index.get(str(item.row.get(key, "")))
             if ent.table == "SO_HDR" and item.existing is not None:

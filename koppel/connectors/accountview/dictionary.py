@@ -67,7 +67,7 @@ def record_schema(table: str, *, details: tuple[str, ...] = ()) -> RecordSchema:
     """A table's fields as a RecordSchema; detail rows appear as a list under the detail's name."""
     specs = [_spec(field.name, field) for field in table_fields()[table].values()]
     for detail in details:
-        specs.append(FieldSpec(path=f"{detail}[]", type=FieldType.LIST, description="lines"))
+        specs.append(FieldSpec(path=detail, type=FieldType.LIST, description="lines"))
         specs += [_spec(f"{detail}[].{f.name}", f) for f in table_fields()[detail].values()]
     return RecordSchema.of(table, specs)
 

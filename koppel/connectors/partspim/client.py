@@ -8,6 +8,8 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -58,6 +60,23 @@ def _field_errors(response: httpx.Response) -> list[dict[str, Any]]:
         return []
     errors = body.get(contract.ERRORS_FIELD) if isinstance(body, dict) else None
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def jsonable(value: Any) -> Any:
+    """A request body as the contract wants it: amounts as decimal strings, dates as ISO text.
+
+    Flows hand over Decimal and date values (the canonical model never uses floats); JSON has
+    neither, and a float would round prices.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 class PartsPimClient(ApiClient):
@@ -127,19 +146,19 @@ class PartsPimClient(ApiClient):
     async def create(self, path: str, body: Record) -> Record:
         """POST: not idempotent, so an uncertain failure raises AmbiguousWriteError."""
         kind = f"POST {path.strip('/')}"
-        response = await self.send("POST", path, kind=kind, json=body, idempotent=False)
+        response = await self.send("POST", path, kind=kind, json=jsonable(body), idempotent=False)
         result: Record = response.json()
         return result
 
     async def update(self, path: str, record_id: object, body: Record) -> Record:
         """PATCH with absolute values: sending it twice gives the same record, so it retries."""
         kind = f"PATCH {path.strip('/')}/:id"
-        response = await self.send("PATCH", f"{path}/{record_id}", kind=kind, json=body)
+        response = await self.send("PATCH", f"{path}/{record_id}", kind=kind, json=jsonable(body))
         result: Record = response.json()
         return result
 
     async def put_stock(self, rows: Sequence[Record]) -> list[Record]:
-        body = {contract.DATA_FIELD: list(rows)}
+        body = {contract.DATA_FIELD: jsonable(list(rows))}
         response = await self.send("PUT", contract.STOCK_PATH, kind="PUT stock", json=body)
         return list(response.json()[contract.DATA_FIELD])
 
@@ -193,5 +212,6 @@ __all__ = [
     "PartsPimClient",
     "PartsPimValidationError",
     "WebhookSignatureError",
+    "jsonable",
     "verify_webhook",
 ]

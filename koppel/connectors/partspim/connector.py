@@ -139,13 +139,21 @@ class PartsPimConnector:
                 by_id.setdefault(record["id"], record)
         return list(by_id.values())
 
-    async def write(self, entity: str, records: Sequence[Record]) -> list[WriteResult]:
+    async def write(
+        self,
+        entity: str,
+        records: Sequence[Record],
+        *,
+        found: Mapping[str, Record | None] | None = None,
+    ) -> list[WriteResult]:
+        """Create or update each record; keys in `found` (the caller's lookup by the key field,
+        just made) are not looked up again."""
         resource = self._resource(entity)
         if not resource.writable:
             raise ConnectorError(f"Parts Pim {entity} are read only over the API")
         if entity == "stock":
             return await self._write_stock(records)
-        existing = await self._existing_ids(resource, records)
+        existing = await self._existing_ids(resource, records, found or {})
         return list(
             await asyncio.gather(*(self._write_one(resource, r, existing) for r in records))
         )
@@ -169,17 +177,22 @@ class PartsPimConnector:
         return f"{resource.record_label} {key!r}"
 
     async def _existing_ids(
-        self, resource: contract.Resource, records: Sequence[Record]
+        self,
+        resource: contract.Resource,
+        records: Sequence[Record],
+        found: Mapping[str, Record | None],
     ) -> dict[str, Any]:
-        """Natural key -> id of the records that exist already, for records without an id."""
+        """Natural key -> id of the records that exist already, for records without an id;
+        keys in `found` are taken from it instead of being looked up."""
+        looked_up = {self._normal(resource, key) for key in found}
+        known = [r for r in found.values() if r is not None]
         keys = [self._key_of(resource, r) for r in records if r.get("id") is None]
-        keys = [k for k in keys if k]
-        if not keys:
-            return {}
-        found = await self.lookup(resource.entity, resource.key_field, keys)
+        keys = [k for k in keys if k and self._normal(resource, k) not in looked_up]
+        if keys:
+            known += await self.lookup(resource.entity, resource.key_field, keys)
         return {
             self._normal(resource, self._key_of(resource, r)): r["id"]
-            for r in found
+            for r in known
             if self._key_of(resource, r)
         }
 

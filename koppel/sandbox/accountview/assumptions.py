@@ -97,6 +97,9 @@ ASSUMED_TABLES: dict[str, tuple[FieldRow, ...]] = {
         ("QTY_AVAIL", "N", 13, "", "Voorraad"),
         ("QTY_FREE2", "N", 13, "", "Vrije voorraad"),
         ("ART_BLK", "L", 1, "", "Geblokkeerd"),
+        ("ORIG_CNT", "C", 2, "!", "Land van oorsprong"),
+        ("ART_TYPE", "C", 30, "", "Type"),
+        ("DEL_TIME", "C", 30, "", "Levertijd"),
     ),
     "ART_GRP": (
         ("AG_CODE", "C", 5, "M!", "Artikelgroep"),
@@ -165,8 +168,10 @@ are kept (ART_CODE, ART_DESC1, AG_CODE, PX_SELL, QTY_AVAIL, QTY_FREE2, COST_PX; 
 SUB_NR...; the SO_HDR and SO_LINE fields the PHP client posts); lengths follow the same field in
 CONTACT where one exists (CITY C35, POST_CODE C10...), ART_CODE C15 and ART_DESC1 C40 follow
 accountview-web-api-v3.md, AG_CODE C5 the AG1 note. Our own names: ART_DESC2, ART_MEMO (the long
-description, memo), EAN_CODE (C14 holds any GTIN), VAT_CODE, UNIT_CODE, CUR_CODE, ART_BLK on
-ARTICLE; ORD_NR (order number, system assigned when empty) and ORD_REF (the customer's / our own
+description, memo), EAN_CODE (C14 holds any GTIN), VAT_CODE, UNIT_CODE, CUR_CODE, ART_BLK,
+ORIG_CNT (country of origin, ISO code, as Intrastat needs), ART_TYPE and DEL_TIME (type and
+delivery time, for the products flow's characteristics) on ARTICLE; ORD_NR (order number,
+system assigned when empty) and ORD_REF (the customer's / our own
 order reference, which the connector rechecks by) on SO_HDR; ORD_NR, ART_DESC and VAT_CODE on
 SO_LINE; all of PAY_COND, PAY_MTH and EMPLOYEE. Article groups are flat (no parent group)."""
 

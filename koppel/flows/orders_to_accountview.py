@@ -1,0 +1,425 @@
+"""Orders, Parts Pim -> AccountView sales orders (SO1: SO_HDR with SO_LINE rows).
+
+Per page of orders, in this order: map (and fill in the employee number); skip orders the
+settings leave out (status, date) and orders already in AccountView (by link, then by ORD_REF,
+so a lost link never posts an order twice); find or create each customer by e-mail with the
+customers flow's DebtorWriter; check that every SKU is an AccountView article (a missing one
+fails the order with the SKUs named, and the dead-letter retry posts it once they exist); find or
+create the delivery address when shipping differs from billing; post the orders in one call.
+An order is posted once: later changes in Parts Pim are not sent (AccountView owns it then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from koppel.connectors.base import Record
+from koppel.connectors.errors import ConnectorError
+from koppel.flows.customers import (
+    CUSTOMER_LOG_PREFIX,
+    DebtorWriter,
+    compile_get,
+    partspim_code_tables,
+    relation_label,
+    settings_of,
+)
+from koppel.flows.mappings import CANONICAL_MODELS, RESOLVED, default_mapping
+from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.runtime import FlowRuntime
+from koppel.mapping import CompiledMapping, MappingError, apply, compile_mapping
+from koppel.store.records import LinkEntry, OutcomeKind
+
+ORDERS = "orders"
+_ARTICLES = "articles"
+_ADDRESSES = "delivery_addresses"
+_ADDRESS_MATCH = ("SUB_NR", "DEL_NAME", "ADDRESS1", "POST_CODE", "CITY", "CNT_CODE")
+_ADDRESS_FIELDS = ("street", "house_number", "house_number_addition", "postcode", "city", "country")
+FROM_ACCOUNTVIEW = "orders.from_accountview"
+"""Links of the orders flow AccountView -> Parts Pim (AV order -> Parts Pim id): such orders are
+not sent back, or AccountView would get each of them twice."""
+_PRICE_DIGITS = Decimal("0.0001")
+"""ART_PX is a currency field (four decimals): a converted price keeps four, so totals agree."""
+
+
+class OrderSettings(BaseModel):
+    """Settings of the orders flow Parts Pim -> AccountView (docs/flows.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    employee_number: str = Field(default="999999", min_length=1, max_length=10)
+    default_customer: str | None = Field(default=None, min_length=1, max_length=10)
+    default_customer_always: bool = False
+    order_statuses: list[str] = Field(
+        default_factory=lambda: ["new", "processing", "shipped", "completed"]
+    )
+    retrieve_from: date | None = None
+    shipping_article_code: str | None = Field(default=None, min_length=1, max_length=15)
+    shipping_description: str = Field(default="Verzendkosten", max_length=40)
+    shipping_vat_rate: Decimal = Decimal(21)
+    accountview_prices_include_vat: bool = False
+
+
+def order_label(record: Record) -> str:
+    return f"order '{record.get('number') or record.get('id')}'"
+
+
+def _same_address(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    def plain(address: dict[str, Any] | None) -> tuple[str, ...]:
+        address = address or {}
+        return tuple("".join(str(address.get(f) or "").split()).lower() for f in _ADDRESS_FIELDS)
+
+    return plain(a) == plain(b)
+
+
+def _on_basis(price: Decimal, rate: Decimal, *, includes_vat: bool, wanted_incl: bool) -> Decimal:
+    if includes_vat == wanted_incl:
+        return price
+    factor = 1 + rate / 100
+    converted = price * factor if wanted_incl else price / factor
+    return converted.quantize(_PRICE_DIGITS)
+
+
+class OrderSync:
+    """Parts Pim orders -> AccountView sales orders; the RecordSync of the orders flow."""
+
+    def __init__(self, runtime: FlowRuntime) -> None:
+        self.runtime = runtime
+        self.settings: OrderSettings = settings_of(OrderSettings, runtime)
+        self.debtors = DebtorWriter(runtime, log_prefix=CUSTOMER_LOG_PREFIX)
+        self.recorder = TargetWriter(
+            runtime.store,
+            runtime.integration.id,
+            runtime.flow.id,
+            ORDERS,
+            runtime.target,
+            runtime.target_entity(ORDERS),
+        )
+        target_app = runtime.target_connection.application
+        self.address_mapping = compile_mapping(
+            default_mapping(target_app, _ADDRESSES, "send"),
+            target_schema=runtime.target.entities[_ADDRESSES].schema,
+        )
+        self._get: CompiledMapping | None = None
+
+    async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
+        items = [Item(str(r["id"]), order_label(r), r) for r in records]
+        if self._get is None:
+            tables = await partspim_code_tables(self.runtime)
+            self._get = compile_get(self.runtime, self.runtime.mappings, ORDERS, tables)
+        for item in items:
+            order = to_canonical(item, self._get, CANONICAL_MODELS[ORDERS])
+            if order is not None:
+                order["employee_number"] = order["employee_number"] or self.settings.employee_number
+                self._filter(item, order)
+        adopted = await self._skip_existing([i for i in items if i.pending])
+        resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
+        await self._customers(run_id, [i for i in items if i.pending], resolved)
+        await self._check_products([i for i in items if i.pending], resolved)
+        await self._delivery_addresses([i for i in items if i.pending], resolved)
+        await self._post([i for i in items if i.pending], resolved)
+        if adopted:
+            self.runtime.store.links.upsert_many(self.runtime.integration.id, ORDERS, adopted)
+        return self.recorder.record(run_id, items)
+
+    def _filter(self, item: Item, order: dict[str, Any]) -> None:
+        settings = self.settings
+        if order["status"] not in settings.order_statuses:
+            item.outcome = OutcomeKind.SKIPPED
+            item.reason = (
+                f"status {order['status']!r} is not in the setting order_statuses "
+                f"({', '.join(settings.order_statuses)})"
+            )
+        elif (
+            settings.retrieve_from is not None
+            and order["order_date"] is not None
+            and order["order_date"] < settings.retrieve_from
+        ):
+            item.outcome = OutcomeKind.SKIPPED
+            item.reason = (
+                f"order date {order['order_date']} is before the setting retrieve_from "
+                f"{settings.retrieve_from}"
+            )
+
+    async def _skip_existing(self, items: list[Item]) -> list[LinkEntry]:
+        """Orders already in AccountView are skipped; those found by ORD_REF get their link back."""
+        if not items:
+            return []
+        links = self.runtime.store.links.get_many(
+            self.runtime.integration.id, ORDERS, [i.source_key for i in items]
+        )
+        from_accountview = {
+            link.target_key
+            for link in self.runtime.store.links.find_by_target(
+                self.runtime.integration.id, FROM_ACCOUNTVIEW, [i.source_key for i in items]
+            )
+        }
+        unlinked: list[Item] = []
+        for item in items:
+            link = links.get(item.source_key)
+            if item.source_key in from_accountview:
+                item.outcome = OutcomeKind.SKIPPED
+                item.reason = "it came from AccountView (orders flow AccountView -> Parts Pim)"
+            elif link is None:
+                unlinked.append(item)
+            else:
+                item.outcome = OutcomeKind.SKIPPED
+                item.target_key = link.target_key
+                item.reason = f"already in AccountView as order {link.target_key}"
+        if not unlinked:
+            return []
+        references = {str(i.canonical["reference"]): i for i in unlinked if i.canonical}
+        try:
+            found = await self.runtime.target.lookup(
+                self.runtime.target_entity(ORDERS), "ORD_REF", sorted(references)
+            )
+        except ConnectorError as error:
+            for item in unlinked:
+                item.fail(f"{item.label}: could not look it up in AccountView: {error}")
+            return []
+        adopted: list[LinkEntry] = []
+        for order in found:
+            match = references.get(str(order.get("ORD_REF")))
+            if match is None or not match.pending:
+                continue
+            item = match
+            number = str(order.get("ORD_NR") or order.get("REC_ID"))
+            item.outcome = OutcomeKind.SKIPPED
+            item.target_key = number
+            item.reason = f"already in AccountView as order {number} (found by ORD_REF)"
+            adopted.append(LinkEntry(item.source_key, number))
+        return adopted
+
+    async def _customers(
+        self, run_id: str, items: list[Item], resolved: dict[str, dict[str, Any]]
+    ) -> None:
+        """Each order's debtor: the default customer, or its relation's found or created."""
+        settings = self.settings
+        needing: dict[str, list[Item]] = {}
+        for item in items:
+            assert item.canonical is not None
+            if settings.default_customer_always:
+                self._set_debtor(item, settings.default_customer, resolved)
+            else:
+                needing.setdefault(str(item.canonical["customer"]["key"]), []).append(item)
+        if not needing:
+            return
+        try:
+            relations = await self.runtime.source.lookup(
+                self.runtime.source_entity("customers"), "id", sorted(needing)
+            )
+        except ConnectorError as error:
+            for item in items:
+                item.fail(f"{item.label}: could not read its customer from Parts Pim: {error}")
+            return
+        by_id = {str(r["id"]): r for r in relations}
+        customer_items: list[Item] = []
+        for key, orders in needing.items():
+            relation = by_id.get(key)
+            if relation is None:
+                for item in orders:
+                    item.fail(f"{item.label}: field relation_id: relation {key} does not exist")
+                continue
+            if not str(relation.get("email") or "").strip():
+                for item in orders:
+                    self._set_debtor(item, settings.default_customer, resolved, no_email=True)
+                continue
+            customer_items.append(Item(key, relation_label(relation), relation))
+        if not customer_items:
+            return
+        await self.debtors.canonical(customer_items)
+        await self.debtors.upsert(run_id, customer_items)
+        for customer in customer_items:
+            for item in needing[customer.source_key]:
+                assert item.canonical is not None
+                if customer.outcome is OutcomeKind.FAILED or not customer.target_key:
+                    item.fail(f"{item.label}: its customer could not be written: {customer.reason}")
+                    continue
+                item.canonical["customer"] = customer.canonical
+                item.warnings.extend(f"customer: {w}" for w in customer.warnings)
+                self._set_debtor(item, customer.target_key, resolved)
+
+    @staticmethod
+    def _set_debtor(
+        item: Item,
+        number: str | None,
+        resolved: dict[str, dict[str, Any]],
+        *,
+        no_email: bool = False,
+    ) -> None:
+        if number is None:
+            item.fail(
+                f"{item.label}: its customer has no e-mail address, so no debtor can be found; "
+                "add one in Parts Pim or set default_customer"
+            )
+            return
+        resolved[item.source_key]["debtor"] = number
+        if no_email:
+            item.warnings.append(f"customer has no e-mail address: default customer {number}")
+
+    def _lines(self, item: Item) -> list[dict[str, Any]]:
+        """Order lines on AccountView's price basis, and the shipping cost as a line of its own."""
+        assert item.canonical is not None
+        order = item.canonical
+        wanted_incl = self.settings.accountview_prices_include_vat
+        lines: list[dict[str, Any]] = []
+        for number, line in enumerate(order["lines"], start=1):
+            price = line["unit_price"]
+            if price is not None and order["prices_include_vat"] != wanted_incl:
+                if line["vat_rate"] is None:
+                    raise ValueError(
+                        f"field lines[{number - 1}].vat_rate: is empty, so its price cannot be "
+                        "converted between incl. and excl. VAT"
+                    )
+                price = _on_basis(
+                    price,
+                    line["vat_rate"],
+                    includes_vat=order["prices_include_vat"],
+                    wanted_incl=wanted_incl,
+                )
+            lines.append({**line, "unit_price": price})
+        cost = order["shipping_cost"]
+        if cost:
+            code = self.settings.shipping_article_code
+            if code is None:
+                raise ValueError(
+                    f"field shipping_cost: {cost} cannot be posted: set the flow setting "
+                    "shipping_article_code to the AccountView article for shipping costs"
+                )
+            price = _on_basis(
+                cost,
+                self.settings.shipping_vat_rate,
+                includes_vat=order["prices_include_vat"],
+                wanted_incl=wanted_incl,
+            )
+            lines.append(
+                {
+                    "sku": code,
+                    "quantity": Decimal(1),
+                    "unit_price": price,
+                    "description": self.settings.shipping_description,
+                    "vat_rate": self.settings.shipping_vat_rate,
+                }
+            )
+        return lines
+
+    async def _check_products(self, items: list[Item], resolved: dict[str, dict[str, Any]]) -> None:
+        """Every SKU of every order must be an AccountView article before the order is posted."""
+        wanted: dict[str, list[str]] = {}
+        for item in items:
+            try:
+                lines = self._lines(item)
+            except ValueError as error:
+                item.fail(f"{item.label}: {error}")
+                continue
+            resolved[item.source_key]["lines"] = lines
+            wanted[item.source_key] = [str(line["sku"]).strip().upper() for line in lines]
+        codes = sorted({c for skus in wanted.values() for c in skus})
+        if not codes:
+            return
+        try:
+            found = await self.runtime.target.lookup(_ARTICLES, "ART_CODE", codes)
+        except ConnectorError as error:
+            for item in items:
+                if item.pending:
+                    item.fail(f"{item.label}: could not check its products in AccountView: {error}")
+            return
+        existing = {str(a["ART_CODE"]) for a in found}
+        for item in items:
+            missing = sorted({c for c in wanted.get(item.source_key, []) if c not in existing})
+            if missing and item.pending:
+                item.fail(
+                    f"{item.label}: product(s) not in AccountView (ART_CODE): "
+                    f"{', '.join(f'SKU {m!r}' for m in missing)}; the order is retried when "
+                    "they exist (sync the products first)"
+                )
+
+    async def _delivery_addresses(
+        self, items: list[Item], resolved: dict[str, dict[str, Any]]
+    ) -> None:
+        """DEL_CODE for orders shipped elsewhere than billed: an existing DEL_ADDR or a new one."""
+        rows: dict[str, tuple[Item, Record]] = {}
+        for item in items:
+            assert item.canonical is not None
+            order = item.canonical
+            shipping = order["shipping_address"]
+            if shipping is None or _same_address(shipping, order["billing_address"]):
+                continue
+            customer = order["customer"]
+            name = (
+                shipping.get("name")
+                or customer.get("company_name")
+                or customer.get("contact_name")
+                or order["reference"]
+            )
+            source = {**shipping, "name": name, "debtor": resolved[item.source_key]["debtor"]}
+            try:
+                row = apply(self.address_mapping, source, record_key=item.label).values
+                rows[item.source_key] = (item, row)
+            except MappingError as error:
+                item.fail(f"{item.label}: delivery address: {error}")
+        if not rows:
+            return
+        try:
+            codes = await self._address_codes([row for _, row in rows.values()])
+        except ConnectorError as error:
+            for item, _ in rows.values():
+                item.fail(f"{item.label}: could not write its delivery address: {error}")
+            return
+        for item, row in rows.values():
+            code = codes.get(_address_key(row))
+            if code is None:
+                item.fail(f"{item.label}: AccountView did not take its delivery address")
+            else:
+                resolved[item.source_key]["delivery_address"] = code
+
+    async def _address_codes(self, rows: list[Record]) -> dict[tuple[str, ...], str]:
+        """REC_ID per address: found among the debtors' DEL_ADDR rows, or written once."""
+        debtors = sorted({str(r["SUB_NR"]) for r in rows})
+        codes: dict[tuple[str, ...], str] = {}
+        for existing in await self.runtime.target.lookup(_ADDRESSES, "SUB_NR", debtors):
+            codes.setdefault(_address_key(existing), str(existing["REC_ID"]))
+        new = {_address_key(r): r for r in rows if _address_key(r) not in codes}
+        if new:
+            results = await self.runtime.target.write(_ADDRESSES, list(new.values()))
+            for key, result in zip(new, results, strict=True):
+                if result.error is None and result.target_id:
+                    codes[key] = result.target_id
+        return codes
+
+    async def _post(self, items: list[Item], resolved: dict[str, dict[str, Any]]) -> None:
+        payloads: list[Record] = []
+        writing: list[Item] = []
+        for item in items:
+            assert item.canonical is not None
+            values = {**item.canonical, RESOLVED: resolved[item.source_key]}
+            if to_target(item, self.runtime.mappings.send, values):
+                assert item.create is not None
+                payloads.append(item.create)
+                writing.append(item)
+        if not writing:
+            return
+        try:
+            results = await self.runtime.target.write(self.runtime.target_entity(ORDERS), payloads)
+        except ConnectorError as error:
+            for item in writing:
+                item.fail(f"{item.label}: AccountView did not take the order: {error}")
+            return
+        for item, result in zip(writing, results, strict=True):
+            if result.error is not None:
+                item.fail(f"{item.label}: {result.error}")
+                continue
+            record = result.record or {}
+            item.outcome = OutcomeKind.CREATED if result.created else OutcomeKind.UPDATED
+            item.target_key = str(record.get("ORD_NR") or result.target_id or result.key)
+
+
+def _address_key(row: Record) -> tuple[str, ...]:
+    return tuple(str(row.get(f) or "").strip() for f in _ADDRESS_MATCH)
+
+
+__all__ = ["ORDERS", "OrderSettings", "OrderSync", "order_label"]

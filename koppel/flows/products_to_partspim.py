@@ -1,0 +1,58 @@
+"""Products, AccountView -> Parts Pim: articles become Parts Pim products, by SKU.
+
+The reverse of the products flow. Parts Pim takes SKUs of digits only, so a SKU with anything
+else fails its record with the rule, unless the flow's mapping transforms it (`digits_only`);
+an EAN with a wrong check digit fails before it is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from koppel.connectors.base import Record
+from koppel.flows.checks import gtin_problem, parts_pim_sku_problem
+from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.runtime import FlowRuntime
+from koppel.model import Product
+
+PRODUCTS = "products"
+PRODUCT_LINKS = "products.from_accountview"
+"""Link entity of this flow (AccountView REC_ID -> Parts Pim SKU), apart from the links of the
+products flow that goes the other way."""
+
+
+class ArticleToPartsPimSync:
+    """AccountView articles -> Parts Pim products."""
+
+    def __init__(self, runtime: FlowRuntime) -> None:
+        self.runtime = runtime
+        self.writer = TargetWriter(
+            runtime.store,
+            runtime.integration.id,
+            runtime.flow.id,
+            PRODUCT_LINKS,
+            runtime.target,
+            runtime.target_entity(PRODUCTS),
+        )
+
+    async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
+        items = [Item(str(r["REC_ID"]), f"SKU '{r.get('ART_CODE')}'", r) for r in records]
+        for item in items:
+            product = to_canonical(item, self.runtime.mappings.get, Product)
+            if product is None or not to_target(item, self.runtime.mappings.send, product):
+                continue
+            payload = item.create or {}
+            sku = str(payload.get("sku") or "")
+            item.label = f"SKU '{sku}'"
+            problem = parts_pim_sku_problem(sku)
+            if problem is not None:
+                item.fail(f"{item.label}: field sku: {problem}")
+                continue
+            ean = payload.get("ean")
+            if ean and (problem := gtin_problem(str(ean))) is not None:
+                item.fail(f"{item.label}: field ean: {problem}")
+        await self.writer.write(items)
+        return self.writer.record(run_id, items)
+
+
+__all__ = ["PRODUCT_LINKS", "ArticleToPartsPimSync"]
