@@ -22,6 +22,8 @@ Progress = Callable[[str, int, int], None]
 DEMO_CONNECTIONS = {"pim": "partspim", "av": "accountview"}
 """The demo integration's connections by name, and the application each one is."""
 
+_DIGITS_ONLY = {"from": "ART_CODE", "transform": ["trim", "digits_only"]}
+
 DEMO_FLOWS: dict[str, dict[str, Any]] = {
     "categories": {"from": "pim", "to": "av", "entity": "categories", "schedule": "60s"},
     "products": {"from": "pim", "to": "av", "entity": "products", "schedule": "60s"},
@@ -32,7 +34,37 @@ DEMO_FLOWS: dict[str, dict[str, Any]] = {
         "to": "av",
         "entity": "orders",
         "schedule": "60s",
-        "settings": {"shipping_article_code": "VERZEND"},
+        "settings": {"shipping_article_code": "999001"},
+    },
+    # AccountView's own article codes may hold letters ("KF-000010"); Parts Pim takes digits
+    # only, so the demo's flows from AccountView keep the digits, as a user's mapping would.
+    "av-products": {
+        "from": "av",
+        "to": "pim",
+        "entity": "products",
+        "schedule": "60s",
+        "mapping": {"get": {"fields": {"sku": _DIGITS_ONLY}}},
+    },
+    "av-orders": {
+        "from": "av",
+        "to": "pim",
+        "entity": "orders",
+        "schedule": "60s",
+        "mapping": {
+            "get": {
+                "fields": {
+                    "lines": {
+                        "each": "SO_LINE",
+                        "fields": {
+                            "sku": _DIGITS_ONLY,
+                            "quantity": "ORD_QTY",
+                            "unit_price": "ART_PX",
+                            "description": {"from": "ART_DESC", "default": None},
+                        },
+                    }
+                }
+            }
+        },
     },
 }
 """Every flow the sandboxes have data for, in the order the demo runs them (an order needs its
@@ -49,11 +81,17 @@ DEMO_SETTINGS: dict[str, Any] = {
             "CREDIT": "CREDITCARD",
             "REMBOURS": "CONTANT",
         },
+        # AccountView takes PayPal, Parts Pim has no such method: book it as iDEAL.
+        "payment_methods_to_partspim": {"PAYPAL": "IDEAL"},
     },
 }
-"""The demo integration's settings: the sandboxes' payment codes, Parts Pim -> AccountView."""
+"""The demo integration's settings: the sandboxes' payment codes between the two systems."""
 
-SHIPPING_ARTICLE = {"ART_CODE": "VERZEND", "ART_DESC1": "Verzendkosten", "PX_SELL": 6.95}
+DEMO_ACCOUNTVIEW_ARTICLES = 40
+"""Articles (with debtors and sales orders for them) that AccountView has of its own in the demo,
+for the flows from AccountView to Parts Pim."""
+
+SHIPPING_ARTICLE = {"ART_CODE": "999001", "ART_DESC1": "Verzendkosten", "PX_SELL": 6.95}
 """The AccountView article the demo's orders book shipping costs on."""
 
 
@@ -148,6 +186,7 @@ def running_sandboxes(
 
 
 __all__ = [
+    "DEMO_ACCOUNTVIEW_ARTICLES",
     "DEMO_CONNECTIONS",
     "DEMO_FLOWS",
     "DEMO_SETTINGS",

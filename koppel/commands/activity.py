@@ -21,6 +21,7 @@ from koppel.commands.common import (
     opened_store,
     pick_flows,
     pick_integration,
+    plain,
     when,
 )
 from koppel.mapping.preview import flatten
@@ -109,14 +110,16 @@ def runs(
     table.add_column("finished")
     for run in found:
         table.add_row(
-            run.id,
-            names.get(run.flow_id, "?"),
-            run.status.value,
-            *(str(run.counts.get(name, 0)) for name in OUTCOMES),
-            str(run.api_calls),
-            f"v{run.mapping_version}",
-            when(run.started_at),
-            when(run.finished_at),
+            *plain(
+                run.id,
+                names.get(run.flow_id, "?"),
+                run.status.value,
+                *(str(run.counts.get(name, 0)) for name in OUTCOMES),
+                str(run.api_calls),
+                f"v{run.mapping_version}",
+                when(run.started_at),
+                when(run.finished_at),
+            )
         )
     console.print(table)
 
@@ -200,7 +203,7 @@ def log(
                 row += [Text("not kept (KOPPEL_PAYLOAD_EXCERPTS or retention)", style="dim"), ""]
             else:
                 row += [_payload_text(excerpt.get("source")), _payload_text(excerpt.get("sent"))]
-        table.add_row(*row)
+        table.add_row(*plain(*row))
     console.print(table)
     if len(outcomes) == limit:
         console.print(f"showing the first {limit}; see more with --limit")
@@ -250,11 +253,13 @@ def dead_letters(
     table.add_column("next attempt")
     for name, letter in letters:
         table.add_row(
-            name,
-            letter.source_key,
-            letter.reason,
-            str(letter.attempts),
-            when(letter.next_attempt_at),
+            *plain(
+                name,
+                letter.source_key,
+                letter.reason,
+                str(letter.attempts),
+                when(letter.next_attempt_at),
+            )
         )
     console.print(table)
     console.print("run them again now with: koppel replay [--flow NAME]")

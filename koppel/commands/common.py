@@ -22,6 +22,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -227,6 +228,11 @@ def describe_counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name} {counts.get(name, 0)}" for name in names)
 
 
+def plain(*cells: Any) -> list[Any]:
+    """Table cells shown as they are: record text may hold [brackets] that Rich reads as markup."""
+    return [Text(cell) if isinstance(cell, str) else cell for cell in cells]
+
+
 __all__ = [
     "OUTCOMES",
     "ExitCode",
@@ -241,6 +247,7 @@ __all__ = [
     "opened_store",
     "pick_flows",
     "pick_integration",
+    "plain",
     "progress_bar",
     "stored_connector",
     "validation_message",

@@ -118,7 +118,13 @@ def demo(
     state = home / DEMO_STATE
     settings = Settings(home=state, database_url=None, engine_database_url=None, secret_key=None)
     file = home / DEMO_FILE
-    from koppel.demo import DEMO_SETTINGS, SHIPPING_ARTICLE, demo_flows, running_sandboxes
+    from koppel.demo import (
+        DEMO_ACCOUNTVIEW_ARTICLES,
+        DEMO_SETTINGS,
+        SHIPPING_ARTICLE,
+        demo_flows,
+        running_sandboxes,
+    )
 
     with _only_demo(home), ExitStack() as stack:
         shutil.rmtree(state, ignore_errors=True)
@@ -131,7 +137,12 @@ def demo(
                 bar.update(tasks[name], completed=done, total=total)
 
             sandboxes = stack.enter_context(
-                running_sandboxes(products, seed=seed, progress=generated)
+                running_sandboxes(
+                    products,
+                    seed=seed,
+                    progress=generated,
+                    accountview_articles=DEMO_ACCOUNTVIEW_ARTICLES,
+                )
             )
         sandboxes.accountview.write("ARTICLE", [SHIPPING_ARTICLE])
         document = sandboxes.integration(demo_flows(), settings=DEMO_SETTINGS)

@@ -27,6 +27,7 @@ from koppel.commands.common import (
     opened_store,
     pick_flows,
     pick_integration,
+    plain,
     stored_connector,
     when,
 )
@@ -349,7 +350,12 @@ def versions(
     for item in history:
         current = " (current)" if item.version == found.mapping_version else ""
         table.add_row(
-            f"v{item.version}{current}", when(item.created_at), item.note, _overridden(item.mapping)
+            *plain(
+                f"v{item.version}{current}",
+                when(item.created_at),
+                item.note,
+                _overridden(item.mapping),
+            )
         )
     console.print(table)
 

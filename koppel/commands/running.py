@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from koppel.commands.common import (
     OUTCOMES,
@@ -206,8 +207,8 @@ def summary_table(reports: Sequence[FlowReport], title: str) -> Table:
         counts = report.counts
         style = "green" if report.ok else "yellow" if report.status != "failed" else "red"
         table.add_row(
-            report.flow.name,
-            f"[{style}]{report.status}[/]",
+            Text(report.flow.name),
+            Text(report.status, style=style),
             *(str(counts[name]) for name in OUTCOMES),
             str(report.run.api_calls if report.run else 0),
         )

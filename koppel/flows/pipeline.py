@@ -113,6 +113,31 @@ def to_target(item: Item, mapping: CompiledMapping, record: Mapping[str, Any]) -
     return True
 
 
+def skip_echoes(
+    store: Store,
+    integration_id: int,
+    items: Sequence[Item],
+    reverse_links: str,
+    origin: str,
+) -> None:
+    """Skip records that the flow going the other way wrote into this source.
+
+    With both directions configured, a record one flow created in a system would otherwise be
+    read back by the other flow and written again to where it came from (with whatever the trip
+    cost it: cut names, rounded prices). A record belongs to the system it was made in.
+    `reverse_links` is the other flow's link entity; its target keys are this flow's natural
+    keys (the items' `target_key`).
+    """
+    keyed = {str(i.target_key): i for i in items if i.pending and i.target_key}
+    if not keyed:
+        return
+    for link in store.links.find_by_target(integration_id, reverse_links, list(keyed)):
+        item = keyed.get(link.target_key)
+        if item is not None and item.pending:
+            item.outcome = OutcomeKind.SKIPPED
+            item.reason = f"came from {origin}; a record is not sent back to where it came from"
+
+
 @dataclass
 class TargetWriter:
     """Writes prepared items to one target entity and records what became of each."""

@@ -21,7 +21,8 @@ from koppel.flows.mappings import (
     canonical_schema,
     default_mapping,
 )
-from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.pipeline import Item, TargetWriter, skip_echoes, to_canonical, to_target
+from koppel.flows.products_to_partspim import PRODUCT_LINKS as PRODUCTS_FROM_ACCOUNTVIEW
 from koppel.flows.runtime import FlowRuntime
 from koppel.mapping import compile_mapping
 from koppel.model import Category, ProductKind
@@ -187,7 +188,15 @@ class ProductSync:
                 else:
                     resolved["category_code"] = link.target_key
             item.canonical = product
+            item.target_key = product["sku"]
             to_target(item, self.mappings.send, {**product, RESOLVED: resolved})
+        skip_echoes(
+            self.runtime.store,
+            self.runtime.integration.id,
+            items,
+            PRODUCTS_FROM_ACCOUNTVIEW,
+            "AccountView (the products flow from AccountView)",
+        )
         await self.writer.write(items)
         return self.writer.record(run_id, items)
 

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 
 from koppel.connectors.base import Record
 from koppel.flows.checks import gtin_problem, parts_pim_sku_problem
-from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.pipeline import Item, TargetWriter, skip_echoes, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
 from koppel.model import Product
 
 PRODUCTS = "products"
+PRODUCTS_FROM_PARTSPIM = PRODUCTS
+"""Link entity of the products flow Parts Pim -> AccountView: its target keys are ART_CODEs."""
 PRODUCT_LINKS = "products.from_accountview"
 """Link entity of this flow (AccountView REC_ID -> Parts Pim SKU), apart from the links of the
 products flow that goes the other way."""
@@ -51,6 +53,17 @@ class ArticleToPartsPimSync:
             ean = payload.get("ean")
             if ean and (problem := gtin_problem(str(ean))) is not None:
                 item.fail(f"{item.label}: field ean: {problem}")
+        for item in items:
+            item.target_key = str(item.source.get("ART_CODE") or "") or None
+        skip_echoes(
+            self.runtime.store,
+            self.runtime.integration.id,
+            items,
+            PRODUCTS_FROM_PARTSPIM,
+            "Parts Pim (the products flow to AccountView)",
+        )
+        for item in items:
+            item.target_key = None
         await self.writer.write(items)
         return self.writer.record(run_id, items)
 
