@@ -67,7 +67,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     products = config.flows["products"]
     assert (products.source, products.target) == ("pim", "av")
     # YAML 1.2 booleans: the mapping rule key `on` stays a string.
-    assert products.mapping["fields"]["long_description"]["on"] == "create"
+    assert products.mapping["send"]["fields"]["ART_MEMO"]["on"] == "create"
     assert "av-secret-456" not in repr(config)
 
 
