@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint typecheck check bench clean venv
+.PHONY: demo test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
+	bench-stock bench-mapping clean venv
 
 venv: $(STAMP)
 
@@ -33,6 +34,12 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+bench-products bench-orders bench-stock bench-mapping: bench-%: $(STAMP)
+	$(BIN)/python -m bench $*
 
 clean:
 	rm -rf $(VENV) .koppel .pytest_cache .mypy_cache .ruff_cache
