@@ -41,8 +41,9 @@ class ExpressionError(Exception):
 class ExpressionLimits:
     max_length: int = 2_000
     """characters of expression text"""
-    timeout_s: float = 0.25
-    """per evaluation"""
+    timeout_s: float = 1.0
+    """per evaluation, wall clock: generous, so a busy machine never fails a sound expression
+    (the size budget below stops most runaways long before the deadline)"""
     max_depth: int = 200
     """nesting of expression nodes (recursion in user functions)"""
     max_value_size: int = 100_000
