@@ -24,47 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["RunFigures", "SyncProcess", "integration_document"]
+__all__ = ["RunFigures", "SyncProcess"]
 
 _RUN_TIMEOUT_S = 7200.0
-
-
-def integration_document(
-    pim: dict[str, Any],
-    av: dict[str, Any],
-    flows: dict[str, dict[str, Any]],
-    *,
-    settings: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An integration file's content for two sandboxes' credentials (as `--credentials-out`)."""
-    return {
-        "tenant": "bench",
-        "integration": "bench-pim-av",
-        "connections": {
-            "pim": {
-                "application": "partspim",
-                "base_url": pim["base_url"],
-                "credentials": {"api_key": pim["api_key"]},
-                "options": dict(options or {}),
-            },
-            "av": {
-                "application": "accountview",
-                "base_url": av["base_url"],
-                "credentials": {
-                    "client_id": av["client_id"],
-                    "client_secret": av["client_secret"],
-                    "company_id": av["company_id"],
-                    "refresh_token": av["refresh_token"],
-                    "access_token": av["access_token"],
-                    "expires_at": time.time() + float(av["expires_in"]),
-                },
-                "options": dict(options or {}),
-            },
-        },
-        "settings": dict(settings or {}),
-        "flows": flows,
-    }
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.platform import RunFigures, SyncProcess, integration_document
+from bench.platform import RunFigures, SyncProcess
 from bench.sandboxes import SandboxProcess
+from koppel.demo import integration_document
 
 __all__ = ["RunResult", "Scenario", "ScenarioResult", "run_scenario"]
 
@@ -142,6 +143,8 @@ def run_scenario(
             pim.credentials,
             av.credentials,
             {**scenario.setup_flows, scenario.name: scenario.flow},
+            tenant="bench",
+            name="bench-pim-av",
             settings=scenario.settings,
             options={"concurrency": scenario.concurrency},
         )

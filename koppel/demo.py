@@ -121,36 +121,56 @@ class DemoSandboxes:
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """An integration document (the shape of an integration file) for these sandboxes."""
-        pim = self.partspim.credentials(self.partspim_url)
-        av = self.accountview.credentials(self.accountview_url)
-        av_credentials = {
-            "client_id": av["client_id"],
-            "client_secret": av["client_secret"],
-            "company_id": av["company_id"],
-            "refresh_token": av["refresh_token"],
-            "access_token": av["access_token"],
-            "expires_at": time.time() + float(av["expires_in"]),
-        }
-        return {
-            "tenant": tenant,
-            "integration": name,
-            "connections": {
-                "pim": {
-                    "application": "partspim",
-                    "base_url": pim["base_url"],
-                    "credentials": {"api_key": pim["api_key"]},
-                    "options": dict(options or {}),
-                },
-                "av": {
-                    "application": "accountview",
-                    "base_url": av["base_url"],
-                    "credentials": av_credentials,
-                    "options": dict(options or {}),
-                },
+        return integration_document(
+            self.partspim.credentials(self.partspim_url),
+            self.accountview.credentials(self.accountview_url),
+            flows if flows is not None else demo_flows(),
+            tenant=tenant,
+            name=name,
+            settings=settings,
+            options=options,
+        )
+
+
+def integration_document(
+    pim: dict[str, Any],
+    av: dict[str, Any],
+    flows: dict[str, dict[str, Any]],
+    *,
+    tenant: str = "demo",
+    name: str = "demo-pim-av",
+    settings: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An integration document connecting two sandboxes, from what each says about how to connect
+    (`credentials()`, or `koppel sandbox --credentials-out`)."""
+    return {
+        "tenant": tenant,
+        "integration": name,
+        "connections": {
+            "pim": {
+                "application": "partspim",
+                "base_url": pim["base_url"],
+                "credentials": {"api_key": pim["api_key"]},
+                "options": dict(options or {}),
             },
-            "settings": dict(settings or {}),
-            "flows": flows if flows is not None else demo_flows(),
-        }
+            "av": {
+                "application": "accountview",
+                "base_url": av["base_url"],
+                "credentials": {
+                    "client_id": av["client_id"],
+                    "client_secret": av["client_secret"],
+                    "company_id": av["company_id"],
+                    "refresh_token": av["refresh_token"],
+                    "access_token": av["access_token"],
+                    "expires_at": time.time() + float(av["expires_in"]),
+                },
+                "options": dict(options or {}),
+            },
+        },
+        "settings": dict(settings or {}),
+        "flows": flows,
+    }
 
 
 @contextmanager
@@ -193,5 +213,6 @@ __all__ = [
     "SHIPPING_ARTICLE",
     "DemoSandboxes",
     "demo_flows",
+    "integration_document",
     "running_sandboxes",
 ]
