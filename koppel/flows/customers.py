@@ -32,6 +32,7 @@ from koppel.flows.mappings import (
     canonical_schema,
     flow_mappings,
 )
+from koppel.flows.orders_to_partspim import CUSTOMER_LINKS
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
 from koppel.mapping import CompiledMapping, compile_mapping
@@ -369,6 +370,7 @@ class CustomerSync:
     """Parts Pim relations -> AccountView debtors; the RecordSync of the customers flow."""
 
     def __init__(self, runtime: FlowRuntime) -> None:
+        self.runtime = runtime
         own_flow = runtime.flow.entity == CUSTOMERS
         self.writer = DebtorWriter(runtime, log_prefix="" if own_flow else CUSTOMER_LOG_PREFIX)
 
@@ -378,8 +380,22 @@ class CustomerSync:
             if item.source.get("role") == "supplier":
                 item.outcome = OutcomeKind.SKIPPED
                 item.reason = "a supplier, not a customer: suppliers are not debtors"
+        self._skip_echoes(items)
         await self.writer.canonical(items)
         return await self.writer.upsert(run_id, items)
+
+    def _skip_echoes(self, items: Sequence[Item]) -> None:
+        """Relations the orders flow from AccountView made in Parts Pim came from AccountView's
+        debtors: they are not written back there."""
+        store, integration_id = self.runtime.store, self.runtime.integration.id
+        pending = {i.source_key: i for i in items if i.pending}
+        for link in store.links.find_by_target(integration_id, CUSTOMER_LINKS, list(pending)):
+            item = pending[link.target_key]
+            item.outcome = OutcomeKind.SKIPPED
+            item.reason = (
+                "came from AccountView (the orders flow from AccountView); a record is not sent "
+                "back to where it came from"
+            )
 
 
 __all__ = [

@@ -25,7 +25,11 @@ def simple_skus(platform: Platform, count: int) -> list[str]:
     return [p["sku"] for p in products if p["type"] == "simple"][:count]
 
 
-def order_platform(platform_factory: Any, settings: dict[str, Any] | None = None) -> Platform:
+def order_platform(
+    platform_factory: Any,
+    settings: dict[str, Any] | None = None,
+    extra_flows: dict[str, dict[str, Any]] | None = None,
+) -> Platform:
     """Parts Pim with a catalogue and one relation; AccountView with two debtors, three orders.
 
     Debtor 50001 is a company whose e-mail Parts Pim has in another letter case; 50002 is a
@@ -106,7 +110,7 @@ def order_platform(platform_factory: Any, settings: dict[str, Any] | None = None
         **(settings or {}),
     }
     flows = {"orders": {"from": "av", "to": "pim", "entity": "orders", "settings": flow_settings}}
-    platform.apply(platform.sandboxes.integration(flows))
+    platform.apply(platform.sandboxes.integration({**flows, **(extra_flows or {})}))
     return platform
 
 
@@ -260,3 +264,29 @@ async def test_faults_neither_duplicate_nor_lose_orders(platform_factory: Any) -
     emails = [r["email"] for r in pim.store.all("relations") if str(r["email"]).startswith("klant")]
     assert sorted(emails) == sorted(f"klant{n}@example.nl" for n in range(8))
     assert counts(platform, after).get("created", 0) == 0
+
+
+async def test_customers_made_from_accountview_are_not_sent_back(platform_factory: Any) -> None:
+    customers = {
+        "customers": {
+            "from": "pim",
+            "to": "av",
+            "entity": "customers",
+            "schedule": "manual",
+            "settings": {"tables": PAYMENT_TABLES, "retrieve_from": "2000-01-01T00:00:00+00:00"},
+        }
+    }
+    platform = order_platform(platform_factory, extra_flows=customers)
+    av = platform.sandboxes.accountview
+    async with platform.runner() as runner:
+        orders = await runner.run(platform.flow("orders").id)
+        assert orders.status == "completed", orders.error
+        debtors_before = {d["SUB_NR"]: d for d in av.rows("CONTACT")}
+        synced = await runner.run(platform.flow("customers").id)
+        assert synced.status == "completed", synced.error
+    outcomes = platform.store.outcomes.list(synced.run_id, limit=10_000)
+    echoed = [o for o in outcomes if o.reason and "came from AccountView" in o.reason]
+    assert len(echoed) >= 1, "the relation made from debtor 50002 should be skipped"
+    debtors_after = {d["SUB_NR"]: d for d in av.rows("CONTACT")}
+    for number in ("50001", "50002"):
+        assert debtors_after[number]["CNG_NR"] == debtors_before[number]["CNG_NR"], number
