@@ -145,7 +145,9 @@ def _payload_text(value: Any) -> Text:
 
 @friendly_errors
 def log(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="a run id (koppel runs)")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="a run id, or its start (koppel runs)")
+    ],
     outcome: Annotated[
         OutcomeChoice | None, typer.Option(help="only outcomes of this kind")
     ] = None,
@@ -158,11 +160,17 @@ def log(
     """A run's activity log: one outcome per source record, with the reason and warnings."""
     settings = load_settings()
     with opened_store(settings) as store:
-        run = store.runs.get(run_id)
-        if run is None:
+        found = store.runs.find(run_id)
+        if not found:
             fail(f"no run {run_id!r}; list the recent runs with: koppel runs")
+        if len(found) > 1:
+            fail(
+                f"{run_id!r} starts {len(found)} run ids ({', '.join(r.id for r in found[:3])}, "
+                "...); type more of it"
+            )
+        run = found[0]
         kind = OutcomeKind(outcome.value) if outcome else None
-        outcomes = store.outcomes.list(run_id, outcome=kind, limit=limit)
+        outcomes = store.outcomes.list(run.id, outcome=kind, limit=limit)
         flow_name = _flow_names(store).get(run.flow_id, "?")
     if as_json:
         document = {

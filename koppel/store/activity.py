@@ -6,6 +6,7 @@ trip per record.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -166,6 +167,23 @@ class RunRepository:
         if status is not None:
             query = query.where(RunRow.status == status.value)
         query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
+        with self._context.read() as session:
+            return [_run(row) for row in session.scalars(query)]
+
+    def find(self, id_or_prefix: str) -> builtins.list[Run]:
+        """The run with this id, or the runs whose id starts with it (people type a prefix)."""
+        exact = self.get(id_or_prefix)
+        if exact is not None:
+            return [exact]
+        query = (
+            select(RunRow)
+            .where(
+                RunRow.id.startswith(id_or_prefix, autoescape=True),
+                self._context.in_tenant_flows(RunRow.flow_id),
+            )
+            .order_by(RunRow.started_at.desc())
+            .limit(10)
+        )
         with self._context.read() as session:
             return [_run(row) for row in session.scalars(query)]
 

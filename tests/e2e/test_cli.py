@@ -115,6 +115,10 @@ def test_sync_runs_log_dead_letters_and_replay(cli_setup: Setup) -> None:
     assert "from the source" in with_payload.stdout and TOO_LONG_SKU in with_payload.stdout
     missing = koppel("log", "flow-nope")
     assert missing.exit_code == 2 and "koppel runs" in missing.stderr
+    by_prefix = json.loads(koppel("log", run["run_id"][:14], "--json").stdout)
+    assert by_prefix["run"]["run_id"] == run["run_id"]
+    ambiguous = koppel("log", "flow-")
+    assert ambiguous.exit_code == 2 and "type more of it" in ambiguous.stderr
 
     letters = json.loads(koppel("dead-letters", "--json").stdout)
     assert [(d["flow"], d["source_key"], d["attempts"]) for d in letters] == [

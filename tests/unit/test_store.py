@@ -212,6 +212,18 @@ def test_runs_start_idempotently_and_list_newest_first(store: Store) -> None:
         store.runs.finish(second.id, RunStatus.RUNNING)
 
 
+def test_runs_are_found_by_the_start_of_their_id(store: Store) -> None:
+    flow = seed_integration(store).flow
+    store.runs.start(flow.id, run_id="flow-abc1")
+    store.runs.start(flow.id, run_id="flow-abd2")
+    store.runs.start(flow.id, run_id="flow-_x%3")
+    assert [r.id for r in store.runs.find("flow-abc1")] == ["flow-abc1"]
+    assert [r.id for r in store.runs.find("flow-abd")] == ["flow-abd2"]
+    assert sorted(r.id for r in store.runs.find("flow-ab")) == ["flow-abc1", "flow-abd2"]
+    assert [r.id for r in store.runs.find("flow-_x%")] == ["flow-_x%3"]
+    assert store.runs.find("flow-z") == []
+
+
 def test_payload_excerpts_are_dropped_when_switched_off(store_factory: StoreFactory) -> None:
     store = store_factory(payload_excerpts=False)
     run = store.runs.start(seed_integration(store).flow.id)
