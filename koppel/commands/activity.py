@@ -43,6 +43,10 @@ class OutcomeChoice(StrEnum):
     failed = "failed"
 
 
+RUN_ID_SHOWN = 13
+"""`flow-` and eight characters: enough to tell runs apart; `koppel log` takes an id's start."""
+
+
 def _flow_names(store: Store) -> dict[int, str]:
     return {flow.id: flow.name for flow in store.flows.list()}
 
@@ -98,30 +102,32 @@ def runs(
     if not found:
         console.print("no runs yet; run the flows with: koppel sync --config FILE")
         return
-    table = Table(title="Runs (newest first, times in UTC)")
-    table.add_column("run id", no_wrap=True)
-    table.add_column("flow", style="bold")
-    table.add_column("status")
-    for name in OUTCOMES:
-        table.add_column(name, justify="right")
-    table.add_column("API calls", justify="right")
-    table.add_column("mapping", justify="right")
-    table.add_column("started")
-    table.add_column("finished")
-    for run in found:
-        table.add_row(
-            *plain(
-                run.id,
-                names.get(run.flow_id, "?"),
-                run.status.value,
-                *(str(run.counts.get(name, 0)) for name in OUTCOMES),
-                str(run.api_calls),
-                f"v{run.mapping_version}",
-                when(run.started_at),
-                when(run.finished_at),
-            )
+    rows = [
+        (
+            run.id[:RUN_ID_SHOWN],
+            names.get(run.flow_id, "?"),
+            run.status.value,
+            *(str(run.counts.get(name, 0)) for name in OUTCOMES),
+            str(run.api_calls),
+            f"v{run.mapping_version}",
+            run.started_at.strftime("%m-%d %H:%M"),
         )
-    console.print(table)
+        for run in found
+    ]
+    headers = ("run", "flow", "status", "new", "upd", "skip", "fail", "calls", "map", "started")
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    right = {3, 4, 5, 6, 7}
+    console.print(
+        "runs, newest first; new/upd/skip/fail = records created, updated, skipped, failed; "
+        "times UTC",
+        markup=False,
+    )
+    for line in (headers, *rows):
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        console.print("  ".join(cells).rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _outcome_json(outcome: Outcome, payload: bool) -> dict[str, Any]:
