@@ -17,7 +17,9 @@ from koppel.flows.mappings import (
 from koppel.store import Store
 from koppel.store.records import Connection, Flow, Integration
 
-DEFAULT_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 500
+"""Parts Pim's largest page: per-batch costs (checkpoint, transaction, round trips) spread over
+the most records; docs/performance.md measured 0.0186 calls per product against 0.0284 at 200."""
 DEFAULT_CURSOR_MARGIN_S = 120
 
 
