@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from koppel.errors import ErrorCategory, KoppelError
 from koppel.settings import Settings
 
 KEY_FILE_NAME = "secret.key"
@@ -30,12 +31,16 @@ _GENERATE_HINT = (
 _password_hasher = PasswordHasher()
 
 
-class SecretKeyError(ValueError):
+class SecretKeyError(KoppelError, ValueError):
     """The configured key is unusable. The message says which key, never what it is."""
 
+    category = ErrorCategory.CONFIGURATION
 
-class SecretDecryptionError(Exception):
+
+class SecretDecryptionError(KoppelError):
     """A token does not decrypt with any configured key. The message never contains a secret."""
+
+    category = ErrorCategory.CONFIGURATION
 
     def __init__(self) -> None:
         super().__init__(

@@ -26,21 +26,11 @@ from rich.text import Text
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from koppel.config import ConfigError, load_config
-from koppel.connectors.errors import ConnectorError
+from koppel.config import load_config
 from koppel.connectors.registry import ClientConnector, build_connector
-from koppel.flows.mappings import FlowSetupError
-from koppel.secrets import SecretDecryptionError, SecretKeyError
+from koppel.errors import ErrorCategory, KoppelError
 from koppel.settings import Settings, get_settings
-from koppel.store import (
-    Connection,
-    DatabaseURLError,
-    Flow,
-    Integration,
-    Store,
-    StoreError,
-    open_store,
-)
+from koppel.store import Connection, Flow, Integration, Store, open_store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -78,18 +68,31 @@ def friendly_errors(command: Callable[P, None]) -> Callable[P, None]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             command(*args, **kwargs)
-        except (ConfigError, FlowSetupError, SecretKeyError, SecretDecryptionError) as error:
-            fail(str(error))
-        except (DatabaseURLError, StoreError) as error:
-            fail(str(error))
-        except ConnectorError as error:
-            fail(str(error), ExitCode.FAILED)
+        except KoppelError as error:
+            fail(str(error), exit_code_for(error))
         except ValidationError as error:  # e.g. a connection's credentials lack a field
             fail(validation_message(error))
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
 
     return wrapper
+
+
+_EXIT_CODES = {
+    ErrorCategory.CONFIGURATION: ExitCode.CONFIG,
+    ErrorCategory.NOT_FOUND: ExitCode.CONFIG,
+    ErrorCategory.PERMISSION: ExitCode.CONFIG,
+    ErrorCategory.INTERNAL: ExitCode.CONFIG,
+    ErrorCategory.AUTHORISATION: ExitCode.FAILED,
+    ErrorCategory.CONNECTION: ExitCode.FAILED,
+    ErrorCategory.RECORD: ExitCode.FAILED,
+    ErrorCategory.CONFLICT: ExitCode.BUSY,
+}
+
+
+def exit_code_for(error: KoppelError) -> ExitCode:
+    """The one place where an error's category becomes an exit code."""
+    return _EXIT_CODES[error.category]
 
 
 def validation_message(error: ValidationError) -> str:
@@ -240,6 +243,7 @@ __all__ = [
     "console",
     "describe_counts",
     "err_console",
+    "exit_code_for",
     "fail",
     "friendly_errors",
     "integration_label",

@@ -17,14 +17,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from koppel.config.model import IntegrationConfig
+from koppel.errors import ErrorCategory, KoppelError
 
 # `${NAME}` is replaced by the environment variable; `$${...}` stays a literal `${...}`.
 _ENV_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ConfigError(Exception):
+class ConfigError(KoppelError):
     """A problem in an integration file; `problems` are (path inside the file, what to fix)."""
+
+    category = ErrorCategory.CONFIGURATION
 
     def __init__(self, file: Path | str, problems: Sequence[tuple[str, str]]) -> None:
         self.file = str(file)

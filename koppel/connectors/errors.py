@@ -7,9 +7,13 @@ Messages are built from method, path and the API's own error text, never from cr
 
 from __future__ import annotations
 
+from koppel.errors import ErrorCategory, KoppelError
 
-class ConnectorError(Exception):
+
+class ConnectorError(KoppelError):
     """Base of every error a connector raises."""
+
+    category = ErrorCategory.CONNECTION
 
 
 class RetriableAPIError(ConnectorError):
@@ -50,6 +54,8 @@ class FatalAPIError(ConnectorError):
 class AuthenticationError(FatalAPIError):
     """The credentials were refused; the user must re-enter or re-authorise them."""
 
+    category = ErrorCategory.AUTHORISATION
+
 
 class PagingLoopError(FatalAPIError):
     """The API handed back a page token seen before, or more pages than can be right."""
@@ -57,6 +63,8 @@ class PagingLoopError(FatalAPIError):
 
 class RecordValidationError(ConnectorError):
     """One record breaks a rule of the target: names the record, the field and the rule."""
+
+    category = ErrorCategory.RECORD
 
     def __init__(self, record_key: str, field: str, rule: str) -> None:
         super().__init__(f"{record_key}: field {field}: {rule}")

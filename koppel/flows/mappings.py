@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from koppel.errors import ErrorCategory, KoppelError
 from koppel.mapping import (
     CompiledMapping,
     MappingIssue,
@@ -92,8 +93,10 @@ def _updates_only(schema: RecordSchema) -> RecordSchema:
     return RecordSchema(schema.name, fields, schema.open_paths)
 
 
-class FlowSetupError(Exception):
+class FlowSetupError(KoppelError):
     """The flow cannot run as configured; the message says what to change."""
+
+    category = ErrorCategory.CONFIGURATION
 
 
 def application_entity(application: str, entity: str) -> str:

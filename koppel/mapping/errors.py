@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from koppel.errors import ErrorCategory, KoppelError
 
-class MappingError(Exception):
+
+class MappingError(KoppelError):
     """The only exception the mapper raises while mapping a record.
 
     `record_key` is None for problems of the mapping itself (found when it is loaded).
@@ -19,6 +21,7 @@ class MappingError(Exception):
 
     def __init__(self, field: str, rule: str, record_key: str | None = None) -> None:
         self.record_key = record_key
+        self.category = ErrorCategory.CONFIGURATION if record_key is None else ErrorCategory.RECORD
         self.field = field
         self.rule = rule
         prefix = f"{record_key}: " if record_key is not None else ""

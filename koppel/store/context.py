@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, exists, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from koppel.errors import ErrorCategory, KoppelError
 from koppel.secrets import SecretBox
 from koppel.store.database import WRITE_OPTION
 from koppel.store.tables import Base, FlowRow, IntegrationRow
@@ -25,12 +26,16 @@ IN_CHUNK = 500
 T = TypeVar("T")
 
 
-class StoreError(Exception):
-    pass
+class StoreError(KoppelError):
+    """The store was asked for something its rules do not allow (two flows of one name...)."""
+
+    category = ErrorCategory.CONFIGURATION
 
 
 class NotFoundError(StoreError, LookupError):
     """The thing does not exist, or belongs to another tenant (the two are not told apart)."""
+
+    category = ErrorCategory.NOT_FOUND
 
 
 def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import StaticPool
 
+from koppel.errors import ErrorCategory, KoppelError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "koppel_write"
@@ -26,8 +28,10 @@ WRITE_OPTION = "koppel_write"
 _MIGRATION_LOCK_ID = 0x6B6F7070656C
 
 
-class DatabaseURLError(ValueError):
-    pass
+class DatabaseURLError(KoppelError, ValueError):
+    """KOPPEL_DATABASE_URL (or the engine's) names no database Koppel can use."""
+
+    category = ErrorCategory.CONFIGURATION
 
 
 def normalize_url(url: str | URL) -> URL:
