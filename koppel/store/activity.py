@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from koppel.store.context import NotFoundError, StoreContext, StoreError, chunks, upsert
@@ -156,18 +156,31 @@ class RunRepository:
         self,
         *,
         flow_id: int | None = None,
+        flow_ids: Sequence[int] | None = None,
         status: RunStatus | None = None,
         limit: int = 50,
         offset: int = 0,
+        before: str | None = None,
     ) -> list[Run]:
-        """Newest first."""
+        """Newest first; `flow_ids` limits them to those flows, `before` (a run id) pages by
+        key: the runs after that one in this order, which stays right while new runs start."""
         query = select(RunRow).where(self._context.in_tenant_flows(RunRow.flow_id))
         if flow_id is not None:
             query = query.where(RunRow.flow_id == flow_id)
+        if flow_ids is not None:
+            query = query.where(RunRow.flow_id.in_(flow_ids))
         if status is not None:
             query = query.where(RunRow.status == status.value)
         query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
         with self._context.read() as session:
+            if before is not None:
+                started = self._require(session, before).started_at
+                query = query.where(
+                    or_(
+                        RunRow.started_at < started,
+                        and_(RunRow.started_at == started, RunRow.id > before),
+                    )
+                )
             return [_run(row) for row in session.scalars(query)]
 
     def find(self, id_or_prefix: str) -> builtins.list[Run]:
@@ -257,13 +270,16 @@ class OutcomeRepository:
         outcome: OutcomeKind | None = None,
         limit: int = 100,
         offset: int = 0,
+        after_id: int | None = None,
     ) -> list[Outcome]:
-        """In the order they were first recorded."""
+        """In the order they were first recorded; `after_id` pages by key (an outcome's id)."""
         query = select(OutcomeRow).where(
             OutcomeRow.run_id == run_id, self._context.in_tenant_flows(OutcomeRow.flow_id)
         )
         if outcome is not None:
             query = query.where(OutcomeRow.outcome == outcome.value)
+        if after_id is not None:
+            query = query.where(OutcomeRow.id > after_id)
         with self._context.read() as session:
             rows = session.scalars(query.order_by(OutcomeRow.id).limit(limit).offset(offset))
             return [_outcome(row) for row in rows]
