@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 
 class ErrorCategory(StrEnum):
     CONFIGURATION = "configuration"
@@ -35,4 +37,13 @@ class KoppelError(Exception):
     category: ErrorCategory = ErrorCategory.INTERNAL
 
 
-__all__ = ["ErrorCategory", "KoppelError"]
+def validation_message(error: ValidationError) -> str:
+    """What pydantic found wrong, without the input values (they may be credentials)."""
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc']) or '(value)'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    ]
+    return f"{error.title}: " + "; ".join(problems)
+
+
+__all__ = ["ErrorCategory", "KoppelError", "validation_message"]

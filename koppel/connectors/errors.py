@@ -16,6 +16,12 @@ class ConnectorError(KoppelError):
     category = ErrorCategory.CONNECTION
 
 
+class ConnectionSettingsError(ConnectorError):
+    """A connection's credentials or options lack a field or break its rule: fix the file."""
+
+    category = ErrorCategory.CONFIGURATION
+
+
 class RetriableAPIError(ConnectorError):
     """The API answered 429, 5xx or not at all: the same request may succeed later."""
 
@@ -76,6 +82,7 @@ class RecordValidationError(ConnectorError):
 __all__ = [
     "AmbiguousWriteError",
     "AuthenticationError",
+    "ConnectionSettingsError",
     "ConnectorError",
     "FatalAPIError",
     "PagingLoopError",

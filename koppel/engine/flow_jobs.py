@@ -17,6 +17,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from koppel.connectors.base import Record
 from koppel.engine.jobs import BatchResult, JsonState
 from koppel.flows.registry import FlowType, RecordSync, flow_type
@@ -38,10 +40,18 @@ def _now() -> datetime:
 class FlowJob:
     """One run of one flow. Built anew on every resume, so it holds nothing but its arguments."""
 
-    def __init__(self, store: Store, flow_id: int, *, replay: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        flow_id: int,
+        *,
+        replay: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.store = store
         self.flow_id = flow_id
         self.replay = replay
+        self.transport = transport
         self._runtime: FlowRuntime | None = None
         self._syncs: dict[str, RecordSync] = {}
         self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
@@ -49,7 +59,7 @@ class FlowJob:
     @property
     def runtime(self) -> FlowRuntime:
         if self._runtime is None:
-            self._runtime = FlowRuntime.open(self.store, self.flow_id)
+            self._runtime = FlowRuntime.open(self.store, self.flow_id, transport=self.transport)
         return self._runtime
 
     @property
@@ -233,11 +243,13 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def flow_job_factory(store: Store, *, replay: bool = False) -> Any:
-    """The engine's factory: job arguments are the flow id."""
+def flow_job_factory(
+    store: Store, *, replay: bool = False, transport: httpx.AsyncBaseTransport | None = None
+) -> Any:
+    """The engine's factory: job arguments are the flow id; `transport` is for in-process tests."""
 
     def factory(args: str) -> FlowJob:
-        return FlowJob(store, int(args), replay=replay)
+        return FlowJob(store, int(args), replay=replay, transport=transport)
 
     return factory
 

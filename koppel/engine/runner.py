@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from types import TracebackType
 
+import httpx
+
 from koppel.engine.engine import Engine
 from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
@@ -18,7 +20,16 @@ from koppel.store import Store
 class FlowRunner:
     """Runs flows durably: on demand (`run`, `replay`) or on their schedules (`work`)."""
 
-    def __init__(self, store: Store, settings: Settings, *, handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        handle_signals: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`handle_signals=False` leaves SIGTERM and Ctrl-C to the host (a web app's server);
+        `transport` replaces the network under every flow's connectors (in-process tests)."""
         self.store = store
         settings.home.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(
@@ -27,8 +38,8 @@ class FlowRunner:
             executor_id=settings.worker_id,
             handle_signals=handle_signals,
         )
-        self.engine.register(FLOW_JOB, flow_job_factory(store))
-        self.engine.register(REPLAY_JOB, flow_job_factory(store, replay=True))
+        self.engine.register(FLOW_JOB, flow_job_factory(store, transport=transport))
+        self.engine.register(REPLAY_JOB, flow_job_factory(store, replay=True, transport=transport))
 
     async def __aenter__(self) -> FlowRunner:
         await self.engine.start()

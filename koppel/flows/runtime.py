@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from koppel.connectors.base import ClientLimits
 from koppel.connectors.registry import ClientConnector, build_connector
 from koppel.flows.mappings import (
@@ -35,8 +37,13 @@ class FlowRuntime:
     mappings: FlowMappings
 
     @classmethod
-    def open(cls, store: Store, flow_id: int) -> FlowRuntime:
-        """Load the flow and build its connectors and mappings (no API call is made)."""
+    def open(
+        cls, store: Store, flow_id: int, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> FlowRuntime:
+        """Load the flow and build its connectors and mappings (no API call is made).
+
+        `transport` goes under both connectors (see `stored_connector`).
+        """
         flow = store.flows.get(flow_id)
         if flow is None:
             raise LookupError(f"flow {flow_id} does not exist")
@@ -44,8 +51,8 @@ class FlowRuntime:
         source_connection = store.connections.get(flow.source_connection_id)
         target_connection = store.connections.get(flow.target_connection_id)
         assert integration and source_connection and target_connection
-        source = _connector(store, source_connection)
-        target = _connector(store, target_connection)
+        source = stored_connector(store, source_connection, transport=transport)
+        target = stored_connector(store, target_connection, transport=transport)
         settings = {**integration.settings, **flow.settings}
         source_entity = application_entity(source_connection.application, flow.entity)
         target_entity = application_entity(target_connection.application, flow.entity)
@@ -104,7 +111,15 @@ class FlowRuntime:
         await self.target.aclose()
 
 
-def _connector(store: Store, connection: Connection) -> ClientConnector:
+def stored_connector(
+    store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ClientConnector:
+    """The connector for a stored connection, within the limits its options set; credentials the
+    API rotates are stored again. Runs, connection tests and mapping samples all build it here.
+
+    `transport` replaces the network (tests serve a sandbox in-process through
+    `httpx.ASGITransport`, or several by host); None is real HTTP.
+    """
     credentials = store.connections.get_credentials(connection.id)
 
     async def persist(new_credentials: dict[str, Any]) -> None:
@@ -125,7 +140,8 @@ def _connector(store: Store, connection: Connection) -> ClientConnector:
         credentials,
         on_credentials=persist,
         limits=limits,
+        transport=transport,
     )
 
 
-__all__ = ["FlowRuntime"]
+__all__ = ["FlowRuntime", "stored_connector"]
