@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.platform import RunFigures, SyncProcess
 from bench.sandboxes import SandboxProcess
-from koppel.demo import integration_document
+from koppel.services.demo import integration_document
 
 __all__ = ["RunResult", "Scenario", "ScenarioResult", "run_scenario"]
 

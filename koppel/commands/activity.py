@@ -13,26 +13,23 @@ from rich.text import Text
 
 from koppel.commands.common import (
     OUTCOMES,
+    IntegrationOption,
+    NamingConfigFile,
     console,
     describe_counts,
-    fail,
     friendly_errors,
     load_settings,
     opened_store,
-    pick_flows,
     pick_integration,
     plain,
     when,
 )
 from koppel.mapping.preview import flatten
-from koppel.store import DeadLetterStatus, Flow, Outcome, OutcomeKind, Run, Store
+from koppel.services import activity, setup
+from koppel.services import dead_letters as dead_letter_service
+from koppel.services.activity import RunView
+from koppel.store import Flow, Outcome, OutcomeKind, Store
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="the integration file naming the integration")
-]
-IntegrationOption = Annotated[
-    str | None, typer.Option(help="TENANT/NAME, when the store holds several integrations")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
@@ -47,10 +44,6 @@ RUN_ID_SHOWN = 13
 """`flow-` and eight characters: enough to tell runs apart; `koppel log` takes an id's start."""
 
 
-def _flow_names(store: Store) -> dict[int, str]:
-    return {flow.id: flow.name for flow in store.flows.list()}
-
-
 def _selected_flows(
     store: Store, flow: str | None, config: Path | None, integration: str | None
 ) -> list[Flow] | None:
@@ -58,13 +51,13 @@ def _selected_flows(
     if flow is None and config is None and integration is None:
         return None
     chosen = pick_integration(store, config, integration)
-    return pick_flows(store, chosen, [flow]) if flow else store.flows.list(chosen.id)
+    return setup.choose_flows(store, chosen, [flow]) if flow else store.flows.list(chosen.id)
 
 
-def _run_json(run: Run, flow_name: str) -> dict[str, Any]:
+def _run_json(run: RunView) -> dict[str, Any]:
     return {
         "run_id": run.id,
-        "flow": flow_name,
+        "flow": run.flow,
         "status": run.status.value,
         **{name: run.counts.get(name, 0) for name in OUTCOMES},
         "api_calls": run.api_calls,
@@ -79,7 +72,7 @@ def _run_json(run: Run, flow_name: str) -> dict[str, Any]:
 def runs(
     flow: Annotated[str | None, typer.Option("--flow", "-f", help="only this flow's runs")] = None,
     limit: Annotated[int, typer.Option(min=1, help="how many runs, newest first")] = 20,
-    config: ConfigOption = None,
+    config: NamingConfigFile = None,
     integration: IntegrationOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -87,17 +80,9 @@ def runs(
     settings = load_settings()
     with opened_store(settings) as store:
         flows = _selected_flows(store, flow, config, integration)
-        names = _flow_names(store)
-        if flows is None:
-            found = store.runs.list(limit=limit)
-        else:
-            found = sorted(
-                (r for f in flows for r in store.runs.list(flow_id=f.id, limit=limit)),
-                key=lambda r: r.started_at,
-                reverse=True,
-            )[:limit]
+        found = activity.recent_runs(store, flows=flows, limit=limit).runs
     if as_json:
-        typer.echo(json.dumps([_run_json(r, names.get(r.flow_id, "?")) for r in found], indent=2))
+        typer.echo(json.dumps([_run_json(r) for r in found], indent=2))
         return
     if not found:
         console.print("no runs yet; run the flows with: koppel sync --config FILE")
@@ -105,7 +90,7 @@ def runs(
     rows = [
         (
             run.id[:RUN_ID_SHOWN],
-            names.get(run.flow_id, "?"),
+            run.flow,
             run.status.value,
             *(str(run.counts.get(name, 0)) for name in OUTCOMES),
             str(run.api_calls),
@@ -166,27 +151,19 @@ def log(
     """A run's activity log: one outcome per source record, with the reason and warnings."""
     settings = load_settings()
     with opened_store(settings) as store:
-        found = store.runs.find(run_id)
-        if not found:
-            fail(f"no run {run_id!r}; list the recent runs with: koppel runs")
-        if len(found) > 1:
-            fail(
-                f"{run_id!r} starts {len(found)} run ids ({', '.join(r.id for r in found[:3])}, "
-                "...); type more of it"
-            )
-        run = found[0]
+        found = activity.find_run(store, run_id)
         kind = OutcomeKind(outcome.value) if outcome else None
-        outcomes = store.outcomes.list(run.id, outcome=kind, limit=limit)
-        flow_name = _flow_names(store).get(run.flow_id, "?")
+        page = activity.run_log(store, found.id, outcome=kind, limit=limit)
+    run, outcomes = page.run, page.outcomes
     if as_json:
         document = {
-            "run": _run_json(run, flow_name),
+            "run": _run_json(run),
             "outcomes": [_outcome_json(o, payload) for o in outcomes],
         }
         typer.echo(json.dumps(document, indent=2, default=str))
         return
     console.print(
-        f"run {run.id} of flow {flow_name}: {run.status.value}; {describe_counts(run.counts)}; "
+        f"run {run.id} of flow {run.flow}: {run.status.value}; {describe_counts(run.counts)}; "
         f"{run.api_calls} API calls; mapping v{run.mapping_version}; "
         f"{when(run.started_at)} - {when(run.finished_at)} UTC",
         markup=False,
@@ -227,7 +204,7 @@ def log(
 def dead_letters(
     flow: Annotated[str | None, typer.Option("--flow", "-f", help="only this flow")] = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many per flow")] = 100,
-    config: ConfigOption = None,
+    config: NamingConfigFile = None,
     integration: IntegrationOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -235,24 +212,18 @@ def dead_letters(
     settings = load_settings()
     with opened_store(settings) as store:
         flows = _selected_flows(store, flow, config, integration) or store.flows.list()
-        letters = [
-            (f.name, letter)
-            for f in flows
-            for letter in store.dead_letters.list(
-                f.id, status=DeadLetterStatus.PENDING, limit=limit
-            )
-        ]
+        letters = dead_letter_service.pending(store, flows, limit_per_flow=limit)
     if as_json:
         document = [
             {
-                "flow": name,
+                "flow": letter.flow,
                 "source_key": letter.source_key,
                 "reason": letter.reason,
                 "attempts": letter.attempts,
                 "next_attempt_at": when(letter.next_attempt_at),
-                "since": when(letter.created_at),
+                "since": when(letter.since),
             }
-            for name, letter in letters
+            for letter in letters
         ]
         typer.echo(json.dumps(document, indent=2))
         return
@@ -265,10 +236,10 @@ def dead_letters(
     table.add_column("reason", overflow="fold")
     table.add_column("attempts", justify="right")
     table.add_column("next attempt")
-    for name, letter in letters:
+    for letter in letters:
         table.add_row(
             *plain(
-                name,
+                letter.flow,
                 letter.source_key,
                 letter.reason,
                 str(letter.attempts),

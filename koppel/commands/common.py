@@ -1,5 +1,5 @@
-"""What every command shares: the consoles, exit codes, expected errors as plain lines, and
-finding the integration and flows a command is about.
+"""What every command shares: the consoles, exit codes, expected errors as plain lines, the
+options several commands take, and finding the integration a command is about.
 
 A failure a user can hit is printed as one or two lines that say what to do, on stderr, with an
 exit code from `ExitCode`; never a traceback. Messages come from our own error classes, which
@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec
+from typing import Annotated, Any, NoReturn, ParamSpec
 
 import typer
 from pydantic import ValidationError
@@ -27,16 +27,30 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from koppel.config import load_config
-from koppel.connectors.registry import ClientConnector, build_connector
-from koppel.errors import ErrorCategory, KoppelError
+from koppel.errors import ErrorCategory, KoppelError, validation_message
+from koppel.services import setup
 from koppel.settings import Settings, get_settings
-from koppel.store import Connection, Flow, Integration, Store, open_store
+from koppel.store import Integration, Store, open_store
 
 console = Console()
 err_console = Console(stderr=True)
 
 OUTCOMES = ("created", "updated", "skipped", "failed")
 P = ParamSpec("P")
+
+
+def config_option(help: str = "the integration file (YAML, docs/config.md)") -> Any:
+    """`--config FILE` / `-c FILE`, as every command that reads an integration file takes it."""
+    return typer.Option("--config", "-c", help=help)
+
+
+ConfigFile = Annotated[Path, config_option()]
+NamingConfigFile = Annotated[
+    Path | None, config_option("the integration file naming the integration")
+]
+IntegrationOption = Annotated[
+    str | None, typer.Option(help="TENANT/NAME, when the store holds several integrations")
+]
 
 
 class ExitCode(IntEnum):
@@ -53,8 +67,15 @@ class ExitCode(IntEnum):
     """Stopped by Ctrl-C or SIGTERM; unfinished runs resume on the next start."""
 
 
-def fail(message: str, code: ExitCode = ExitCode.CONFIG) -> NoReturn:
+def problem(message: str) -> None:
+    """A line on stderr about something that must be fixed (an error, a check that failed)."""
     err_console.print(message, markup=False, highlight=False, soft_wrap=True, style="red")
+
+
+def fail(message: str, code: ExitCode = ExitCode.CONFIG) -> NoReturn:
+    """End the command with a problem: a usage error of the command line itself, or (from
+    `friendly_errors`) an error with its category's exit code."""
+    problem(message)
     raise typer.Exit(int(code))
 
 
@@ -70,7 +91,7 @@ def friendly_errors(command: Callable[P, None]) -> Callable[P, None]:
             command(*args, **kwargs)
         except KoppelError as error:
             fail(str(error), exit_code_for(error))
-        except ValidationError as error:  # e.g. a connection's credentials lack a field
+        except ValidationError as error:  # a model below found a value wrong (flow settings)
             fail(validation_message(error))
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
@@ -93,15 +114,6 @@ _EXIT_CODES = {
 def exit_code_for(error: KoppelError) -> ExitCode:
     """The one place where an error's category becomes an exit code."""
     return _EXIT_CODES[error.category]
-
-
-def validation_message(error: ValidationError) -> str:
-    """What pydantic found wrong, without the input values (they may be credentials)."""
-    problems = [
-        f"{'.'.join(str(part) for part in item['loc']) or '(value)'}: {item['msg']}"
-        for item in error.errors(include_input=False, include_url=False)
-    ]
-    return f"{error.title}: " + "; ".join(problems)
 
 
 def configure_logging() -> None:
@@ -151,70 +163,12 @@ def progress_bar(*, stderr: bool = False) -> Progress:
     )
 
 
-def integration_label(store: Store, integration: Integration) -> str:
-    tenant = store.tenants.get(integration.tenant_id)
-    return f"{tenant.name if tenant else integration.tenant_id}/{integration.name}"
-
-
 def pick_integration(store: Store, config: Path | None, name: str | None) -> Integration:
-    """The integration a command is about: the file's, the named one, or the only one there is.
-
-    Reading the file does not apply it: commands that only look never change the store.
-    """
+    """The integration a command is about: the file's (read, not applied), the named one, or the
+    only one there is."""
     if config is not None:
-        loaded = load_config(config)
-        tenant = store.tenants.get_by_name(loaded.tenant)
-        found = tenant and store.integrations.get_by_name(tenant.id, loaded.integration)
-        if not found:
-            fail(
-                f"integration {loaded.tenant}/{loaded.integration} of {config} is not set up "
-                f"yet; apply the file first: koppel config apply {config}"
-            )
-        return found
-    integrations = store.integrations.list()
-    labels = {integration_label(store, i): i for i in integrations}
-    if name is not None:
-        matches = [i for label, i in labels.items() if name in (label, label.split("/", 1)[1])]
-        if len(matches) == 1:
-            return matches[0]
-        known = ", ".join(sorted(labels)) or "none"
-        what = "several integrations are" if matches else "no integration is"
-        fail(f"{what} named {name!r}; integrations: {known}; write TENANT/NAME")
-    if len(integrations) == 1:
-        return integrations[0]
-    if not integrations:
-        fail("no integration is set up yet; apply an integration file: koppel config apply FILE")
-    fail(
-        f"there are several integrations ({', '.join(sorted(labels))}); "
-        "name one with --integration TENANT/NAME or --config FILE"
-    )
-
-
-def pick_flows(store: Store, integration: Integration, names: Sequence[str]) -> list[Flow]:
-    """The named flows (enabled or not), or every enabled flow when none is named."""
-    flows = store.flows.list(integration.id)
-    if not names:
-        return [flow for flow in flows if flow.enabled]
-    by_name = {flow.name: flow for flow in flows}
-    unknown = [name for name in names if name not in by_name]
-    if unknown:
-        fail(
-            f"integration {integration_label(store, integration)} has no flow named "
-            f"{unknown[0]!r}; its flows: {', '.join(by_name) or 'none'}"
-        )
-    return [by_name[name] for name in dict.fromkeys(names)]
-
-
-def stored_connector(store: Store, connection: Connection) -> ClientConnector:
-    """A connector for a stored connection; credentials the API rotates are stored again."""
-    credentials = store.connections.get_credentials(connection.id)
-
-    async def persist(new_credentials: dict[str, Any]) -> None:
-        store.connections.update_credentials(connection.id, new_credentials)
-
-    return build_connector(
-        connection.application, connection.base_url, credentials, on_credentials=persist
-    )
+        return setup.integration_of_file(store, load_config(config), config)
+    return setup.choose_integration(store, name)
 
 
 def when(moment: datetime | None) -> str:
@@ -238,7 +192,11 @@ def plain(*cells: Any) -> list[Any]:
 
 __all__ = [
     "OUTCOMES",
+    "ConfigFile",
     "ExitCode",
+    "IntegrationOption",
+    "NamingConfigFile",
+    "config_option",
     "configure_logging",
     "console",
     "describe_counts",
@@ -246,14 +204,11 @@ __all__ = [
     "exit_code_for",
     "fail",
     "friendly_errors",
-    "integration_label",
     "load_settings",
     "opened_store",
-    "pick_flows",
     "pick_integration",
     "plain",
+    "problem",
     "progress_bar",
-    "stored_connector",
-    "validation_message",
     "when",
 ]

@@ -10,32 +10,30 @@ from typing import Annotated
 import typer
 
 from koppel.commands.common import (
+    ConfigFile,
     ExitCode,
+    IntegrationOption,
+    config_option,
     console,
     fail,
     friendly_errors,
-    integration_label,
     load_settings,
     opened_store,
-    pick_flows,
-    pick_integration,
 )
 from koppel.commands.running import (
-    FlowReport,
-    check_flows_can_run,
+    WorkerLines,
     exit_code,
     print_reports,
-    run_flows,
-    serve,
-    started_runner,
+    progress_lines,
+    report_json,
 )
-from koppel.config import apply_config, load_config
+from koppel.config import load_config
+from koppel.services import dead_letters, runs, setup
+from koppel.services import worker as worker_service
+from koppel.services.runs import FlowReport
 from koppel.settings import Settings
-from koppel.store import DeadLetterStatus, Flow, Store
+from koppel.store import Flow, Store
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="the integration file (YAML, docs/config.md)")
-]
 FlowsOption = Annotated[
     list[str] | None,
     typer.Option("--flow", "-f", help="a flow's name; repeat for several (default: all enabled)"),
@@ -46,9 +44,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print the summary as J
 async def _run(
     store: Store, settings: Settings, flows: list[Flow], *, replay: bool
 ) -> list[FlowReport]:
-    await check_flows_can_run(store, flows)
-    async with started_runner(store, settings) as runner:
-        return await run_flows(runner, store, flows, replay=replay)
+    await runs.check_flows_can_run(store, flows)
+    async with runs.started_runner(store, settings) as runner:
+        with progress_lines() as progress:
+            return await runs.run_flows(runner, store, flows, replay=replay, progress=progress)
 
 
 def _finish(reports: list[FlowReport], label: str, title: str, as_json: bool) -> None:
@@ -56,7 +55,7 @@ def _finish(reports: list[FlowReport], label: str, title: str, as_json: bool) ->
     if as_json:
         document = {
             "integration": label,
-            "runs": [report.to_json() for report in reports],
+            "runs": [report_json(report) for report in reports],
             "exit_code": int(code),
         }
         typer.echo(json.dumps(document, indent=2))
@@ -67,7 +66,7 @@ def _finish(reports: list[FlowReport], label: str, title: str, as_json: bool) ->
 
 @friendly_errors
 def sync(
-    config: ConfigOption,
+    config: ConfigFile,
     flow: FlowsOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -79,27 +78,21 @@ def sync(
     settings = load_settings()
     loaded = load_config(config)
     with opened_store(settings) as store:
-        integration = apply_config(store, loaded, actor="cli")
-        label = integration_label(store, integration)
-        flows = pick_flows(store, integration, flow or [])
+        applied = setup.apply_file(store, loaded, actor="cli")
+        flows = setup.choose_flows(store, applied.integration, flow or [])
         if not flows:
             fail(f"{config}: no flow is enabled; add one under flows: or name one with --flow")
         reports = asyncio.run(_run(store, settings, flows, replay=False))
-    _finish(reports, label, f"sync of {label}", as_json)
+    _finish(reports, applied.label, f"sync of {applied.label}", as_json)
 
 
 @friendly_errors
 def replay(
     flow: FlowsOption = None,
     config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", help="apply this integration file first (its mapping and settings)"
-        ),
+        Path | None, config_option("apply this integration file first (its mapping and settings)")
     ] = None,
-    integration: Annotated[
-        str | None, typer.Option(help="TENANT/NAME, when the store holds several")
-    ] = None,
+    integration: IntegrationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the pending dead letters again, through today's mapping and settings.
@@ -109,17 +102,15 @@ def replay(
     settings = load_settings()
     with opened_store(settings) as store:
         if config is not None:
-            chosen = apply_config(store, load_config(config), actor="cli")
+            chosen = setup.apply_file(store, load_config(config), actor="cli").integration
         else:
-            chosen = pick_integration(store, None, integration)
-        label = integration_label(store, chosen)
+            chosen = setup.choose_integration(store, integration)
+        label = setup.integration_label(store, chosen)
         named = flow or []
-        candidates = pick_flows(store, chosen, named) if named else store.flows.list(chosen.id)
-        flows = [
-            f
-            for f in candidates
-            if store.dead_letters.list(f.id, status=DeadLetterStatus.PENDING, limit=1)
-        ]
+        candidates = (
+            setup.choose_flows(store, chosen, named) if named else store.flows.list(chosen.id)
+        )
+        flows = dead_letters.flows_to_replay(store, candidates)
         if not flows:
             console.print(f"{label}: no pending dead letters; nothing to replay")
             raise typer.Exit(int(ExitCode.OK))
@@ -128,7 +119,7 @@ def replay(
 
 
 async def _work(store: Store, settings: Settings) -> None:
-    async with started_runner(store, settings) as runner:
+    async with runs.started_runner(store, settings) as runner:
         schedules = await runner.schedules()
         names = {f.id: f.name for f in store.flows.list()}
         if schedules:
@@ -143,7 +134,7 @@ async def _work(store: Store, settings: Settings) -> None:
                 markup=False,
             )
         console.print("stop with Ctrl-C or SIGTERM: the batches in flight finish first")
-        await serve(runner, store)
+        await worker_service.serve(runner, store, WorkerLines())
 
 
 @friendly_errors

@@ -10,18 +10,16 @@ import typer
 from rich.table import Table
 
 from koppel.commands.common import (
+    ConfigFile,
     ExitCode,
     console,
-    fail,
     friendly_errors,
-    integration_label,
     load_settings,
     opened_store,
-    stored_connector,
+    problem,
 )
-from koppel.config import apply_config, load_config
-from koppel.connectors.errors import ConnectorError
-from koppel.store import Connection, Store
+from koppel.config import load_config
+from koppel.services import connections, setup
 
 config_app = typer.Typer(no_args_is_help=True, help="Apply integration files to the store.")
 connection_app = typer.Typer(no_args_is_help=True, help="Check that a connection works.")
@@ -36,22 +34,19 @@ def apply(
     settings = load_settings()
     loaded = load_config(file)
     with opened_store(settings) as store:
-        integration = apply_config(store, loaded, actor="cli")
-        label = integration_label(store, integration)
-        flows = store.flows.list(integration.id)
-        connections = {c.id: c.name for c in store.connections.list(integration.tenant_id)}
-    table = Table(title=f"Integration {label}, applied from {file}")
+        applied = setup.apply_file(store, loaded, actor="cli")
+    table = Table(title=f"Integration {applied.label}, applied from {file}")
     table.add_column("flow", style="bold")
     table.add_column("entity")
     table.add_column("from -> to")
     table.add_column("enabled")
     table.add_column("schedule")
     table.add_column("mapping", justify="right")
-    for flow in flows:
+    for flow in applied.flows:
         table.add_row(
             flow.name,
             flow.entity,
-            f"{connections[flow.source_connection_id]} -> {connections[flow.target_connection_id]}",
+            f"{flow.source} -> {flow.target}",
             "yes" if flow.enabled else "no",
             f"every {flow.schedule_seconds}s" if flow.schedule_seconds else "manual",
             f"v{flow.mapping_version}",
@@ -59,21 +54,11 @@ def apply(
     console.print(table)
 
 
-async def _check(store: Store, connection: Connection) -> str:
-    connector = stored_connector(store, connection)
-    try:
-        return await connector.check()
-    finally:
-        await connector.aclose()
-
-
 @connection_app.command()
 @friendly_errors
 def test(
     name: Annotated[str, typer.Argument(help="the connection's name in the file")],
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="the integration file (YAML, docs/config.md)")
-    ],
+    config: ConfigFile,
 ) -> None:
     """Log in and make one small call, as the setup wizard does.
 
@@ -81,21 +66,14 @@ def test(
     """
     settings = load_settings()
     loaded = load_config(config)
-    if name not in loaded.connections:
-        fail(
-            f"{config}: no connection named {name!r}; its connections: "
-            f"{', '.join(loaded.connections)}"
-        )
     with opened_store(settings) as store:
-        integration = apply_config(store, loaded, actor="cli")
-        connection = store.connections.get_by_name(integration.tenant_id, name)
-        assert connection is not None  # just applied
-        what = f"connection {name} ({connection.application.value}, {connection.base_url})"
-        try:
-            message = asyncio.run(_check(store, connection))
-        except ConnectorError as error:
-            fail(f"{what} does not work: {error}", ExitCode.FAILED)
-    console.print(f"{what} works: {message}", markup=False)
+        check = asyncio.run(
+            connections.check_file_connection(store, loaded, config, name, actor="cli")
+        )
+    if not check.works:
+        problem(f"{check.description} does not work: {check.message}")
+        raise typer.Exit(int(ExitCode.FAILED))
+    console.print(f"{check.description} works: {check.message}", markup=False)
 
 
 __all__ = ["config_app", "connection_app"]

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from koppel.config import apply_config, load_config
-from koppel.demo import DemoSandboxes, running_sandboxes
 from koppel.engine.runner import FlowRunner
+from koppel.services.demo import DemoSandboxes, running_sandboxes
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.store.records import Flow

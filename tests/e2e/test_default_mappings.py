@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from koppel.demo import DEMO_SETTINGS
 from koppel.flows.customers import compile_get, partspim_code_tables
 from koppel.flows.mappings import CANONICAL_MODELS, RESOLVED
 from koppel.flows.pipeline import Item, to_canonical, to_target
 from koppel.flows.registry import FLOW_TYPES
 from koppel.flows.runtime import FlowRuntime
+from koppel.services.demo import DEMO_SETTINGS
 from tests.e2e.conftest import Platform
 
 CONNECTIONS = {"partspim": "pim", "accountview": "av"}

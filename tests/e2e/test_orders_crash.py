@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from koppel.demo import DEMO_SETTINGS, SHIPPING_ARTICLE
+from koppel.services.demo import DEMO_SETTINGS, SHIPPING_ARTICLE
 from koppel.store import DeadLetterStatus
 from tests.e2e.conftest import Platform
 

@@ -13,8 +13,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from koppel.cli import app
-from koppel.demo import DEMO_CONNECTIONS, DEMO_FLOWS, demo_flows
 from koppel.flows.registry import FLOW_TYPES
+from koppel.services.demo import DEMO_CONNECTIONS, DEMO_FLOWS, demo_flows
 
 SECRET = "s3cr3t-refresh-token-value"
 

@@ -1,23 +1,43 @@
-"""Both sandboxes running in this process, and the integration file that connects them.
+"""The demo: both sandboxes running in this process with generated data, the integration file
+that connects them, and the demo's own state, apart from real integrations.
 
-`koppel demo` uses this to show the platform working without any outside system; the end-to-end
-tests use it to run real flows over real HTTP.
+`koppel demo` uses this to show the platform working without any outside system; the
+end-to-end tests and the benchmarks use its sandboxes and integration document to run real flows
+over real HTTP.
+
+The demo keeps its state in `KOPPEL_HOME/demo/` (SQLite, started afresh each time: its sandboxes
+are new each time, so links to the last demo's records would point nowhere) and its integration
+file in `KOPPEL_HOME/demo.yaml`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from koppel.config import apply_config, load_config
 from koppel.flows.registry import FLOW_TYPES
 from koppel.sandbox.accountview import AccountViewSandbox
 from koppel.sandbox.common import FaultConfig, SandboxServer
 from koppel.sandbox.partspim import PartsPimSandbox
+from koppel.services.errors import Busy
+from koppel.settings import Settings
+from koppel.store import Flow, Store
 
 Progress = Callable[[str, int, int], None]
+"""Told (sandbox name, records generated, records to generate) while the data is made."""
+
+DEMO_FILE = "demo.yaml"
+DEMO_STATE = "demo"
 
 DEMO_CONNECTIONS = {"pim": "partspim", "av": "accountview"}
 """The demo integration's connections by name, and the application each one is."""
@@ -205,14 +225,84 @@ def running_sandboxes(
         yield DemoSandboxes(partspim, accountview, pim_server.url, av_server.url)
 
 
+@dataclass(frozen=True)
+class Demo:
+    """A demo set up: its sandboxes running, its integration file written, its state empty."""
+
+    sandboxes: DemoSandboxes
+    document: dict[str, Any]
+    """The integration file's content (it holds the sandboxes' credentials)."""
+    file: Path
+    settings: Settings
+    """The demo's own process settings: its store and engine live in `KOPPEL_HOME/demo/`."""
+
+
+@contextmanager
+def _only_demo(home: Path) -> Iterator[None]:
+    """Held while a demo runs, so a second demo does not wipe the first one's state."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "demo.lock").open("ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(
+                f"another koppel demo is running with KOPPEL_HOME={home}; stop it first"
+            ) from None
+        yield
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds the sandboxes' credentials)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    path.chmod(0o600)
+
+
+@contextmanager
+def set_up_demo(
+    home: Path, products: int, *, seed: int = 0, progress: Progress | None = None
+) -> Iterator[Demo]:
+    """A demo under `home` (the user's KOPPEL_HOME), until the block ends: its state started
+    afresh, both sandboxes generated and served, the integration file written (mode 0600)."""
+    state = home / DEMO_STATE
+    settings = Settings(home=state, database_url=None, engine_database_url=None, secret_key=None)
+    file = home / DEMO_FILE
+    with _only_demo(home), ExitStack() as stack:
+        shutil.rmtree(state, ignore_errors=True)
+        sandboxes = stack.enter_context(
+            running_sandboxes(
+                products,
+                seed=seed,
+                progress=progress,
+                accountview_articles=DEMO_ACCOUNTVIEW_ARTICLES,
+            )
+        )
+        sandboxes.accountview.write("ARTICLE", [SHIPPING_ARTICLE])
+        document = sandboxes.integration(demo_flows(), settings=DEMO_SETTINGS)
+        _write_private(file, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        yield Demo(sandboxes, document, file, settings)
+
+
+def apply_demo(store: Store, demo: Demo) -> list[Flow]:
+    """Apply the demo's integration file to its store; its flows, in the order they run."""
+    integration = apply_config(store, load_config(demo.file), actor="demo")
+    return store.flows.list(integration.id)
+
+
 __all__ = [
     "DEMO_ACCOUNTVIEW_ARTICLES",
     "DEMO_CONNECTIONS",
+    "DEMO_FILE",
     "DEMO_FLOWS",
     "DEMO_SETTINGS",
+    "DEMO_STATE",
     "SHIPPING_ARTICLE",
+    "Demo",
     "DemoSandboxes",
+    "apply_demo",
     "demo_flows",
     "integration_document",
     "running_sandboxes",
+    "set_up_demo",
 ]

@@ -1,0 +1,87 @@
+"""Testing a connection: log in and make one small call, as the setup wizard does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from koppel.config import IntegrationConfig, apply_config
+from koppel.connectors.errors import ConnectorError
+from koppel.errors import ErrorCategory
+from koppel.flows.runtime import stored_connector
+from koppel.services.errors import NotFound
+from koppel.store import Connection, Store
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """Whether a connection works: what the application said, or why it does not work."""
+
+    name: str
+    application: str
+    base_url: str
+    works: bool
+    message: str
+    category: ErrorCategory | None
+    """Why it does not work: connection (unreachable, an error answer), authorisation (the
+    credentials were refused: enter or authorise them again) or configuration."""
+
+    @property
+    def description(self) -> str:
+        return f"connection {self.name} ({self.application}, {self.base_url})"
+
+
+def connection_named(store: Store, tenant_id: int, name: str) -> Connection:
+    found = store.connections.get_by_name(tenant_id, name)
+    if found is None:
+        names = ", ".join(c.name for c in store.connections.list(tenant_id)) or "none"
+        raise NotFound(f"no connection named {name!r}; the connections: {names}")
+    return found
+
+
+async def check_connection(
+    store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ConnectionCheck:
+    """One small call through the stored connection; credentials the API rotates on it are
+    stored again."""
+    connector = stored_connector(store, connection, transport=transport)
+    try:
+        message, category = await connector.check(), None
+    except ConnectorError as error:
+        message, category = str(error), error.category
+    finally:
+        await connector.aclose()
+    return ConnectionCheck(
+        name=connection.name,
+        application=connection.application.value,
+        base_url=connection.base_url,
+        works=category is None,
+        message=message,
+        category=category,
+    )
+
+
+async def check_file_connection(
+    store: Store,
+    config: IntegrationConfig,
+    file: Path,
+    name: str,
+    *,
+    actor: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ConnectionCheck:
+    """Apply the file, then check its connection `name`: applied first, so a refresh token the
+    API rotates on this call is kept."""
+    if name not in config.connections:
+        raise NotFound(
+            f"{file}: no connection named {name!r}; its connections: "
+            f"{', '.join(config.connections)}"
+        )
+    integration = apply_config(store, config, actor=actor)
+    connection = connection_named(store, integration.tenant_id, name)
+    return await check_connection(store, connection, transport=transport)
+
+
+__all__ = ["ConnectionCheck", "check_connection", "check_file_connection", "connection_named"]
