@@ -37,6 +37,13 @@ class KoppelError(Exception):
     category: ErrorCategory = ErrorCategory.INTERNAL
 
 
+class NotFound(KoppelError):
+    """What the caller named (an integration, a flow, a run, a mapping version) does not exist,
+    or belongs to another workspace: the two are not told apart."""
+
+    category = ErrorCategory.NOT_FOUND
+
+
 def validation_message(error: ValidationError) -> str:
     """What pydantic found wrong, without the input values (they may be credentials)."""
     problems = [
@@ -46,4 +53,4 @@ def validation_message(error: ValidationError) -> str:
     return f"{error.title}: " + "; ".join(problems)
 
 
-__all__ = ["ErrorCategory", "KoppelError", "validation_message"]
+__all__ = ["ErrorCategory", "KoppelError", "NotFound", "validation_message"]

@@ -1,5 +1,8 @@
 """What the services raise beyond the errors of the layers below (config, store, connectors).
 
+`NotFound` is the root's (`koppel.errors`), shared with the store's NotFoundError: catch it to
+catch anything that does not exist.
+
 Each has a category, so a face needs no table of classes: the CLI maps the category to an exit
 code, the web app to an HTTP status. Messages say what to change and never hold a secret.
 """
@@ -9,14 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from koppel.errors import ErrorCategory, KoppelError
-
-
-class NotFound(KoppelError):
-    """What the caller named (an integration, a flow, a run, a connection) is not in the store,
-    or not in this workspace: the two are not told apart."""
-
-    category = ErrorCategory.NOT_FOUND
+from koppel.errors import ErrorCategory, KoppelError, NotFound
 
 
 class InvalidRequest(KoppelError):

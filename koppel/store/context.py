@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Engine, exists, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from koppel.errors import ErrorCategory, KoppelError
+from koppel.errors import ErrorCategory, KoppelError, NotFound
 from koppel.secrets import SecretBox
 from koppel.store.database import WRITE_OPTION
 from koppel.store.tables import Base, FlowRow, IntegrationRow
@@ -32,7 +32,7 @@ class StoreError(KoppelError):
     category = ErrorCategory.CONFIGURATION
 
 
-class NotFoundError(StoreError, LookupError):
+class NotFoundError(StoreError, NotFound, LookupError):
     """The thing does not exist, or belongs to another tenant (the two are not told apart)."""
 
     category = ErrorCategory.NOT_FOUND
