@@ -33,13 +33,16 @@ class _ProgressLines:
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._tasks: dict[int, TaskID] = {}
+        self._done: dict[int, int] = {}
 
     def started(self, flow: Flow) -> None:
         self._tasks[flow.id] = self._progress.add_task(flow.name, total=None, counts="waiting")
+        self._done[flow.id] = 0
 
     def advanced(self, flow: Flow, totals: Mapping[str, int]) -> None:
+        self._done[flow.id] = sum(totals.values())
         self._progress.update(
-            self._tasks[flow.id], completed=sum(totals.values()), counts=describe_counts(totals)
+            self._tasks[flow.id], completed=self._done[flow.id], counts=describe_counts(totals)
         )
 
     def finished(self, flow: Flow, report: FlowReport) -> None:
@@ -47,7 +50,7 @@ class _ProgressLines:
         if report.interrupted:
             self._progress.update(task, counts="interrupted")
         else:
-            self._progress.update(task, total=self._progress.tasks[task].completed)
+            self._progress.update(task, total=self._done[flow.id])
 
 
 @contextmanager
