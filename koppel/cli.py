@@ -6,24 +6,94 @@ The commands live in koppel/commands/ (one module per group); docs/operations.md
 from __future__ import annotations
 
 import json
+import logging
+import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from koppel.commands.activity import dead_letters, log, runs
-from koppel.commands.common import configure_logging, console, progress_bar
+from koppel.commands.common import (
+    DEBUG_LOG_ONLY,
+    ExitCode,
+    configure_logging,
+    console,
+    debug_log_hint,
+    problem,
+    progress_bar,
+)
 from koppel.commands.demo import demo
 from koppel.commands.flows import replay, sync, worker
 from koppel.commands.mapping import mapping_app
 from koppel.commands.setup import config_app, connection_app
 
-# No local variables in tracebacks: they could hold credentials.
+_logger = logging.getLogger("koppel.cli")
+
+
+def _usage_line(error: UsageError) -> str:
+    command = error.ctx.command_path if error.ctx else "koppel"
+    message = "; ".join(line.strip() for line in error.format_message().splitlines() if line)
+    return f"{command}: {message} (see: {command} --help)"
+
+
+class _PlainErrors(TyperGroup):
+    """Every way a command can end, as one or two plain lines and an exit code: usage errors
+    (exit 2), Ctrl-C (130), and a bug, whose traceback goes to the debug log (exit 1)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+        except NoArgsIsHelpError as error:
+            typer.echo(error.format_message())
+            code = ExitCode.CONFIG
+        except UsageError as error:  # Typer 0.29 carries its own Click: its exceptions are there
+            problem(_usage_line(error))
+            code = ExitCode.CONFIG
+        except ClickException as error:
+            problem(error.format_message())
+            code = error.exit_code
+        except (typer.Abort, KeyboardInterrupt):
+            problem("interrupted")
+            code = ExitCode.INTERRUPTED
+        except Exception as error:  # a bug: one line here, the traceback in the debug log
+            _logger.error("unexpected error", exc_info=True, extra=DEBUG_LOG_ONLY)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            problem(
+                f"koppel failed on an unexpected error ({type(error).__name__}"
+                f"{': ' + first if first else ''}); {debug_log_hint()}"
+            )
+            code = ExitCode.FAILED
+        code = int(code) if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
+    cls=_PlainErrors,
     no_args_is_help=True,
     help="Koppel: keeps Parts Pim and AccountView in sync.",
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -33,9 +103,13 @@ class SandboxName(StrEnum):
 
 
 @app.callback()
-def main() -> None:
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show every log line, tracebacks included")
+    ] = False,
+) -> None:
     """Koppel: keeps Parts Pim and AccountView in sync."""
-    configure_logging()
+    configure_logging(debug=debug)
 
 
 app.command()(sync)
@@ -53,7 +127,7 @@ app.add_typer(connection_app, name="connection")
 @app.command()
 def sandbox(
     name: Annotated[SandboxName, typer.Argument(help="which application to emulate")],
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8100,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8100,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     db: Annotated[str, typer.Option(help="SQLite file for the state, or :memory:")] = ":memory:",
     fixture: Annotated[Path | None, typer.Option(help="JSON fixture file to load")] = None,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import IntEnum
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
 
@@ -116,14 +118,98 @@ def exit_code_for(error: KoppelError) -> ExitCode:
     return _EXIT_CODES[error.category]
 
 
-def configure_logging() -> None:
-    """Warnings and errors only, to this invocation's stderr: commands print what happened."""
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
+DEBUG_LOG = "debug.log"
+"""The file under KOPPEL_HOME that keeps what the terminal leaves out: tracebacks, retries."""
+_DEBUG_LOG_BYTES = 5_000_000
+_debug_log: _PrivateLogFile | None = None
+_debugging = False
+
+
+class _OneLine(logging.Formatter):
+    """A record as one line: the terminal gets the message, the debug log the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record).splitlines()[0]
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+class _PrivateLogFile(RotatingFileHandler):
+    """The debug log, created readable by its owner only, and only when something is logged.
+
+    When it cannot be written (KOPPEL_HOME is not a directory) it falls silent: the terminal
+    never shows logging's own traceback about it."""
+
+    broken = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.broken = True
+        logging.getLogger().removeHandler(self)
+
+    def _open(self) -> Any:
+        path = Path(self.baseFilename)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(descriptor, "a", encoding=self.encoding or "utf-8")
+
+
+DEBUG_LOG_ONLY = {"debug_log_only": True}
+"""`extra=` of a record that the terminal shows otherwise (as a plain line of its own)."""
+
+
+def _for_the_terminal(record: logging.LogRecord) -> bool:
+    """Not records marked DEBUG_LOG_ONLY, nor DBOS's for every failed workflow (with its
+    traceback): the run's reason is shown instead."""
+    if getattr(record, "debug_log_only", False):
+        return False
+    return not (record.name.startswith("dbos") and record.getMessage().startswith("Exception"))
+
+
+def configure_logging(*, debug: bool = False) -> None:
+    """Warnings as one line each on this invocation's stderr (commands print what happened);
+    tracebacks and the connectors' retries in KOPPEL_HOME/debug.log. With `debug`, everything
+    on stderr too, tracebacks included."""
+    global _debug_log, _debugging
+    _debugging = debug
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    terminal = logging.StreamHandler(sys.stderr)
+    if debug:
+        terminal.setLevel(logging.DEBUG)
+        terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        terminal.setLevel(logging.WARNING)
+        terminal.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
+        terminal.addFilter(_for_the_terminal)
+    root.addHandler(terminal)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for chatty in ("httpx", "httpcore"):  # a line per request: the request logs have them
+        logging.getLogger(chatty).setLevel(logging.DEBUG if debug else logging.WARNING)
+    _debug_log = None
+    try:
+        home = get_settings().home
+    except ValidationError:
+        return  # the command reports the broken setting; nothing is logged to a file
+    _debug_log = _PrivateLogFile(
+        home / DEBUG_LOG, maxBytes=_DEBUG_LOG_BYTES, backupCount=2, encoding="utf-8", delay=True
     )
+    _debug_log.setLevel(logging.INFO)
+    _debug_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(_debug_log)
+
+
+def debug_log_hint() -> str:
+    """Where the details of an error are: the debug log, or `--debug`."""
+    if _debugging:
+        return "the details are above"
+    if _debug_log is None or _debug_log.broken:
+        return "run the command again with --debug to see the details"
+    return f"the details are in {_debug_log.baseFilename} (or run the command again with --debug)"
 
 
 def load_settings() -> Settings:
@@ -191,6 +277,7 @@ def plain(*cells: Any) -> list[Any]:
 
 
 __all__ = [
+    "DEBUG_LOG_ONLY",
     "OUTCOMES",
     "ConfigFile",
     "ExitCode",
@@ -199,6 +286,7 @@ __all__ = [
     "config_option",
     "configure_logging",
     "console",
+    "debug_log_hint",
     "describe_counts",
     "err_console",
     "exit_code_for",

@@ -67,14 +67,18 @@ class _HideExpectedCancellation(logging.Filter):
         )
 
 
-def _drop_stale_dbos_console() -> None:
-    """DBOS binds its console handler to the stderr of the moment it first starts; a later
-    engine in the same process (tests, a second CLI command) may have another stderr, so the old
-    handler goes and DBOS makes a fresh one when it starts."""
+def _route_dbos_logs() -> None:
+    """DBOS's records go where the process sends every other library's (the CLI: one line on
+    the terminal, tracebacks in the debug log), not to a console handler of DBOS's own, which
+    would print each failed run's traceback and stay bound to the stderr of the moment it
+    started. A handler already present keeps DBOS from adding its own."""
     dbos_logger = logging.getLogger("dbos")
     for handler in list(dbos_logger.handlers):
-        if type(handler) is logging.StreamHandler:
+        if not isinstance(handler, logging.NullHandler):
             dbos_logger.removeHandler(handler)
+    if not dbos_logger.handlers:
+        dbos_logger.addHandler(logging.NullHandler())
+    dbos_logger.propagate = True
 
 
 class RunFailed(Exception):
@@ -176,7 +180,7 @@ class Engine:
         }
         _active_engine = self
         self._started = True
-        _drop_stale_dbos_console()
+        _route_dbos_logs()
         logging.getLogger("dbos").addFilter(self._log_filter)
         try:
             DBOS(config=config)

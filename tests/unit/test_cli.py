@@ -20,7 +20,7 @@ SECRET = "s3cr3t-refresh-token-value"
 
 
 def koppel(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"}, prog_name="koppel")
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +159,28 @@ def test_demo_flows_are_the_registered_ones() -> None:
     assert set(flows) <= set(DEMO_FLOWS)
     for flow in flows.values():
         assert (DEMO_CONNECTIONS[flow["from"]], flow["entity"]) in FLOW_TYPES
+
+
+def test_usage_errors_and_bugs_are_one_line_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong_type = koppel("runs", "--limit", "abc")
+    assert wrong_type.exit_code == 2
+    [line] = wrong_type.stderr.splitlines()
+    assert line.startswith("koppel runs: Invalid value for '--limit'")
+    assert "koppel runs --help" in line
+    for usage in (("log",), ("nosuch",), ("sandbox", "partspim", "--port", "99999")):
+        result = koppel(*usage)
+        assert result.exit_code == 2, (usage, result.output)
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("KOPPEL_HOME", str(not_a_directory))
+    crashed = koppel("demo", "--once", "--products", "1")
+    assert crashed.exit_code == 1
+    assert "Traceback" not in crashed.output
+    [line] = crashed.stderr.splitlines()
+    assert "unexpected error (FileExistsError" in line and "--debug" in line
+    shown = koppel("--debug", "demo", "--once", "--products", "1")
+    assert shown.exit_code == 1 and "Traceback" in shown.stderr
