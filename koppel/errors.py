@@ -44,6 +44,22 @@ class NotFound(KoppelError):
     category = ErrorCategory.NOT_FOUND
 
 
+def reason_of(error: BaseException) -> str:
+    """What a person is told about an error that ended a run or a command: a Koppel error's own
+    message (written for them: the cause and the fix); anything else is a bug, named by its type
+    and first line, with its traceback in the log."""
+    if isinstance(error, KoppelError):
+        return str(error)
+    if isinstance(error, ValidationError):
+        return validation_message(error)
+    text = str(error).strip()
+    first = f": {text.splitlines()[0]}" if text else ""
+    return (
+        f"Koppel failed on an unexpected error ({type(error).__name__}{first}); "
+        "the traceback is in the debug log (KOPPEL_HOME/debug.log)"
+    )
+
+
 def validation_message(error: ValidationError) -> str:
     """What pydantic found wrong, without the input values (they may be credentials)."""
     problems = [
@@ -53,4 +69,4 @@ def validation_message(error: ValidationError) -> str:
     return f"{error.title}: " + "; ".join(problems)
 
 
-__all__ = ["ErrorCategory", "KoppelError", "NotFound", "validation_message"]
+__all__ = ["ErrorCategory", "KoppelError", "NotFound", "reason_of", "validation_message"]

@@ -137,6 +137,19 @@ class _OneLine(logging.Formatter):
             record.exc_info, record.exc_text, record.stack_info = saved
 
 
+class _Terminal(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes: a test harness swaps it per
+    command, and a handler bound to a closed stream would fail on every later record."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 class _PrivateLogFile(RotatingFileHandler):
     """The debug log, created readable by its owner only, and only when something is logged.
 
@@ -178,7 +191,7 @@ def configure_logging(*, debug: bool = False) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    terminal = logging.StreamHandler(sys.stderr)
+    terminal = _Terminal()
     if debug:
         terminal.setLevel(logging.DEBUG)
         terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -78,7 +78,7 @@ def sync(
     settings = load_settings()
     loaded = load_config(config)
     with opened_store(settings) as store:
-        applied = setup.apply_file(store, loaded, actor="cli")
+        applied = setup.apply_file(store, loaded, config, actor="cli")
         flows = setup.choose_flows(store, applied.integration, flow or [])
         if not flows:
             fail(f"{config}: no flow is enabled; add one under flows: or name one with --flow")
@@ -102,7 +102,7 @@ def replay(
     settings = load_settings()
     with opened_store(settings) as store:
         if config is not None:
-            chosen = setup.apply_file(store, load_config(config), actor="cli").integration
+            chosen = setup.apply_file(store, load_config(config), config, actor="cli").integration
         else:
             chosen = setup.choose_integration(store, integration)
         label = setup.integration_label(store, chosen)

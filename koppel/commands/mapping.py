@@ -34,8 +34,8 @@ from koppel.commands.common import (
 )
 from koppel.config import load_config
 from koppel.mapping import render_issues, render_mapping, render_preview
-from koppel.services import mappings, setup
-from koppel.services.mappings import SIDES, FlowMappingView
+from koppel.services import checks, mappings, setup
+from koppel.services.checks import SIDES, FlowMappingView
 
 mapping_app = typer.Typer(
     no_args_is_help=True,
@@ -61,7 +61,7 @@ SideOption = Annotated[
 
 
 def _inspect(config: Path, flow: str) -> FlowMappingView:
-    return asyncio.run(mappings.inspect_file_mapping(load_config(config), config, flow))
+    return checks.inspect_file_mapping(load_config(config), config, flow)
 
 
 def _sides(side: SideChoice | None) -> tuple[str, ...]:

@@ -138,8 +138,12 @@ class ApiClient:
         *,
         limits: ClientLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "",
     ) -> None:
         self.limits = limits or ClientLimits()
+        self.name = name
+        """The connection's name, given to the errors this client raises (ConnectorError.
+        connection), so a run's reason can say which connection to check."""
         self.calls = CallCounter()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -221,6 +225,26 @@ class ApiClient:
         A request that is not idempotent is retried only when the API certainly did not act on
         it; otherwise AmbiguousWriteError tells the caller to look before writing again.
         """
+        try:
+            return await self._send(
+                method, path, kind, params, json, data, headers, idempotent, authenticated
+            )
+        except ConnectorError as error:
+            error.connection = error.connection or self.name or None
+            raise
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        idempotent: bool,
+        authenticated: bool,
+    ) -> httpx.Response:
         refreshed = False
         attempt = 0
         while True:

@@ -14,12 +14,18 @@ class ConnectorError(KoppelError):
     """Base of every error a connector raises."""
 
     category = ErrorCategory.CONNECTION
+    connection: str | None = None
+    """The name of the connection whose client raised it, when it has one."""
+    stops_run: bool = False
+    """True when the connection itself cannot be used (credentials refused, the host down):
+    the run fails as a whole with this reason, instead of failing every record with it."""
 
 
 class ConnectionSettingsError(ConnectorError):
     """A connection's credentials or options lack a field or break its rule: fix the file."""
 
     category = ErrorCategory.CONFIGURATION
+    stops_run = True
 
 
 class RetriableAPIError(ConnectorError):
@@ -61,6 +67,19 @@ class AuthenticationError(FatalAPIError):
     """The credentials were refused; the user must re-enter or re-authorise them."""
 
     category = ErrorCategory.AUTHORISATION
+    stops_run = True
+
+
+class GrantLost(AuthenticationError):
+    """The API refused the refresh token: the authorisation is gone (revoked, expired, or spent
+    by a refresh whose answer was lost). Only authorising the connection again helps."""
+
+
+class RefreshAnswerLost(ConnectorError):
+    """A token refresh was sent but its answer was lost: the API may have rotated the refresh
+    token. It is not sent again blindly; the next refresh tries the stored token once."""
+
+    stops_run = True
 
 
 class PagingLoopError(FatalAPIError):
@@ -85,7 +104,9 @@ __all__ = [
     "ConnectionSettingsError",
     "ConnectorError",
     "FatalAPIError",
+    "GrantLost",
     "PagingLoopError",
     "RecordValidationError",
+    "RefreshAnswerLost",
     "RetriableAPIError",
 ]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
 
-from koppel.connectors.base import ApiClient, ClientLimits, Connector
+from koppel.connectors.base import ApiClient, ClientLimits, Connector, EntitySpec
+from koppel.connectors.credentials import CredentialStore
 from koppel.connectors.errors import ConnectionSettingsError, FatalAPIError
 from koppel.errors import validation_message
-
-CredentialsCallback = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ClientConnector(Connector, Protocol):
@@ -27,37 +26,71 @@ def build_connector(
     base_url: str,
     credentials: Mapping[str, Any],
     *,
-    on_credentials: CredentialsCallback | None = None,
+    credential_store: CredentialStore | None = None,
     limits: ClientLimits | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    name: str = "",
 ) -> ClientConnector:
-    """A connector for `application`; `on_credentials` persists credentials the API rotates.
+    """A connector for `application`; `credential_store` keeps credentials the API rotates
+    (None: in memory only); `name` is the connection's, named in the errors it raises.
 
     `transport` replaces the network under the connector's client (a sandbox served in-process
     through `httpx.ASGITransport`); None is real HTTP.
     """
     try:
-        return _build(application, base_url, credentials, on_credentials, limits, transport)
+        return _build(application, base_url, credentials, credential_store, limits, transport, name)
     except ValidationError as error:  # credentials that lack a field: named, values left out
         raise ConnectionSettingsError(validation_message(error)) from None
+
+
+def entity_specs(application: str) -> Mapping[str, EntitySpec]:
+    """The entities a connector for `application` reads and writes, with their schemas; no
+    connector is built (checking a mapping needs no client)."""
+    if application == "accountview":
+        from koppel.connectors.accountview import ENTITIES as ACCOUNTVIEW
+
+        return {name: entity.spec for name, entity in ACCOUNTVIEW.items()}
+    if application == "partspim":
+        from koppel.connectors.partspim import ENTITIES as PARTSPIM
+
+        return PARTSPIM
+    raise FatalAPIError(f"no connector for application {application!r}")
+
+
+def check_credentials(application: str, base_url: str, credentials: Mapping[str, Any]) -> None:
+    """ConnectionSettingsError when the credentials lack what the connector needs (named, the
+    values left out); nothing is built and nothing is sent."""
+    if application == "accountview":
+        from koppel.connectors.accountview import AccountViewCredentials
+
+        try:
+            AccountViewCredentials.from_mapping({**credentials, "base_url": base_url})
+        except ValidationError as error:
+            raise ConnectionSettingsError(validation_message(error)) from None
+    elif application == "partspim" and not credentials.get("api_key"):
+        raise ConnectionSettingsError(
+            "the Parts Pim connection has no api_key; add it to credentials"
+        )
 
 
 def _build(
     application: str,
     base_url: str,
     credentials: Mapping[str, Any],
-    on_credentials: CredentialsCallback | None,
+    credential_store: CredentialStore | None,
     limits: ClientLimits | None,
     transport: httpx.AsyncBaseTransport | None,
+    name: str,
 ) -> ClientConnector:
     if application == "accountview":
         from koppel.connectors.accountview import AccountViewConnector
 
         return AccountViewConnector(
             {**credentials, "base_url": base_url},
-            on_tokens=on_credentials,
+            credential_store=credential_store,
             limits=limits,
             transport=transport,
+            name=name,
         )
     if application == "partspim":
         from koppel.connectors.partspim import PartsPimConnector
@@ -65,8 +98,15 @@ def _build(
         api_key = credentials.get("api_key")
         if not api_key:
             raise FatalAPIError("the Parts Pim connection has no api_key; add it to credentials")
-        return PartsPimConnector(base_url, str(api_key), limits=limits, transport=transport)
+        return PartsPimConnector(
+            base_url, str(api_key), limits=limits, transport=transport, name=name
+        )
     raise FatalAPIError(f"no connector for application {application!r}")
 
 
-__all__ = ["ClientConnector", "CredentialsCallback", "build_connector"]
+__all__ = [
+    "ClientConnector",
+    "build_connector",
+    "check_credentials",
+    "entity_specs",
+]

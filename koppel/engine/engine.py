@@ -36,6 +36,7 @@ from koppel.engine.jobs import (
     checked_state,
     flow_key,
 )
+from koppel.errors import reason_of
 
 __all__ = ["Engine"]
 
@@ -417,14 +418,17 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     engine._running[run_id] = task
+    job: BatchJob | None = None
     try:
         try:
             job = engine._job(job_name, args)
             engine._check_stop()
             state = await DBOS.run_step_async({"name": "start"}, _start_step, job, run_id, job_name)
         except Exception as error:
+            # INFO: people read the run's reason; the traceback is for the debug log.
+            logger.info("run %s could not start", run_id, exc_info=error)
             raise RunFailed(
-                f"run {run_id}: job {job_name!r} could not start: {type(error).__name__}: {error}"
+                reason_of(error) if job is None else job.describe_failure(error)
             ) from None
         totals: dict[str, int] = {}
         batch = 0
@@ -438,18 +442,17 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
                 )
             except Exception as error:
                 engine._check_stop()
-                await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, True)
-                raise RunFailed(
-                    f"run {run_id}: job {job_name!r} batch {batch} failed: "
-                    f"{type(error).__name__}: {error}"
-                ) from None
+                logger.info("run %s: batch %d failed", run_id, batch, exc_info=error)
+                failure = job.describe_failure(error)
+                await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, failure)
+                raise RunFailed(failure) from None
             state, done, counts = outcome["state"], outcome["done"], outcome["counts"]
             for outcome_name, count in counts.items():
                 totals[outcome_name] = totals.get(outcome_name, 0) + count
             progress = BatchProgress(run_id, batch, counts, totals, done)
             await DBOS.write_stream_async(PROGRESS_STREAM, progress.to_json())
         engine._check_stop()
-        await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, False)
+        await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, None)
         await DBOS.close_stream_async(PROGRESS_STREAM)
         return {"batches": batch, "counts": totals}
     finally:

@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 
 from koppel.connectors.base import Record
+from koppel.connectors.errors import ConnectorError
 from koppel.engine.jobs import BatchResult, JsonState
+from koppel.errors import reason_of
 from koppel.flows.registry import FlowType, RecordSync, flow_type
-from koppel.flows.runtime import FlowRuntime
+from koppel.flows.runtime import FlowRuntime, connection_fix, ready
 from koppel.store import DeadLetterStatus, RunStatus, Store
 
 DEAD_LETTERS = "dead_letters"
@@ -73,9 +75,22 @@ class FlowJob:
         return self._syncs[phase]
 
     async def start(self, run_id: str) -> JsonState:
-        runtime = self.runtime
-        phases = list(self.flow_type.phases)
+        """The run's row first, so that a flow that cannot start (a mapping that does not
+        parse, credentials under another key, a setting or a connection that must be fixed)
+        still leaves a failed run with its reason, before any record is touched."""
         self.store.runs.start(self.flow_id, run_id=run_id)
+        try:
+            runtime = self.runtime
+            ready(runtime.source_connection)
+            ready(runtime.target_connection)
+            phases = list(self.flow_type.phases)
+            for phase in phases:
+                self._sync(phase)
+        except Exception as error:
+            self.store.runs.finish(run_id, RunStatus.FAILED, error=self.describe_failure(error))
+            if self._runtime is not None:
+                await self._runtime.aclose()
+            raise
         cursor = self.store.cursors.get(self.flow_id)
         started = _now() - timedelta(seconds=runtime.cursor_margin_s)
         return {
@@ -220,23 +235,33 @@ class FlowJob:
             counts.update(await self._sync(phase).sync(run_id, records))
         return counts
 
-    async def finish(self, run_id: str, state: JsonState, interrupted: bool) -> None:
-        runtime = self.runtime
+    def describe_failure(self, error: Exception) -> str:
+        """The error's own message (it says what is wrong), and for a connection that cannot be
+        used, which one and the command that checks or authorises it."""
+        reason = reason_of(error)
+        if not isinstance(error, ConnectorError) or error.connection is None:
+            return reason
+        name = error.connection
+        return f"connection {name}: {reason}\n{connection_fix(error, name)}"
+
+    async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
+        """Record how the run ended; without opening the flow again (it may be what failed)."""
         self._drop_next_page()
         try:
             with self.store.transaction() as tx:
-                if not interrupted and not self.replay:
+                if failure is None and not self.replay:
                     tx.cursors.set(self.flow_id, state["started"])
                 counts = tx.outcomes.counts(run_id)
-                if interrupted:
-                    status, error = RunStatus.FAILED, "the run stopped on an error; see the log"
+                if failure is not None:
+                    status = RunStatus.FAILED
                 elif counts.get("failed"):
-                    status, error = RunStatus.PARTIAL, None
+                    status = RunStatus.PARTIAL
                 else:
-                    status, error = RunStatus.SUCCEEDED, None
-                tx.runs.finish(run_id, status, api_calls=int(state["api_calls"]), error=error)
+                    status = RunStatus.SUCCEEDED
+                tx.runs.finish(run_id, status, api_calls=int(state["api_calls"]), error=failure)
         finally:
-            await runtime.aclose()
+            if self._runtime is not None:
+                await self._runtime.aclose()
 
 
 def _aware(moment: datetime) -> datetime:

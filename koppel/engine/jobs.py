@@ -58,9 +58,16 @@ class BatchJob(Protocol):
         """Process one batch from ``state`` and return the state for the next one."""
         ...
 
-    async def finish(self, run_id: str, state: JsonState, interrupted: bool) -> None:
-        """Close the run. ``interrupted`` is True when a batch raised and the run ends failed;
-        ``state`` is then the state after the last batch that succeeded."""
+    def describe_failure(self, error: Exception) -> str:
+        """Why the run fails, for the person who has to act: the cause and the fix, in one or
+        two plain lines (no traceback; the engine logs that)."""
+        ...
+
+    async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
+        """Close the run. ``failure`` is None when every batch succeeded; otherwise a batch
+        raised, the run ends failed and ``failure`` says why (the error's message, written for
+        the person who has to act on it); ``state`` is then the state after the last batch
+        that succeeded."""
         ...
 
 

@@ -244,6 +244,8 @@ class DebtorWriter:
         try:
             numbers = await self._debtor_numbers(items, emails, links)
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in items:
                 item.fail(f"{item.label}: could not look the debtor up in AccountView: {error}")
             return
@@ -279,6 +281,8 @@ class DebtorWriter:
         try:
             results = await self.runtime.target.write(_DEBTORS, payloads)
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in writing:
                 item.fail(f"{item.label}: AccountView did not take the debtor: {error}")
             return

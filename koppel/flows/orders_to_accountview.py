@@ -178,6 +178,8 @@ class OrderSync:
                 self.runtime.target_entity(ORDERS), "ORD_REF", sorted(references)
             )
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in unlinked:
                 item.fail(f"{item.label}: could not look it up in AccountView: {error}")
             return []
@@ -213,6 +215,8 @@ class OrderSync:
                 self.runtime.source_entity("customers"), "id", sorted(needing)
             )
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in items:
                 item.fail(f"{item.label}: could not read its customer from Parts Pim: {error}")
             return
@@ -324,6 +328,8 @@ class OrderSync:
         try:
             found = await self.runtime.target.lookup(_ARTICLES, "ART_CODE", codes)
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in items:
                 if item.pending:
                     item.fail(f"{item.label}: could not check its products in AccountView: {error}")
@@ -367,6 +373,8 @@ class OrderSync:
         try:
             codes = await self._address_codes([row for _, row in rows.values()])
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item, _ in rows.values():
                 item.fail(f"{item.label}: could not write its delivery address: {error}")
             return
@@ -406,6 +414,8 @@ class OrderSync:
         try:
             results = await self.runtime.target.write(self.runtime.target_entity(ORDERS), payloads)
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in writing:
                 item.fail(f"{item.label}: AccountView did not take the order: {error}")
             return

@@ -175,6 +175,8 @@ class OrderToPartsPimSync:
             # Parts Pim order number as its reference: it is not sent back
             from_pim = await target.lookup(ORDERS, "number", references)
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in unlinked:
                 item.fail(f"{item.label}: could not look it up in Parts Pim: {error}")
             return []
@@ -266,6 +268,8 @@ class OrderToPartsPimSync:
         try:
             found = await target.lookup(RELATIONS, "email", list(customers))
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for group in by_email.values():
                 for item in group:
                     item.fail(f"{item.label}: could not look its customer up in Parts Pim: {error}")
@@ -342,6 +346,8 @@ class OrderToPartsPimSync:
         try:
             products = await self.runtime.target.lookup("products", "sku", sorted(skus))
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in pending:
                 item.fail(f"{item.label}: could not check its products in Parts Pim: {error}")
             return
@@ -367,6 +373,8 @@ class OrderToPartsPimSync:
                 self.target_entity, [i.create for i in writing if i.create is not None]
             )
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in writing:
                 item.fail(f"{item.label}: Parts Pim did not take it: {error}")
             return

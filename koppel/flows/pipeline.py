@@ -183,6 +183,8 @@ class TargetWriter:
             try:
                 records = await self.target.lookup(self.target_entity, self.key_field, keys)
             except ConnectorError as error:
+                if error.stops_run:  # the connection cannot be used: the run fails
+                    raise
                 for item in unlinked:
                     item.fail(f"{item.label}: could not look it up in the target: {error}")
             else:
@@ -215,6 +217,8 @@ class TargetWriter:
         try:
             results = await self.target.write(self.target_entity, payloads, found=found)
         except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
             for item in writing:
                 item.fail(f"{item.label}: the target did not take it: {error}")
             return

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from koppel.connectors.base import ClientLimits
+from koppel.connectors.errors import ConnectorError, GrantLost
 from koppel.connectors.registry import ClientConnector, build_connector
+from koppel.errors import ErrorCategory, KoppelError
 from koppel.flows.mappings import (
     ATTACHED_RECORDS,
     FlowMappings,
@@ -16,13 +23,51 @@ from koppel.flows.mappings import (
     attached_schema,
     flow_mappings,
 )
-from koppel.store import Store
+from koppel.store import ConnectionState, Store
 from koppel.store.records import Connection, Flow, Integration
 
 DEFAULT_PAGE_SIZE = 500
 """Parts Pim's largest page: per-batch costs (checkpoint, transaction, round trips) spread over
 the most records; docs/performance.md measured 0.0186 calls per product against 0.0284 at 200."""
 DEFAULT_CURSOR_MARGIN_S = 120
+TOKEN_LOCK_SCOPE = "connection-token"
+"""Key lock scope held while a connection's token is refreshed (key: the connection id)."""
+TOKEN_LOCK_WAIT_S = 60.0
+"""How long a holder waits for another one's refresh of the same connection before it fails."""
+_TOKEN_LOCK_TTL = timedelta(minutes=2)
+
+
+class NeedsAuthorisation(KoppelError):
+    """A run needs a connection whose grant the API refused: it fails at once, saying so."""
+
+    category = ErrorCategory.AUTHORISATION
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(
+            f"connection {connection.name} needs authorisation: "
+            f"{connection.state_reason or 'the API refused its grant'}\n"
+            f"authorise it again: koppel connection authorize {connection.name} --config FILE"
+        )
+        self.connection = connection.name
+
+
+def connection_fix(error: ConnectorError, name: str) -> str:
+    """What to do about a connection that failed this way: the command that checks it, or for
+    a lost grant the one that authorises it again."""
+    if isinstance(error, GrantLost):
+        return f"authorise it again: koppel connection authorize {name} --config FILE"
+    if error.category is ErrorCategory.AUTHORISATION:
+        return f"check its credentials in the file, then: koppel connection test {name} -c FILE"
+    if error.category is ErrorCategory.CONFIGURATION:
+        return f"fix connection {name} in the file, then: koppel connection test {name} -c FILE"
+    return f"check it: koppel connection test {name} --config FILE"
+
+
+def ready(connection: Connection) -> Connection:
+    """The connection, when runs may use it; NeedsAuthorisation when its grant is gone."""
+    if connection.state is ConnectionState.NEEDS_AUTHORISATION:
+        raise NeedsAuthorisation(connection)
+    return connection
 
 
 @dataclass
@@ -111,20 +156,59 @@ class FlowRuntime:
         await self.target.aclose()
 
 
+class StoredCredentials:
+    """A stored connection's credentials as its connector keeps them (`CredentialStore`): one
+    refresh at a time across every process on the database (a key lock), the new tokens
+    stored before they are used, a refused grant marked on the connection."""
+
+    def __init__(self, store: Store, connection: Connection) -> None:
+        self._store = store
+        self._connection = connection
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
+        owner, key = uuid.uuid4().hex, str(self._connection.id)
+        locks = self._store.key_locks
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TOKEN_LOCK_WAIT_S
+        while not locks.acquire_many(TOKEN_LOCK_SCOPE, [key], owner, ttl=_TOKEN_LOCK_TTL):
+            if loop.time() > deadline:
+                raise ConnectorError(
+                    f"connection {self._connection.name}: another process has been refreshing "
+                    f"its token for over {TOKEN_LOCK_WAIT_S:g} s; try again later"
+                )
+            await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            locks.release_many(TOKEN_LOCK_SCOPE, [key], owner)
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        return self._held()
+
+    async def load(self) -> dict[str, Any]:
+        return self._store.connections.get_credentials(self._connection.id)
+
+    async def save(self, credentials: Mapping[str, Any]) -> None:
+        self._store.connections.update_credentials(self._connection.id, credentials)
+
+    async def grant_lost(self, reason: str) -> None:
+        self._store.connections.set_state(
+            self._connection.id, ConnectionState.NEEDS_AUTHORISATION, reason
+        )
+
+
 def stored_connector(
     store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> ClientConnector:
     """The connector for a stored connection, within the limits its options set; credentials the
-    API rotates are stored again. Runs, connection tests and mapping samples all build it here.
+    API rotates are kept by `StoredCredentials`. Runs, connection tests, authorisations and
+    mapping samples all build it here.
 
     `transport` replaces the network (tests serve a sandbox in-process through
     `httpx.ASGITransport`, or several by host); None is real HTTP.
     """
     credentials = store.connections.get_credentials(connection.id)
-
-    async def persist(new_credentials: dict[str, Any]) -> None:
-        store.connections.update_credentials(connection.id, new_credentials)
-
     options = connection.options
     limits = ClientLimits(
         concurrency=int(options.get("concurrency", 8)),
@@ -138,10 +222,20 @@ def stored_connector(
         connection.application,
         connection.base_url,
         credentials,
-        on_credentials=persist,
+        credential_store=StoredCredentials(store, connection),
         limits=limits,
         transport=transport,
+        name=connection.name,
     )
 
 
-__all__ = ["FlowRuntime", "stored_connector"]
+__all__ = [
+    "TOKEN_LOCK_SCOPE",
+    "TOKEN_LOCK_WAIT_S",
+    "FlowRuntime",
+    "NeedsAuthorisation",
+    "StoredCredentials",
+    "connection_fix",
+    "ready",
+    "stored_connector",
+]

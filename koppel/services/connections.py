@@ -7,11 +7,12 @@ from pathlib import Path
 
 import httpx
 
-from koppel.config import IntegrationConfig, apply_config
+from koppel.config import IntegrationConfig
 from koppel.connectors.errors import ConnectorError
 from koppel.errors import ErrorCategory
-from koppel.flows.runtime import stored_connector
+from koppel.flows.runtime import connection_fix, stored_connector
 from koppel.services.errors import NotFound
+from koppel.services.setup import apply_file
 from koppel.store import Connection, Store
 
 
@@ -27,6 +28,8 @@ class ConnectionCheck:
     category: ErrorCategory | None
     """Why it does not work: connection (unreachable, an error answer), authorisation (the
     credentials were refused: enter or authorise them again) or configuration."""
+    fix: str | None = None
+    """What to do when it does not work (the command that authorises it again, ...)."""
 
     @property
     def description(self) -> str:
@@ -47,10 +50,12 @@ async def check_connection(
     """One small call through the stored connection; credentials the API rotates on it are
     stored again."""
     connector = stored_connector(store, connection, transport=transport)
+    fix: str | None = None
     try:
         message, category = await connector.check(), None
     except ConnectorError as error:
         message, category = str(error), error.category
+        fix = connection_fix(error, connection.name)
     finally:
         await connector.aclose()
     return ConnectionCheck(
@@ -60,6 +65,7 @@ async def check_connection(
         works=category is None,
         message=message,
         category=category,
+        fix=fix,
     )
 
 
@@ -72,14 +78,14 @@ async def check_file_connection(
     actor: str,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ConnectionCheck:
-    """Apply the file, then check its connection `name`: applied first, so a refresh token the
-    API rotates on this call is kept."""
+    """Apply the file (`setup.apply_file`: checked first), then check its connection `name`:
+    applied first, so a refresh token the API rotates on this call is kept."""
     if name not in config.connections:
         raise NotFound(
             f"{file}: no connection named {name!r}; its connections: "
             f"{', '.join(config.connections)}"
         )
-    integration = apply_config(store, config, actor=actor)
+    integration = apply_file(store, config, file, actor=actor).integration
     connection = connection_named(store, integration.tenant_id, name)
     return await check_connection(store, connection, transport=transport)
 

@@ -69,7 +69,8 @@ def flow_report(flow: Flow, run: Run | None, summary: RunSummary | None) -> Flow
             counts["abandoned"] = int(summary.counts["abandoned"])
         completed = run is not None and summary.status == "completed"
         status = run.status.value if run is not None and completed else RunStatus.FAILED.value
-        error = summary.error or (run.error if run else None)
+        # The run's stored reason (the cause and the fix) before the engine's account of it.
+        error = (run.error if run else None) or summary.error
     return FlowReport(
         flow=flow.name,
         run_id=run.id if run else summary.run_id if summary else None,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koppel.config import IntegrationConfig, apply_config
+from koppel.services.checks import check_config
 from koppel.services.errors import InvalidRequest, NotFound
 from koppel.store import Flow, Integration, Store
 
@@ -59,8 +60,13 @@ def integration_view(store: Store, integration: Integration) -> IntegrationView:
     return IntegrationView(integration, integration_label(store, integration), flows)
 
 
-def apply_file(store: Store, config: IntegrationConfig, *, actor: str) -> IntegrationView:
-    """Make the store match the file (idempotent, audited with `actor`); what it holds now."""
+def apply_file(
+    store: Store, config: IntegrationConfig, file: Path, *, actor: str
+) -> IntegrationView:
+    """Check the file as a run would (`checks.check_config`), then make the store match it
+    (idempotent, audited with `actor`); what it holds now. A file with a problem changes
+    nothing."""
+    check_config(config, file)
     return integration_view(store, apply_config(store, config, actor=actor))
 
 

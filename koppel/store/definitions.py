@@ -7,10 +7,12 @@ what changed, so applying the same integration file twice is a no-op.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from koppel.secrets import SecretDecryptionError
@@ -19,14 +21,17 @@ from koppel.store.records import (
     Application,
     AuditEntry,
     Connection,
+    ConnectionState,
     Flow,
     Integration,
     MappingVersion,
+    PendingAuthorization,
     PutResult,
     Tenant,
 )
 from koppel.store.tables import (
     AuditRow,
+    AuthorizationRow,
     ConnectionRow,
     FlowRow,
     IntegrationRow,
@@ -40,6 +45,50 @@ def _tenant(row: TenantRow) -> Tenant:
     return Tenant(id=row.id, name=row.name, created_at=row.created_at)
 
 
+TOKEN_FIELDS = ("refresh_token", "access_token", "expires_at")
+"""Credentials the connector rotates itself: a file gives them once, the store keeps them since."""
+_FINGERPRINTS_KEPT = 50
+
+
+def token_fingerprint(token: str) -> str:
+    """A hash that tells refresh tokens apart without keeping them (they are long and random)."""
+    return hashlib.sha256(f"koppel refresh token:{token}".encode()).hexdigest()[:32]
+
+
+def _with_fingerprint(fingerprints: builtins.list[str], token: Any) -> builtins.list[str]:
+    if not token:
+        return list(fingerprints)
+    fingerprint = token_fingerprint(str(token))
+    kept = [f for f in fingerprints if f != fingerprint] + [fingerprint]
+    return kept[-_FINGERPRINTS_KEPT:]
+
+
+def merged_credentials(
+    stored: Mapping[str, Any], declared: Mapping[str, Any], fingerprints: Sequence[str]
+) -> tuple[dict[str, Any], bool]:
+    """What a connection holds after credentials are declared again, and whether the declared
+    refresh token is a new grant.
+
+    Declared fields replace the stored ones (a fixed secret, another company), except the
+    tokens: a declared refresh token is taken (with the declared access token and expiry) only
+    when this connection has never held it; otherwise the refresh token the connector rotated
+    since stays, so applying a file again never puts back a token that is already spent. When
+    another field changed, the stored access token goes with the old values: the next call
+    refreshes, and so proves the new secret at once.
+    """
+    merged = {k: v for k, v in declared.items() if k not in TOKEN_FIELDS}
+    refresh = declared.get("refresh_token")
+    new_grant = bool(refresh) and token_fingerprint(str(refresh)) not in fingerprints
+    if new_grant or not stored.get("refresh_token"):
+        tokens: Mapping[str, Any] = declared
+    elif merged == {k: v for k, v in stored.items() if k not in TOKEN_FIELDS}:
+        tokens = stored
+    else:
+        tokens = {"refresh_token": stored["refresh_token"]}
+    merged.update({k: tokens[k] for k in TOKEN_FIELDS if tokens.get(k) is not None})
+    return merged, new_grant
+
+
 def _connection(row: ConnectionRow) -> Connection:
     return Connection(
         id=row.id,
@@ -50,6 +99,8 @@ def _connection(row: ConnectionRow) -> Connection:
         options=dict(row.options),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        state=ConnectionState(row.state),
+        state_reason=row.state_reason,
     )
 
 
@@ -155,11 +206,13 @@ class ConnectionRepository:
     ) -> PutResult[Connection]:
         """Create or update a connection.
 
-        Credentials are written only when they differ from those declared last time: declaring
-        the same values again keeps a refresh token that the connector has rotated since.
+        Credentials are merged (`merged_credentials`): a changed secret or company is written,
+        a refresh token only when it is new, so the tokens the connector has rotated since
+        stay. A new refresh token is a new grant: the connection is ready again.
         """
         self._context.require_tenant(tenant_id)
         box = self._context.secret_box
+        declared = dict(credentials)
         with self._context.write() as session:
             row = session.scalar(
                 select(ConnectionRow).where(
@@ -167,7 +220,7 @@ class ConnectionRepository:
                 )
             )
             if row is None:
-                token = box.encrypt_json(dict(credentials))
+                token = box.encrypt_json(declared)
                 row = ConnectionRow(
                     tenant_id=tenant_id,
                     name=name,
@@ -176,6 +229,8 @@ class ConnectionRepository:
                     credentials=token,
                     declared_credentials=token,
                     options=dict(options),
+                    state=ConnectionState.READY.value,
+                    token_fingerprints=_with_fingerprint([], declared.get("refresh_token")),
                 )
                 session.add(row)
                 session.flush()
@@ -184,15 +239,29 @@ class ConnectionRepository:
                 row,
                 {"application": application.value, "base_url": base_url, "options": dict(options)},
             )
-            if self._declared(row) != dict(credentials):
-                token = box.encrypt_json(dict(credentials))
-                row.credentials = token
-                row.declared_credentials = token
+            if self._declared(row) != declared:
+                stored = self._stored(row)
+                merged, new_grant = merged_credentials(stored, declared, row.token_fingerprints)
+                if merged != stored:
+                    row.credentials = box.encrypt_json(merged)
+                row.declared_credentials = box.encrypt_json(declared)
+                if new_grant:
+                    row.token_fingerprints = _with_fingerprint(
+                        row.token_fingerprints, declared.get("refresh_token")
+                    )
+                    row.state, row.state_reason = ConnectionState.READY.value, None
                 changed.append("credentials")
             if changed:
                 row.updated_at = utc_now()
                 session.flush()
             return PutResult(_connection(row), created=False, changed_fields=tuple(changed))
+
+    def _stored(self, row: ConnectionRow) -> dict[str, Any]:
+        """{} when the old key is gone: then the declared credentials replace them whole."""
+        try:
+            return self._context.secret_box.decrypt_json(row.credentials)
+        except SecretDecryptionError:
+            return {}
 
     def _declared(self, row: ConnectionRow) -> dict[str, Any] | None:
         """None when the old key is gone: then declaring credentials again replaces them."""
@@ -231,10 +300,22 @@ class ConnectionRepository:
             return self._context.secret_box.decrypt_json(row.credentials)
 
     def update_credentials(self, connection_id: int, credentials: Mapping[str, Any]) -> None:
-        """Store credentials the connector changed itself (a rotated refresh token)."""
+        """Store credentials the connector got itself (a refresh, an authorisation): they work,
+        so the connection is ready."""
         with self._context.write() as session:
             row = self._require(session, connection_id)
             row.credentials = self._context.secret_box.encrypt_json(dict(credentials))
+            row.token_fingerprints = _with_fingerprint(
+                row.token_fingerprints, credentials.get("refresh_token")
+            )
+            row.state, row.state_reason = ConnectionState.READY.value, None
+            row.updated_at = utc_now()
+
+    def set_state(self, connection_id: int, state: ConnectionState, reason: str | None) -> None:
+        """Mark the connection (needs_authorisation: the API refused its grant) with why."""
+        with self._context.write() as session:
+            row = self._require(session, connection_id)
+            row.state, row.state_reason = state.value, reason
             row.updated_at = utc_now()
 
     def rotate_credentials(self) -> int:
@@ -264,6 +345,53 @@ class ConnectionRepository:
         if row is None:
             raise NotFoundError(f"connection {connection_id} not found")
         return row
+
+
+class AuthorizationRepository:
+    """Authorisations under way (OAuth2 `state`), each used at most once."""
+
+    def __init__(self, context: StoreContext) -> None:
+        self._context = context
+
+    def add(
+        self, state_hash: str, connection_id: int, *, redirect_uri: str, expires_at: datetime
+    ) -> None:
+        with self._context.write() as session:
+            connection = session.scalar(
+                select(ConnectionRow).where(
+                    ConnectionRow.id == connection_id,
+                    self._context.in_tenant(ConnectionRow.tenant_id),
+                )
+            )
+            if connection is None:
+                raise NotFoundError(f"connection {connection_id} not found")
+            session.add(
+                AuthorizationRow(
+                    state_hash=state_hash,
+                    connection_id=connection_id,
+                    redirect_uri=redirect_uri,
+                    expires_at=expires_at,
+                )
+            )
+
+    def take(self, state_hash: str) -> PendingAuthorization | None:
+        """The authorisation with this state, removed so it cannot be used twice; None when
+        there is none (unknown, used, or another workspace's). Expired ones go too."""
+        with self._context.write() as session:
+            session.execute(delete(AuthorizationRow).where(AuthorizationRow.expires_at < utc_now()))
+            row = session.scalar(
+                select(AuthorizationRow)
+                .join(ConnectionRow, AuthorizationRow.connection_id == ConnectionRow.id)
+                .where(
+                    AuthorizationRow.state_hash == state_hash,
+                    self._context.in_tenant(ConnectionRow.tenant_id),
+                )
+            )
+            if row is None:
+                return None
+            found = PendingAuthorization(row.connection_id, row.redirect_uri, row.expires_at)
+            session.delete(row)
+            return found
 
 
 class IntegrationRepository:
@@ -562,9 +690,13 @@ class AuditRepository:
 
 
 __all__ = [
+    "TOKEN_FIELDS",
     "AuditRepository",
+    "AuthorizationRepository",
     "ConnectionRepository",
     "FlowRepository",
     "IntegrationRepository",
     "TenantRepository",
+    "merged_credentials",
+    "token_fingerprint",
 ]

@@ -21,6 +21,12 @@ class Application(StrEnum):
     ACCOUNTVIEW = "accountview"
 
 
+class ConnectionState(StrEnum):
+    READY = "ready"
+    NEEDS_AUTHORISATION = "needs_authorisation"
+    """The API refused the grant (refresh token): runs fail at once until it is authorised."""
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -59,6 +65,19 @@ class Connection:
     options: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    state: ConnectionState = ConnectionState.READY
+    state_reason: str | None = None
+    """Why the connection is not ready: what the API said."""
+
+
+@dataclass(frozen=True)
+class PendingAuthorization:
+    """An authorisation under way, found by its `state`: the connection and where the login
+    page sends its answer."""
+
+    connection_id: int
+    redirect_uri: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,9 @@ class Run:
     api_calls: int
     mapping_version: int
     error: str | None
+    """Why a failed run failed: the cause and the fix, in one or two plain lines."""
+    executor: str | None = None
+    """The worker (KOPPEL_WORKER_ID) that ran it last."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +250,7 @@ __all__ = [
     "Application",
     "AuditEntry",
     "Connection",
+    "ConnectionState",
     "Cursor",
     "DeadLetter",
     "DeadLetterEntry",
@@ -240,6 +263,7 @@ __all__ = [
     "Outcome",
     "OutcomeEntry",
     "OutcomeKind",
+    "PendingAuthorization",
     "PurgeResult",
     "PutResult",
     "Run",

@@ -22,6 +22,7 @@ from koppel.store.context import StoreContext
 from koppel.store.database import WRITE_OPTION, make_engine, upgrade
 from koppel.store.definitions import (
     AuditRepository,
+    AuthorizationRepository,
     ConnectionRepository,
     FlowRepository,
     IntegrationRepository,
@@ -42,6 +43,7 @@ class Store:
         self._context = context
         self.tenants = TenantRepository(context)
         self.connections = ConnectionRepository(context)
+        self.authorizations = AuthorizationRepository(context)
         self.integrations = IntegrationRepository(context)
         self.flows = FlowRepository(context)
         self.audit = AuditRepository(context)

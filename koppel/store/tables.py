@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -102,8 +103,29 @@ class ConnectionRow(Base):
     # values must not overwrite a refresh token that the connector has rotated since.
     declared_credentials: Mapped[bytes] = mapped_column(LargeBinary)
     options: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # ready, or needs_authorisation (the API refused the grant): then runs fail at once.
+    state: Mapped[str] = mapped_column(String(30), default="ready", server_default="ready")
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    # Keyed hashes of every refresh token this connection has held, newest last: a file's token
+    # is taken only when it is new, never when it is one the connector has already spent.
+    token_fingerprints: Mapped[list[str]] = mapped_column(
+        JsonDocument, default=list, server_default=text("'[]'")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class AuthorizationRow(Base):
+    """An authorisation under way: the login page was opened with this `state` (hashed) and
+    its answer must come back to `redirect_uri`, once, before `expires_at`."""
+
+    __tablename__ = "authorizations"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime]
 
 
 class IntegrationRow(Base):
@@ -179,6 +201,8 @@ class RunRow(Base):
     api_calls: Mapped[int] = mapped_column(Integer, default=0)
     mapping_version: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # The worker (KOPPEL_WORKER_ID) that ran it last: each worker reports its own runs.
+    executor: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
 class OutcomeRow(Base):
@@ -276,6 +300,7 @@ class AuditRow(Base):
 
 __all__ = [
     "AuditRow",
+    "AuthorizationRow",
     "Base",
     "ConnectionRow",
     "CursorRow",

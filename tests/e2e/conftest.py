@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -16,6 +16,9 @@ from koppel.services.demo import DemoSandboxes, running_sandboxes
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.store.records import Flow
+
+if TYPE_CHECKING:
+    from tests.e2e.cli import Setup
 
 
 @dataclass
@@ -61,3 +64,16 @@ def platform_factory(tmp_path: Path) -> Iterator[Any]:
             item.close()
         else:
             item.__exit__(None, None, None)
+
+
+@pytest.fixture
+def cli_setup(platform_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
+    """A platform with 60 products for the command line: KOPPEL_HOME set, the integration file
+    at tmp_path/acme.yaml (tests.e2e.cli.Setup)."""
+    from tests.e2e.cli import Setup  # it builds on Platform, defined here
+
+    platform: Platform = platform_factory(60)
+    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KOPPEL_HOME", str(platform.settings.home))
+    return Setup(platform, tmp_path / "acme.yaml")

@@ -3,73 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
 
-from koppel.cli import app
 from koppel.sandbox.common import FaultConfig
 from koppel.store import RunStatus
+from tests.e2e.cli import (
+    PRODUCTS_FLOW,
+    TOO_LONG_SKU,
+    Setup,
+    koppel,
+    sellable_skus,
+    start_worker,
+    wait_for,
+)
 from tests.e2e.conftest import Platform
-
-PRODUCTS_FLOW = {"from": "pim", "to": "av", "entity": "products", "schedule": "60s"}
-TOO_LONG_SKU = "12345678901234567"  # Parts Pim allows 20 digits, AccountView's ART_CODE 15
-
-
-def koppel(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-
-
-@dataclass
-class Setup:
-    platform: Platform
-    config: Path
-
-    def write(self, document: dict[str, Any]) -> Path:
-        self.config.write_text(yaml.safe_dump(document, sort_keys=False))
-        return self.config
-
-    def document(self, **flow: Any) -> dict[str, Any]:
-        return self.platform.sandboxes.integration({"products": {**PRODUCTS_FLOW, **flow}})
-
-    def articles(self) -> dict[str, dict[str, Any]]:
-        return {r["ART_CODE"]: r for r in self.platform.sandboxes.accountview.rows("ARTICLE")}
-
-    def add_product(self, sku: str, **fields: Any) -> dict[str, Any]:
-        body = {"sku": sku, "name": f"Testartikel {sku}", "price_excl_vat": "9.95", **fields}
-        return self.platform.sandboxes.partspim.store.create("products", body, over_api=False)
-
-
-@pytest.fixture
-def cli_setup(platform_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Setup:
-    platform: Platform = platform_factory(60)
-    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KOPPEL_HOME", str(platform.settings.home))
-    return Setup(platform, tmp_path / "acme.yaml")
-
-
-def sellable_skus(platform: Platform) -> set[str]:
-    skus: set[str] = set()
-    for product in platform.sandboxes.partspim.store.all("products"):
-        variants = product.get("variants") or []
-        if product["type"] == "configurable" and variants:
-            skus.update(v["sku"] for v in variants)
-        else:
-            skus.add(product["sku"])
-    return skus
 
 
 def test_sync_runs_log_dead_letters_and_replay(cli_setup: Setup) -> None:
@@ -183,23 +136,30 @@ def test_mapping_override_from_the_file_previewed_then_synced(
     assert koppel("sync", "--config", str(config)).exit_code == 0
     assert cli_setup.articles()["55501234"]["ART_DESC1"] == "Regenjas rood"
 
+    first_mapping = json.loads(json.dumps(override))
     override["send"]["fields"]["ART_DESC9"] = {"from": "name"}
     cli_setup.write(cli_setup.document(mapping=override))
     invalid = koppel("mapping", "validate", "--config", str(config), "--flow", "products")
     assert invalid.exit_code == 1
     assert "ART_DESC9" in invalid.stdout
-    refused = koppel("sync", "--config", str(config))
-    assert refused.exit_code == 2
-    assert "flow products:" in refused.stderr and "ART_DESC9" in refused.stderr
+    for refusing in (("sync", "--config", str(config)), ("config", "apply", str(config))):
+        refused = koppel(*refusing)
+        assert refused.exit_code == 2, refused.output
+        assert f"{config}: flows.products.mapping.send: ART_DESC9: target field" in refused.stderr
+    unchanged = koppel("mapping", "versions", "--flow", "products")
+    assert "v1 (current)" in unchanged.stdout and "v2" not in unchanged.stdout
 
+    del override["send"]["fields"]["ART_DESC9"]
+    override["send"]["fields"]["ART_DESC2"] = {"from": "name", "overflow": "truncate"}
+    again = cli_setup.write(cli_setup.document(mapping=override))
+    assert koppel("config", "apply", str(again)).exit_code == 0
     versions = koppel("mapping", "versions", "--flow", "products")
     assert versions.exit_code == 0 and "v2 (current)" in versions.stdout
     restored = koppel("mapping", "restore", "1", "--flow", "products")
     assert restored.exit_code == 0 and "restored as v3" in restored.stdout
     integration = cli_setup.platform.store.integrations.list()[0]
     flow = cli_setup.platform.store.flows.get_by_name(integration.id, "products")
-    assert flow is not None and flow.mapping == override | {"send": flow.mapping["send"]}
-    assert "ART_DESC9" not in flow.mapping["send"]["fields"]
+    assert flow is not None and flow.mapping == first_mapping
 
 
 def test_connection_test_says_what_works_and_hides_secrets(cli_setup: Setup) -> None:
@@ -255,42 +215,6 @@ def test_demo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = json.loads(koppel("runs", "--json").stdout)
     assert {r["flow"] for r in runs} == set(document["flows"])
     assert all(r["status"] == "succeeded" for r in runs), runs
-
-
-class WorkerProcess:
-    def __init__(self, home: Path) -> None:
-        self.log = home.parent / "worker.log"
-        env = {**os.environ, "KOPPEL_HOME": str(home), "COLUMNS": "200"}
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "koppel"), "worker"],
-            env=env,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-
-
-def start_worker(home: Path) -> WorkerProcess:
-    return WorkerProcess(home)
-
-
-def wait_for(condition: Any, *, what: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds}s for {what}")
-        time.sleep(0.2)
 
 
 def test_worker_stops_on_sigterm_and_its_run_resumes(

@@ -46,13 +46,13 @@ async def test_a_run_resumed_after_a_batch_loses_and_repeats_nothing(
     while state["phases"][state["phase"]] != "products" or state["after"] is None:
         state = (await first.run_batch(run_id, state)).state
     # The first process stops here with the next page read ahead; a new one resumes the state.
-    await first.finish(run_id, state, interrupted=True)
+    await first.finish(run_id, state, "stopped")
     resumed = FlowJob(platform.store, flow_id)
     done = False
     while not done:
         result = await resumed.run_batch(run_id, state)
         state, done = result.state, result.done
-    await resumed.finish(run_id, state, interrupted=False)
+    await resumed.finish(run_id, state, None)
     keys = product_outcome_keys(platform, run_id)
     assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
     articles = platform.sandboxes.accountview.rows("ARTICLE")

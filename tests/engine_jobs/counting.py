@@ -114,5 +114,8 @@ class CountingJob:
             state=next_state, done=last >= self.total, counts={"processed": last - first + 1}
         )
 
-    async def finish(self, run_id: str, state: JsonState, interrupted: bool) -> None:
-        self._record(run_id, "finish", interrupted=interrupted)
+    def describe_failure(self, error: Exception) -> str:
+        return f"{type(error).__name__}: {error}"
+
+    async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
+        self._record(run_id, "finish", interrupted=failure is not None)

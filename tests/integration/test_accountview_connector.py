@@ -11,7 +11,8 @@ import pytest
 from koppel.connectors.accountview import AccountViewConnector
 from koppel.connectors.accountview.client import AccountViewCredentials
 from koppel.connectors.base import ClientLimits
-from koppel.connectors.errors import AuthenticationError
+from koppel.connectors.credentials import MemoryCredentials
+from koppel.connectors.errors import AuthenticationError, GrantLost
 from koppel.sandbox.accountview import AccountViewSandbox
 from koppel.sandbox.common import FaultConfig, SandboxServer
 
@@ -36,7 +37,9 @@ async def test_refreshed_tokens_are_persisted_and_rotate(
         saved.append(credentials)
 
     first = sandbox.credentials(url)
-    connector = AccountViewConnector(first, on_tokens=on_tokens, limits=FAST)
+    connector = AccountViewConnector(
+        first, credential_store=MemoryCredentials(first, on_save=on_tokens), limits=FAST
+    )
     try:
         assert "Connected" in await connector.check()
         assert saved == []
@@ -52,7 +55,7 @@ async def test_refreshed_tokens_are_persisted_and_rotate(
     stale = AccountViewConnector({**first, "access_token": None}, limits=FAST)
     fresh = AccountViewConnector({**saved[0], "access_token": None}, limits=FAST)
     try:
-        with pytest.raises(AuthenticationError, match="credentials"):
+        with pytest.raises(GrantLost, match="refused the refresh token"):
             await stale.check()
         assert "Connected" in await fresh.check()
     finally:

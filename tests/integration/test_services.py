@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from koppel.config import IntegrationConfig, load_config
+from koppel.config import ConfigError, IntegrationConfig, apply_config, load_config
 from koppel.errors import ErrorCategory
 from koppel.sandbox.common import FaultConfig
-from koppel.services import activity, connections, mappings, runs, setup, worker
+from koppel.services import activity, checks, connections, mappings, runs, setup, worker
 from koppel.services.activity import RunView
 from koppel.services.demo import apply_demo, set_up_demo
 from koppel.services.errors import Busy, FlowsCannotRun, InvalidRequest, NotFound
@@ -50,7 +50,7 @@ def applied(store: Store, tmp_path: Path, document: dict[str, Any]) -> Integrati
     file = tmp_path / "integration.yaml"
     file.write_text(yaml.safe_dump(document, sort_keys=False))
     config = load_config(file)
-    setup.apply_file(store, config, actor="test")
+    setup.apply_file(store, config, file, actor="test")
     return config
 
 
@@ -150,7 +150,15 @@ async def test_every_flow_that_cannot_run_is_named_before_any_runs(
         "products": {**PRODUCTS, "mapping": {"send": {"fields": {"ART_DESC9": "name"}}}},
         "av-stock": {"from": "av", "to": "pim", "entity": "stock"},
     }
-    applied(platform_store, tmp_path, sandboxes.integration(flows))
+    file = tmp_path / "integration.yaml"
+    file.write_text(yaml.safe_dump(sandboxes.integration(flows), sort_keys=False))
+    with pytest.raises(ConfigError) as not_applied:
+        setup.apply_file(platform_store, load_config(file), file, actor="test")
+    paths = [path for path, _ in not_applied.value.problems]
+    assert paths == ["flows.products.mapping.send", "flows.av-stock.entity"]
+    assert "ART_DESC9" in str(not_applied.value) and platform_store.integrations.list() == []
+    # What the store holds from before the file was checked (or restored since) is checked too.
+    apply_config(platform_store, load_config(file))
     chosen = setup.choose_flows(platform_store, setup.choose_integration(platform_store, None), [])
     with pytest.raises(FlowsCannotRun) as refused:
         await runs.check_flows_can_run(platform_store, chosen)
@@ -205,7 +213,7 @@ async def test_a_mapping_is_previewed_on_a_sample_and_restored_with_an_audit_ent
     document = sandboxes.integration({"products": {**PRODUCTS, "mapping": upper}})
     config = applied(platform_store, tmp_path, document)
     file = tmp_path / "integration.yaml"
-    view = await mappings.inspect_file_mapping(config, file, "products")
+    view = checks.inspect_file_mapping(config, file, "products")
     assert not view.has_errors() and view.applications == {"get": "partspim", "send": "accountview"}
 
     sample = await mappings.sample_record(
@@ -216,21 +224,25 @@ async def test_a_mapping_is_previewed_on_a_sample_and_restored_with_an_audit_ent
     assert previewed.preview.target["ART_DESC1"] == str(sample["name"]).upper()[:40]
     assert "AG_CODE" in previewed.resolved  # looked up in the target during a run
 
+    second = {"send": {"fields": {"ART_DESC2": {"from": "name", "overflow": "truncate"}}}}
+    document["flows"]["products"]["mapping"] = second
+    applied(platform_store, tmp_path, document)
     document["flows"]["products"]["mapping"] = {"send": {"fields": {"ART_DESC9": "name"}}}
-    config = applied(platform_store, tmp_path, document)
-    broken = await mappings.inspect_file_mapping(config, file, "products")
+    file.write_text(yaml.safe_dump(document, sort_keys=False))
+    config = load_config(file)  # not applied: a file with mapping errors is refused
+    broken = checks.inspect_file_mapping(config, file, "products")
     assert broken.has_errors(["send"]) and not broken.has_errors(["get"])
     with pytest.raises(InvalidRequest, match="fix the mapping errors"):
         mappings.preview_record(broken, sample)
     with pytest.raises(NotFound, match="no flow named 'stock'"):
-        await mappings.inspect_file_mapping(config, file, "stock")
+        checks.inspect_file_mapping(config, file, "stock")
 
     integration = setup.choose_integration(platform_store, None)
     [flow] = setup.choose_flows(platform_store, integration, ["products"])
     history = mappings.mapping_versions(platform_store, flow)
     assert [(v.version, v.current, v.overrides) for v in history] == [
         (1, False, {"send": ("ART_DESC1",)}),
-        (2, True, {"send": ("ART_DESC9",)}),
+        (2, True, {"send": ("ART_DESC2",)}),
     ]
     restored = mappings.restore_mapping(platform_store, flow, 1, actor="anna")
     assert (restored.restored, restored.version, restored.mapping) == (1, 3, upper)

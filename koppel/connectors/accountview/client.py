@@ -1,8 +1,12 @@
 """AccountView.Net Web API v3 over HTTP: OAuth2 with rotating refresh tokens, paged reads, posts.
 
 The refresh token changes on every refresh and the old one stops working, so a refresh is done
-by one task at a time and the new credentials are handed to `on_tokens` (the store saves them)
-before anything else uses them. Secrets are SecretStr: they never show in a repr, log or error.
+by one holder of the connection at a time (`CredentialStore.exclusive`: across tasks, threads and
+processes), starts from the credentials as stored (another holder may have refreshed them: then
+their access token is used, not a second refresh), and stores the new credentials before anything
+uses them. POST /token is never sent again after an answer that may have been lost: the token may
+already be spent. A refused refresh token means the grant is gone (`GrantLost`, and the store marks
+the connection). Secrets are SecretStr: they never show in a repr, log or error.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,9 +26,15 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from koppel.connectors.accountview.dictionary import table_fields
 from koppel.connectors.base import ApiClient, ClientLimits, PageGuard, Record, api_message
-from koppel.connectors.errors import AuthenticationError, ConnectorError, FatalAPIError
-
-TokenCallback = Callable[[dict[str, Any]], Awaitable[None]]
+from koppel.connectors.credentials import CredentialStore, MemoryCredentials
+from koppel.connectors.errors import (
+    AmbiguousWriteError,
+    AuthenticationError,
+    ConnectorError,
+    FatalAPIError,
+    GrantLost,
+    RefreshAnswerLost,
+)
 
 MAX_PAGE_SIZE = 1000
 """The sandbox refuses larger pages (assumed, as the real maximum is unknown)."""
@@ -38,6 +48,8 @@ _ROW_ERROR = re.compile(
     re.DOTALL,
 )
 _TOKEN_PATH = "/token"
+SCOPES = "readaccountviewdata updateaccountviewdata deleteaccountviewdata"
+"""What Koppel asks for when a connection is authorised: read, update and delete data."""
 
 
 class AccountViewCredentials(BaseModel):
@@ -49,7 +61,8 @@ class AccountViewCredentials(BaseModel):
     client_id: str
     client_secret: SecretStr
     company_id: str
-    refresh_token: SecretStr
+    refresh_token: SecretStr | None = None
+    """None until the connection is authorised (`koppel connection authorize`)."""
     access_token: SecretStr | None = None
     expires_at: float | None = None
     """Epoch seconds when the access token expires."""
@@ -69,7 +82,7 @@ class AccountViewCredentials(BaseModel):
             "client_id": self.client_id,
             "client_secret": self.client_secret.get_secret_value(),
             "company_id": self.company_id,
-            "refresh_token": self.refresh_token.get_secret_value(),
+            "refresh_token": self.refresh_token.get_secret_value() if self.refresh_token else None,
             "access_token": self.access_token.get_secret_value() if self.access_token else None,
             "expires_at": self.expires_at,
         }
@@ -132,15 +145,16 @@ class AccountViewClient(ApiClient):
         self,
         credentials: Mapping[str, Any] | AccountViewCredentials,
         *,
-        on_tokens: TokenCallback | None = None,
+        credential_store: CredentialStore | None = None,
         limits: ClientLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "",
     ) -> None:
         if not isinstance(credentials, AccountViewCredentials):
             credentials = AccountViewCredentials.from_mapping(credentials)
-        super().__init__(credentials.base_url, limits=limits, transport=transport)
+        super().__init__(credentials.base_url, limits=limits, transport=transport, name=name)
         self._credentials = credentials
-        self._on_tokens = on_tokens
+        self._store = credential_store or MemoryCredentials(credentials.to_dict())
         self._refresh_lock = asyncio.Lock()
         self._lifetime_s: float | None = None
 
@@ -162,9 +176,7 @@ class AccountViewClient(ApiClient):
 
     async def auth_headers(self) -> dict[str, str]:
         if not self._token_is_fresh():
-            async with self._refresh_lock:
-                if not self._token_is_fresh():
-                    await self._refresh()
+            await self._renew(self._credentials.access_token)
         token = self._credentials.access_token
         assert token is not None
         return {
@@ -174,35 +186,84 @@ class AccountViewClient(ApiClient):
         }
 
     async def refresh_auth(self) -> bool:
-        stale = self._credentials.access_token
-        async with self._refresh_lock:
-            if self._credentials.access_token != stale:
-                return True
-            await self._refresh()
+        await self._renew(self._credentials.access_token)
         return True
 
+    async def _renew(self, stale: SecretStr | None) -> None:
+        """A usable access token instead of `stale`: one a holder got since, or a refresh."""
+        async with self._refresh_lock:
+            if self._credentials.access_token != stale and self._token_is_fresh():
+                return  # another task of this client renewed it
+            async with self._store.exclusive():
+                stored = AccountViewCredentials.from_mapping(
+                    {**await self._store.load(), "base_url": self._credentials.base_url}
+                )
+                if stored.refresh_token != self._credentials.refresh_token:
+                    self._credentials = stored  # another holder refreshed: its tokens are ours
+                    if stored.access_token != stale and self._token_is_fresh():
+                        return
+                await self._refresh()
+
     async def _refresh(self) -> None:
-        """Trade the refresh token for new tokens; persist them before they are used."""
+        """Trade the refresh token for new tokens; store them before they are used."""
         creds = self._credentials
-        response = await self.send(
-            "POST",
-            "token",
-            kind="POST token",
-            data={
+        if creds.refresh_token is None:
+            reason = "the connection has no refresh token: it has not been authorised yet"
+            await self._store.grant_lost(reason)
+            raise GrantLost(reason)
+        await self._token_request(
+            {
                 "grant_type": "refresh_token",
                 "refresh_token": creds.refresh_token.get_secret_value(),
                 "client_id": creds.client_id,
                 "client_secret": creds.client_secret.get_secret_value(),
-            },
-            authenticated=False,
+            }
         )
+
+    async def authorize(self, code: str, redirect_uri: str) -> None:
+        """Trade an authorization code (from the login page's redirect) for a new grant; the
+        tokens are stored before anything uses them."""
+        creds = self._credentials
+        await self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret.get_secret_value(),
+            }
+        )
+
+    async def _token_request(self, form: dict[str, str]) -> None:
+        creds = self._credentials
+        try:
+            # Not idempotent: after an answer that may be lost the token may be spent, and a
+            # second try with it would be refused (or, on stricter servers, revoke the grant).
+            response = await self.send(
+                "POST",
+                "token",
+                kind="POST token",
+                data=form,
+                authenticated=False,
+                idempotent=False,
+            )
+        except AmbiguousWriteError as error:
+            raise RefreshAnswerLost(
+                f"the answer to AccountView's token request was lost ({error}); AccountView "
+                "may have rotated the refresh token. It is not sent again now: the next run "
+                "tries the stored token once, and if AccountView refuses it, the connection "
+                "must be authorised again"
+            ) from None
+        except GrantLost as error:
+            await self._store.grant_lost(str(error))
+            raise
         answer = _body(response)
         if not isinstance(answer, dict) or not answer.get("access_token"):
             raise AuthenticationError("AccountView's token answer has no access_token")
         expires_in = answer.get("expires_in")
         self._lifetime_s = float(expires_in) if expires_in is not None else None
         new_refresh = answer.get("refresh_token")
-        self._credentials = creds.model_copy(
+        renewed = creds.model_copy(
             update={
                 "access_token": SecretStr(str(answer["access_token"])),
                 "refresh_token": SecretStr(str(new_refresh))
@@ -211,8 +272,8 @@ class AccountViewClient(ApiClient):
                 "expires_at": None if expires_in is None else time.time() + float(expires_in),
             }
         )
-        if self._on_tokens is not None:
-            await self._on_tokens(self._credentials.to_dict())
+        await self._store.save(renewed.to_dict())
+        self._credentials = renewed
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -221,10 +282,18 @@ class AccountViewClient(ApiClient):
         status = response.status_code
         where = f"{response.request.method} {response.request.url.path}"
         if response.request.url.path.endswith(_TOKEN_PATH) and status in (400, 401):
+            body = _body(response)
+            refused = body.get("error") if isinstance(body, dict) else None
+            if refused == "invalid_grant":
+                raise GrantLost(
+                    f"AccountView refused the refresh token ({where}: HTTP {status}: "
+                    f"{api_message(response)}): the authorisation is gone (revoked, expired, "
+                    "or spent by a refresh whose answer was lost)",
+                    status=status,
+                )
             raise AuthenticationError(
                 f"{where}: AccountView refused the credentials (HTTP {status}: "
-                f"{api_message(response)}); check the client id and secret, or authorise the "
-                "connection again",
+                f"{api_message(response)}); check client_id and client_secret",
                 status=status,
             )
         body = _body(response)
@@ -380,10 +449,10 @@ def _body(response: httpx.Response) -> Any:
 __all__ = [
     "LIST_SEPARATOR",
     "MAX_PAGE_SIZE",
+    "SCOPES",
     "AccountViewClient",
     "AccountViewCredentials",
     "AccountViewError",
     "Filter",
-    "TokenCallback",
     "foxpro_datetime",
 ]

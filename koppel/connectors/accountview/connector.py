@@ -26,11 +26,11 @@ from koppel.connectors.accountview.client import (
     AccountViewCredentials,
     AccountViewError,
     Filter,
-    TokenCallback,
     foxpro_datetime,
 )
 from koppel.connectors.accountview.dictionary import AVField, record_schema, table_fields
 from koppel.connectors.base import ClientLimits, EntitySpec, Record, WriteResult
+from koppel.connectors.credentials import CredentialStore
 from koppel.connectors.errors import ConnectorError, RecordValidationError
 
 AV_TIMEZONE = ZoneInfo("Europe/Amsterdam")
@@ -117,12 +117,17 @@ class AccountViewConnector:
         self,
         credentials: Mapping[str, Any] | AccountViewCredentials,
         *,
-        on_tokens: TokenCallback | None = None,
+        credential_store: CredentialStore | None = None,
         limits: ClientLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "",
     ) -> None:
         self.client = AccountViewClient(
-            credentials, on_tokens=on_tokens, limits=limits, transport=transport
+            credentials,
+            credential_store=credential_store,
+            limits=limits,
+            transport=transport,
+            name=name,
         )
         self.entities: Mapping[str, EntitySpec] = {n: e.spec for n, e in ENTITIES.items()}
 

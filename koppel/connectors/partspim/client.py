@@ -89,9 +89,13 @@ class PartsPimClient(ApiClient):
         *,
         limits: ClientLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "",
     ) -> None:
         super().__init__(
-            base_url.rstrip("/") + contract.API_PREFIX, limits=limits, transport=transport
+            base_url.rstrip("/") + contract.API_PREFIX,
+            limits=limits,
+            transport=transport,
+            name=name,
         )
         self.__api_key = api_key
 

@@ -66,8 +66,11 @@ class PartsPimConnector:
         *,
         limits: ClientLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "",
     ) -> None:
-        self.client = PartsPimClient(base_url, api_key, limits=limits, transport=transport)
+        self.client = PartsPimClient(
+            base_url, api_key, limits=limits, transport=transport, name=name
+        )
 
     def __repr__(self) -> str:
         return f"PartsPimConnector({self.client.base_url!r})"

@@ -1,0 +1,162 @@
+"""Checking an integration file before it is applied: what a run would find wrong, found
+up front and all at once, so a file with a problem is refused (exit 2 at the command line, a form
+error on the web) instead of failing its runs later.
+
+`inspect_file_mapping` makes a flow's two mapping stages as the file makes them (the connectors'
+defaults with the file's overrides merged on) and validates them against both connectors'
+schemas, as a run compiles them; `check_config` does that for every flow of the file. Nothing is
+applied and no API call is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from koppel.config import ConfigError, FlowConfig, IntegrationConfig
+from koppel.connectors.registry import check_credentials, entity_specs
+from koppel.errors import KoppelError
+from koppel.flows.mappings import (
+    ATTACHED_RECORDS,
+    UPDATE_ONLY,
+    Side,
+    application_entity,
+    attached_schema,
+    canonical_schema,
+    effective_spec,
+)
+from koppel.flows.registry import flow_type
+from koppel.mapping import InvalidMappingError, MappingIssue, MappingSpec, Severity, validate
+from koppel.model.schema import RecordSchema
+from koppel.services.errors import NotFound
+
+SIDES: tuple[Side, ...] = ("get", "send")
+"""get: source -> canonical; send: canonical -> target."""
+
+
+@dataclass(frozen=True)
+class FlowMappingView:
+    """A flow's two mapping stages as the file makes them, with what validation says of each."""
+
+    name: str
+    entity: str
+    applications: dict[str, str]
+    """side -> the application it reads (get) or writes (send)."""
+    specs: dict[str, MappingSpec]
+    """side -> the effective mapping; a side is missing when its override does not parse."""
+    schemas: dict[str, tuple[RecordSchema, RecordSchema]]
+    """side -> (what it reads, what it writes)."""
+    issues: dict[str, list[MappingIssue]]
+    tables: dict[str, dict[str, Any]]
+
+    def has_errors(self, sides: Sequence[str] = SIDES) -> bool:
+        return any(i.severity is Severity.ERROR for side in sides for i in self.issues[side])
+
+
+def flow_config(config: IntegrationConfig, file: Path, name: str) -> FlowConfig:
+    if name not in config.flows:
+        raise NotFound(
+            f"{file}: no flow named {name!r}; its flows: {', '.join(config.flows) or 'none'}"
+        )
+    return config.flows[name]
+
+
+def _schemas(
+    config: IntegrationConfig, flow: FlowConfig
+) -> dict[str, tuple[RecordSchema, RecordSchema]]:
+    """Both stages' schemas, from the connectors' entities (no connector is built, no API call
+    is made); credentials that lack a field are named here, as a run would name them."""
+    source_connection = config.connections[flow.source]
+    target_connection = config.connections[flow.target]
+    for connection in (source_connection, target_connection):
+        check_credentials(connection.application, connection.base_url, connection.credentials)
+    source_app, target_app = source_connection.application, target_connection.application
+    source, target = entity_specs(source_app), entity_specs(target_app)
+    attached = ATTACHED_RECORDS.get((source_app, flow.entity), {})
+    source_schema = attached_schema(
+        source[application_entity(source_app, flow.entity)].schema,
+        {name: source[entity].schema for name, entity in attached.items()},
+    )
+    target_schema = target[application_entity(target_app, flow.entity)].schema
+    if (target_app, flow.entity) in UPDATE_ONLY:
+        # Such flows only update records that exist: the target's create-only needs do not apply.
+        target_schema = RecordSchema(
+            target_schema.name,
+            {path: replace(spec, required=False) for path, spec in target_schema.fields.items()},
+            target_schema.open_paths,
+        )
+    return {
+        "get": (source_schema, canonical_schema(flow.entity)),
+        "send": (canonical_schema(flow.entity, with_resolved=True), target_schema),
+    }
+
+
+def inspect_file_mapping(config: IntegrationConfig, file: Path, flow_name: str) -> FlowMappingView:
+    """The flow's effective mappings as the (loaded) file makes them, and their issues."""
+    flow = flow_config(config, file, flow_name)
+    schemas = _schemas(config, flow)
+    settings = {**config.settings, **flow.settings}
+    tables: dict[str, dict[str, Any]] = {
+        name: dict(table) for name, table in (settings.get("tables") or {}).items()
+    }
+    applications = {
+        "get": config.connections[flow.source].application.value,
+        "send": config.connections[flow.target].application.value,
+    }
+    specs: dict[str, MappingSpec] = {}
+    issues: dict[str, list[MappingIssue]] = {}
+    unknown = sorted(set(flow.mapping) - set(SIDES))
+    for side in SIDES:
+        issues[side] = []
+        if side == "get" and unknown:
+            issues[side].append(
+                MappingIssue(
+                    Severity.ERROR,
+                    "mapping",
+                    f"unknown section(s) {', '.join(unknown)}; use 'get' and/or 'send'",
+                )
+            )
+        try:
+            spec = effective_spec(applications[side], flow.entity, side, flow.mapping.get(side))
+        except InvalidMappingError as error:
+            issues[side].extend(error.issues)
+            continue
+        specs[side] = spec
+        source_schema, target_schema = schemas[side]
+        issues[side].extend(validate(spec, source_schema, target_schema, tables=tables))
+    return FlowMappingView(flow_name, flow.entity, applications, specs, schemas, issues, tables)
+
+
+def check_config(config: IntegrationConfig, file: Path) -> None:
+    """Every problem a run would find in the file, at once, as a ConfigError (file, path, what
+    to fix): each flow's type and its mapping (parsed, merged and validated against both
+    connectors' schemas)."""
+    problems: list[tuple[str, str]] = []
+    for name, flow in config.flows.items():
+        where = f"flows.{name}"
+        source = config.connections.get(flow.source)
+        if source is None or flow.target not in config.connections:
+            continue  # the file's own rules have said so
+        try:
+            flow_type(source.application, flow.entity)
+        except LookupError as error:
+            problems.append((f"{where}.entity", str(error)))
+            continue
+        try:
+            view = inspect_file_mapping(config, file, name)
+        except KoppelError as error:
+            problems.append((f"{where}.mapping", str(error)))
+            continue
+        problems += [
+            (f"{where}.mapping.{side}", f"{issue.field}: {issue.message}")
+            for side, issues in view.issues.items()
+            for issue in issues
+            if issue.severity is Severity.ERROR
+        ]
+    if problems:
+        raise ConfigError(file, problems)
+
+
+__all__ = ["SIDES", "FlowMappingView", "check_config", "flow_config", "inspect_file_mapping"]
