@@ -36,7 +36,7 @@ def apply_config(store: Store, config: IntegrationConfig, *, actor: str = "confi
                 application=connection.application,
                 base_url=connection.base_url,
                 credentials=connection.credentials,
-                options=connection.options,
+                options=connection.declared_options(),
             )
             connection_ids[name] = put_connection.value.id
             audit("connection", f"connection:{name}", put_connection)

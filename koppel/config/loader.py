@@ -6,6 +6,7 @@ the file (it may be a secret): `${NAME}` lets the file be committed without secr
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import typing
@@ -94,8 +95,11 @@ class _ConfigLoader(yaml.SafeLoader):
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+# Dates stay text (`retrieve_from: 2024-01-01`): the settings models read them, the store keeps
+# JSON, which has no dates.
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _ConfigLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _ConfigLoader.add_implicit_resolver(
@@ -174,11 +178,18 @@ def _validation_problems(error: ValidationError) -> list[tuple[str, str]]:
             message = "missing; add it"
         elif kind == "extra_forbidden":
             allowed = _allowed_fields(loc[:-1])
-            message = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+            message = unknown_key(str(loc[-1]), allowed, "field")
         else:
             message = message.removeprefix("Value error, ")
         problems.append((_format_path(loc), message))
     return problems
+
+
+def unknown_key(key: str, allowed: Sequence[str], what: str) -> str:
+    """`unknown field (did you mean schedule?); allowed: ...` for a key the file misspelt."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    guess = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown {what}{guess}" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
 
 
 def _allowed_fields(loc: Sequence[int | str]) -> list[str]:
@@ -201,4 +212,4 @@ def _allowed_fields(loc: Sequence[int | str]) -> list[str]:
     return sorted((f.alias or name) for name, f in model.model_fields.items())
 
 
-__all__ = ["ConfigError", "load_config", "parse_config"]
+__all__ = ["ConfigError", "load_config", "parse_config", "unknown_key"]

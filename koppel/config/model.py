@@ -1,6 +1,8 @@
 """The integration file's shape (pydantic), documented with a full example in docs/config.md.
 
-Flow `settings` and `mapping` are free-form here: the flows and the datamapper validate them.
+Connection `options` are typed here (`ConnectionOptions`). Flow `settings` and `mapping` depend
+on the flow's type and connectors: they are checked before the file is applied
+(`koppel.services.checks`), against the flow type's settings model and the connectors' schemas.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from koppel.connectors.options import ConnectionOptions
 from koppel.store.records import Application
 
 FlowEntity = Literal["products", "categories", "orders", "customers", "stock"]
@@ -47,7 +50,11 @@ class ConnectionConfig(_Strict):
     base_url: str
     # repr=False: printing a config (or an error about it) never shows a secret.
     credentials: dict[str, Any] = Field(default_factory=dict, repr=False)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: ConnectionOptions = Field(default_factory=ConnectionOptions)
+
+    def declared_options(self) -> dict[str, Any]:
+        """The options the file writes (the defaults stay defaults), as the store keeps them."""
+        return self.options.model_dump(mode="json", exclude_unset=True)
 
     @field_validator("base_url")
     @classmethod

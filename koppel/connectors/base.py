@@ -45,14 +45,17 @@ _MESSAGE_LIMIT = 300
 
 @dataclass(frozen=True)
 class ClientLimits:
-    """How hard one connection may be driven; set per connection, defaults suit a small API."""
+    """How hard one connection may be driven and how long it is waited for; set per connection
+    (`koppel.connectors.options.ConnectionOptions`, where the defaults are documented)."""
 
     concurrency: int = 8
     rate_per_second: float | None = None
     timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
     max_attempts: int = 8
     backoff_base_s: float = 0.1
     backoff_max_s: float = 10.0
+    down_after_s: float = 60.0
     max_pages: int = 100_000
 
 
@@ -147,7 +150,7 @@ class ApiClient:
         self.calls = CallCounter()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(self.limits.timeout_s),
+            timeout=httpx.Timeout(self.limits.timeout_s, connect=self.limits.connect_timeout_s),
             transport=transport,
             limits=httpx.Limits(
                 max_connections=self.limits.concurrency,

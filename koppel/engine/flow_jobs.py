@@ -92,7 +92,7 @@ class FlowJob:
                 await self._runtime.aclose()
             raise
         cursor = self.store.cursors.get(self.flow_id)
-        started = _now() - timedelta(seconds=runtime.cursor_margin_s)
+        started = _now() - timedelta(seconds=runtime.settings.cursor_margin_seconds)
         return {
             "phases": [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS],
             "phase": 0,
@@ -109,11 +109,8 @@ class FlowJob:
             return None
         if cursor:
             return cursor
-        retrieve_from = self.runtime.settings.get("retrieve_from")
-        if not retrieve_from:
-            return None
-        moment = datetime.fromisoformat(str(retrieve_from))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+        retrieve_from = self.runtime.settings.retrieve_from
+        return None if retrieve_from is None else retrieve_from.isoformat()
 
     async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
         runtime = self.runtime
@@ -173,7 +170,7 @@ class FlowJob:
             runtime.source_entity(phase),
             since=datetime.fromisoformat(since) if since else None,
             after=after,
-            page_size=runtime.page_size,
+            page_size=runtime.settings.page_size,
         )
         try:
             return await anext(pages, [])
@@ -197,7 +194,7 @@ class FlowJob:
         letters = self.store.dead_letters.list(
             self.flow_id,
             status=DeadLetterStatus.PENDING,
-            limit=runtime.page_size,
+            limit=runtime.settings.page_size,
             after_id=after_id,
         )
         if not letters:

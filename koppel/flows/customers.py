@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
 from koppel.flows.keys import ascii_upper, content_hash
@@ -28,13 +26,13 @@ from koppel.flows.mappings import (
     CANONICAL_MODELS,
     RESOLVED,
     FlowMappings,
-    FlowSetupError,
     canonical_schema,
     flow_mappings,
 )
 from koppel.flows.orders_to_partspim import CUSTOMER_LINKS
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
+from koppel.flows.settings import CustomerSettings
 from koppel.mapping import CompiledMapping, compile_mapping
 from koppel.store.records import LinkEntry, OutcomeKind
 
@@ -48,29 +46,6 @@ _REFRESH_MARK_KEY = "refreshed"
 _DEBTORS = "debtors"
 _SEARCH_CODE_LENGTH = 10
 _LOCK_RETRY_S = 0.2
-
-
-class CustomerSettings(BaseModel):
-    """Settings of the customers flow (and of the customers the orders flow writes)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    debtor_collective_account: str = Field(default="1210", min_length=1, max_length=10)
-    """ACCT_NR of a new debtor: the collective (accounts receivable) account."""
-    customer_lock_wait_seconds: float = Field(default=30, ge=0)
-    """How long a writer waits for another flow that is writing a debtor with the same e-mail;
-    after that the record fails and is retried later."""
-
-
-def settings_of(model: type[BaseModel], runtime: FlowRuntime) -> Any:
-    """The flow's settings as `model`, or a FlowSetupError naming each wrong setting."""
-    try:
-        return model.model_validate(runtime.settings)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"setting {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise FlowSetupError(f"flow {runtime.flow.name!r}: {problems}") from None
 
 
 def normalize_email(value: Any) -> str | None:
@@ -107,7 +82,7 @@ def compile_get(
     runtime: FlowRuntime, mappings: FlowMappings, entity: str, tables: dict[str, dict[str, str]]
 ) -> CompiledMapping:
     """The get-side mapping again, with tables the flow read from the source when it started."""
-    settings_tables = {k: dict(v) for k, v in (runtime.settings.get("tables") or {}).items()}
+    settings_tables = {k: dict(v) for k, v in runtime.settings.tables.items()}
     return compile_mapping(
         mappings.get_spec,
         target_schema=canonical_schema(entity),
@@ -137,7 +112,7 @@ def customer_mappings(runtime: FlowRuntime) -> FlowMappings:
         target_application=runtime.target_connection.application,
         target_schema=runtime.target.entities[runtime.target_entity(CUSTOMERS)].schema,
         overrides=overrides,
-        tables=runtime.settings.get("tables") or {},
+        tables=runtime.settings.tables,
     )
 
 
@@ -146,7 +121,7 @@ class DebtorWriter:
 
     def __init__(self, runtime: FlowRuntime, *, log_prefix: str) -> None:
         self.runtime = runtime
-        self.settings: CustomerSettings = settings_of(CustomerSettings, runtime)
+        self.settings = runtime.settings_as(CustomerSettings)
         self.mappings = customer_mappings(runtime)
         self.recorder = TargetWriter(
             runtime.store,
@@ -350,7 +325,7 @@ class DebtorWriter:
         marks = store.links.get_many(integration_id, DEBTOR_EMAILS_REFRESHED, [_REFRESH_MARK_KEY])
         mark = marks.get(_REFRESH_MARK_KEY)
         since = datetime.fromisoformat(mark.target_key) if mark else None
-        started = datetime.now(UTC) - timedelta(seconds=self.runtime.cursor_margin_s)
+        started = datetime.now(UTC) - timedelta(seconds=self.runtime.settings.cursor_margin_seconds)
         async for page in self.runtime.target.read(_DEBTORS, since=since, page_size=1000):
             entries: dict[str, str] = {}
             for debtor in page:
@@ -414,5 +389,4 @@ __all__ = [
     "partspim_code_tables",
     "relation_label",
     "search_code",
-    "settings_of",
 ]

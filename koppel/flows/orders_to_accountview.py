@@ -12,11 +12,8 @@ An order is posted once: later changes in Parts Pim are not sent (AccountView ow
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from decimal import Decimal
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
@@ -26,11 +23,11 @@ from koppel.flows.customers import (
     compile_get,
     partspim_code_tables,
     relation_label,
-    settings_of,
 )
 from koppel.flows.mappings import CANONICAL_MODELS, RESOLVED, default_mapping
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
+from koppel.flows.settings import OrderSettings, retrieve_from_date
 from koppel.mapping import CompiledMapping, MappingError, apply, compile_mapping
 from koppel.store.records import LinkEntry, OutcomeKind
 
@@ -44,24 +41,6 @@ FROM_ACCOUNTVIEW = "orders.from_accountview"
 not sent back, or AccountView would get each of them twice."""
 _PRICE_DIGITS = Decimal("0.0001")
 """ART_PX is a currency field (four decimals): a converted price keeps four, so totals agree."""
-
-
-class OrderSettings(BaseModel):
-    """Settings of the orders flow Parts Pim -> AccountView (docs/flows.md)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    employee_number: str = Field(default="999999", min_length=1, max_length=10)
-    default_customer: str | None = Field(default=None, min_length=1, max_length=10)
-    default_customer_always: bool = False
-    order_statuses: list[str] = Field(
-        default_factory=lambda: ["new", "processing", "shipped", "completed"]
-    )
-    retrieve_from: date | None = None
-    shipping_article_code: str | None = Field(default=None, min_length=1, max_length=15)
-    shipping_description: str = Field(default="Verzendkosten", max_length=40)
-    shipping_vat_rate: Decimal = Decimal(21)
-    accountview_prices_include_vat: bool = False
 
 
 def order_label(record: Record) -> str:
@@ -89,7 +68,7 @@ class OrderSync:
 
     def __init__(self, runtime: FlowRuntime) -> None:
         self.runtime = runtime
-        self.settings: OrderSettings = settings_of(OrderSettings, runtime)
+        self.settings = runtime.settings_as(OrderSettings)
         self.debtors = DebtorWriter(runtime, log_prefix=CUSTOMER_LOG_PREFIX)
         self.recorder = TargetWriter(
             runtime.store,
@@ -135,14 +114,13 @@ class OrderSync:
                 f"({', '.join(settings.order_statuses)})"
             )
         elif (
-            settings.retrieve_from is not None
+            (since := retrieve_from_date(settings)) is not None
             and order["order_date"] is not None
-            and order["order_date"] < settings.retrieve_from
+            and order["order_date"] < since
         ):
             item.outcome = OutcomeKind.SKIPPED
             item.reason = (
-                f"order date {order['order_date']} is before the setting retrieve_from "
-                f"{settings.retrieve_from}"
+                f"order date {order['order_date']} is before the setting retrieve_from {since}"
             )
 
     async def _skip_existing(self, items: list[Item]) -> list[LinkEntry]:

@@ -21,6 +21,7 @@ from koppel.flows.keys import content_hash
 from koppel.flows.mappings import RESOLVED, default_mapping
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
+from koppel.flows.settings import OrdersToPartsPimSettings
 from koppel.mapping import CompiledMapping, MappingError, apply, compile_mapping
 from koppel.model import Order
 from koppel.store import OutcomeKind
@@ -30,7 +31,6 @@ ORDERS = "orders"
 CUSTOMERS = "customers"
 RELATIONS = "relations"
 DOCUMENT_TYPES = {"order": "orders", "invoice": "invoices"}
-DEFAULT_EMPLOYEE_NUMBER = "999999"
 CUSTOMER_LINKS = "customers.from_accountview"
 """Link entity of the relations this flow writes (AccountView SUB_NR -> Parts Pim relation id);
 apart from the customers flow's links, which go the other way."""
@@ -51,15 +51,14 @@ class OrderToPartsPimSync:
 
     def __init__(self, runtime: FlowRuntime) -> None:
         self.runtime = runtime
-        settings = runtime.settings
-        self.document_type = str(settings.get("document_type", "order"))
-        self.target_entity = DOCUMENT_TYPES.get(self.document_type, "orders")
-        self.employee_number = str(settings.get("employee_number") or DEFAULT_EMPLOYEE_NUMBER)
-        self.prices_include_vat = settings.get("prices_include_vat", False) is True
-        self.default_customer = str(settings.get("default_customer") or "").strip()
-        statuses = settings.get("order_statuses")
-        self.statuses = [str(s) for s in statuses] if statuses else None
-        tables = settings.get("tables") or {}
+        settings = runtime.settings_as(OrdersToPartsPimSettings)
+        self.document_type = settings.document_type
+        self.target_entity = DOCUMENT_TYPES[self.document_type]
+        self.employee_number = settings.employee_number
+        self.prices_include_vat = settings.prices_include_vat
+        self.default_customer = (settings.default_customer or "").strip()
+        self.statuses = settings.order_statuses or None
+        tables = settings.tables
         self.tables = {
             name: {
                 **_inverse(tables.get(name) or {}),
@@ -87,9 +86,6 @@ class OrderToPartsPimSync:
         attached = await self._attach(records)
         items = [Item(str(r["REC_ID"]), _label(r), r) for r in attached]
         orders: dict[str, dict[str, Any]] = {}
-        if self.document_type not in DOCUMENT_TYPES:
-            for item in items:
-                item.fail(f"setting document_type: {self.document_type!r} is not order or invoice")
         for item in items:
             if item.pending:
                 order = to_canonical(item, self.runtime.mappings.get, Order)
@@ -407,7 +403,6 @@ def _customer_mapping(runtime: FlowRuntime) -> CompiledMapping:
 
 __all__ = [
     "CUSTOMER_LINKS",
-    "DEFAULT_EMPLOYEE_NUMBER",
     "DOCUMENT_TYPES",
     "OrderToPartsPimSync",
     "normal_email",

@@ -24,6 +24,7 @@ from koppel.flows.mappings import (
 from koppel.flows.pipeline import Item, TargetWriter, skip_echoes, to_canonical, to_target
 from koppel.flows.products_to_partspim import PRODUCT_LINKS as PRODUCTS_FROM_ACCOUNTVIEW
 from koppel.flows.runtime import FlowRuntime
+from koppel.flows.settings import ProductSettings
 from koppel.mapping import compile_mapping
 from koppel.model import Category, ProductKind
 
@@ -130,11 +131,10 @@ class ProductSync:
     def __init__(self, runtime: FlowRuntime) -> None:
         self.runtime = runtime
         self.mappings = runtime.mappings
-        settings = runtime.settings
-        self.sell_price = str(settings.get("sell_price", "excl_vat"))
-        self.sell_price_field = SELL_PRICE_FIELDS.get(self.sell_price, "price_excl_vat")
-        names = settings.get("variant_name_attributes")
-        self.name_attributes = [str(n) for n in names] if names is not None else None
+        settings = runtime.settings_as(ProductSettings)
+        self.sell_price = settings.sell_price
+        self.sell_price_field = SELL_PRICE_FIELDS[self.sell_price]
+        self.name_attributes = settings.variant_name_attributes
         self.categories = CategorySync(runtime)
         self.writer = TargetWriter(
             runtime.store,
@@ -202,11 +202,6 @@ class ProductSync:
 
     def _complete(self, item: Item, product: dict[str, Any]) -> None:
         """Both prices from one and the VAT rate; the EAN/GTIN and the sell price checked."""
-        if self.sell_price not in SELL_PRICE_FIELDS:
-            item.fail(
-                f"{item.label}: setting sell_price: {self.sell_price!r} is not excl_vat or incl_vat"
-            )
-            return
         excl, incl = complete_prices(
             product["price_excl_vat"], product["price_incl_vat"], product["vat_rate"]
         )

@@ -4,37 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
 from koppel.connectors.base import ClientLimits
-from koppel.connectors.errors import ConnectorError, GrantLost
+from koppel.connectors.errors import ConnectionSettingsError, ConnectorError, GrantLost
+from koppel.connectors.options import ConnectionOptions
 from koppel.connectors.registry import ClientConnector, build_connector
-from koppel.errors import ErrorCategory, KoppelError
+from koppel.errors import ErrorCategory, KoppelError, validation_message
 from koppel.flows.mappings import (
     ATTACHED_RECORDS,
     FlowMappings,
+    FlowSetupError,
     application_entity,
     attached_schema,
     flow_mappings,
 )
+from koppel.flows.settings import FlowSettings, flow_settings, settings_model
 from koppel.store import ConnectionState, Store
 from koppel.store.records import Connection, Flow, Integration
 
-DEFAULT_PAGE_SIZE = 500
-"""Parts Pim's largest page: per-batch costs (checkpoint, transaction, round trips) spread over
-the most records; docs/performance.md measured 0.0186 calls per product against 0.0284 at 200."""
-DEFAULT_CURSOR_MARGIN_S = 120
+S = TypeVar("S", bound=FlowSettings)
 TOKEN_LOCK_SCOPE = "connection-token"
 """Key lock scope held while a connection's token is refreshed (key: the connection id)."""
 TOKEN_LOCK_WAIT_S = 60.0
 """How long a holder waits for another one's refresh of the same connection before it fails."""
 _TOKEN_LOCK_TTL = timedelta(minutes=2)
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with flow settings, one `setting NAME: rule` per problem."""
+    return "; ".join(
+        f"setting {'.'.join(str(p) for p in e['loc'])}: "
+        + ("unknown setting" if e["type"] == "extra_forbidden" else e["msg"])
+        for e in error.errors(include_input=False, include_url=False)
+    )
 
 
 class NeedsAuthorisation(KoppelError):
@@ -80,6 +90,8 @@ class FlowRuntime:
     source: ClientConnector
     target: ClientConnector
     mappings: FlowMappings
+    settings: FlowSettings
+    """The flow's settings over the integration's shared ones, as its flow type's model."""
 
     @classmethod
     def open(
@@ -96,9 +108,16 @@ class FlowRuntime:
         source_connection = store.connections.get(flow.source_connection_id)
         target_connection = store.connections.get(flow.target_connection_id)
         assert integration and source_connection and target_connection
+        try:
+            settings = flow_settings(
+                settings_model(source_connection.application, flow.entity),
+                integration.settings,
+                flow.settings,
+            )
+        except ValidationError as error:
+            raise FlowSetupError(f"flow {flow.name}: {settings_problems(error)}") from None
         source = stored_connector(store, source_connection, transport=transport)
         target = stored_connector(store, target_connection, transport=transport)
-        settings = {**integration.settings, **flow.settings}
         source_entity = application_entity(source_connection.application, flow.entity)
         target_entity = application_entity(target_connection.application, flow.entity)
         mappings = flow_mappings(
@@ -116,7 +135,7 @@ class FlowRuntime:
             target_application=target_connection.application,
             target_schema=target.entities[target_entity].schema,
             overrides=flow.mapping,
-            tables=settings.get("tables") or {},
+            tables=settings.tables,
         )
         return cls(
             store,
@@ -127,20 +146,17 @@ class FlowRuntime:
             source,
             target,
             mappings,
+            settings,
         )
 
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The flow's settings over the integration's shared ones."""
-        return {**self.integration.settings, **self.flow.settings}
-
-    @property
-    def page_size(self) -> int:
-        return int(self.settings.get("page_size", DEFAULT_PAGE_SIZE))
-
-    @property
-    def cursor_margin_s(self) -> int:
-        return int(self.settings.get("cursor_margin_seconds", DEFAULT_CURSOR_MARGIN_S))
+    def settings_as(self, model: type[S]) -> S:
+        """The flow's settings as the model a part of the flow reads (the orders flow's are
+        also customer settings, for the debtors it writes)."""
+        if not isinstance(self.settings, model):
+            raise FlowSetupError(
+                f"flow {self.flow.name}: a {self.flow.entity} flow has no {model.__name__}"
+            )
+        return self.settings
 
     def source_entity(self, entity: str | None = None) -> str:
         return application_entity(self.source_connection.application, entity or self.flow.entity)
@@ -199,25 +215,29 @@ class StoredCredentials:
 
 
 def stored_connector(
-    store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
+    store: Store,
+    connection: Connection,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    adjust: Callable[[ClientLimits], ClientLimits] | None = None,
 ) -> ClientConnector:
     """The connector for a stored connection, within the limits its options set; credentials the
     API rotates are kept by `StoredCredentials`. Runs, connection tests, authorisations and
     mapping samples all build it here.
 
     `transport` replaces the network (tests serve a sandbox in-process through
-    `httpx.ASGITransport`, or several by host); None is real HTTP.
+    `httpx.ASGITransport`, or several by host); None is real HTTP. `adjust` tightens the
+    limits for one use (a connection test answers within seconds).
     """
     credentials = store.connections.get_credentials(connection.id)
-    options = connection.options
-    limits = ClientLimits(
-        concurrency=int(options.get("concurrency", 8)),
-        rate_per_second=options.get("rate_per_second"),
-        timeout_s=float(options.get("timeout_seconds", 30)),
-        max_attempts=int(options.get("max_attempts", 8)),
-        backoff_base_s=float(options.get("backoff_base_seconds", 0.1)),
-        backoff_max_s=float(options.get("backoff_max_seconds", 10)),
-    )
+    try:
+        limits = ConnectionOptions.model_validate(connection.options).limits()
+    except ValidationError as error:
+        raise ConnectionSettingsError(
+            f"connection {connection.name}: options: {validation_message(error)}"
+        ) from None
+    if adjust is not None:
+        limits = adjust(limits)
     return build_connector(
         connection.application,
         connection.base_url,

@@ -14,16 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from koppel.connectors.base import Record
-from koppel.flows.mappings import RESOLVED
+from koppel.flows.mappings import RESOLVED, FlowSetupError
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
+from koppel.flows.settings import StockSettings
 from koppel.model import StockLevel
 from koppel.store import OutcomeKind
 
 STOCK = "stock"
-CALCULATIONS = ("on_hand", "available", "economic")
-DEFAULT_CALCULATION = "available"
-MISSING_ARTICLE_CHOICES = ("fail", "skip")
 
 
 def stock_quantity(levels: Sequence[dict[str, Any]], calculation: str) -> Decimal:
@@ -52,11 +50,11 @@ class StockSync:
 
     def __init__(self, runtime: FlowRuntime) -> None:
         self.runtime = runtime
-        settings = runtime.settings
-        self.managed = settings.get("manage_stock", True) is not False
-        self.calculation = str(settings.get("stock_calculation", DEFAULT_CALCULATION))
-        self.warehouse_codes = [str(c) for c in settings.get("stock_warehouses") or []]
-        self.missing_article = str(settings.get("missing_article", "fail"))
+        settings = runtime.settings_as(StockSettings)
+        self.managed = settings.manage_stock
+        self.calculation = settings.stock_calculation
+        self.warehouse_codes = settings.stock_warehouses
+        self.missing_article = settings.missing_article
         self._warehouse_ids: set[str] | None = None
         self.writer = TargetWriter(
             runtime.store,
@@ -68,16 +66,6 @@ class StockSync:
             on_missing=self._missing,
         )
 
-    def _setting_problem(self) -> str | None:
-        if self.calculation not in CALCULATIONS:
-            return (
-                f"setting stock_calculation: {self.calculation!r} is not one of "
-                f"{', '.join(CALCULATIONS)}"
-            )
-        if self.missing_article not in MISSING_ARTICLE_CHOICES:
-            return f"setting missing_article: {self.missing_article!r} is not fail or skip"
-        return None
-
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
         skus = list(dict.fromkeys(str(r["sku"]) for r in records))
         items = [Item(sku, f"stock of SKU '{sku}'", {"sku": sku}) for sku in skus]
@@ -86,11 +74,7 @@ class StockSync:
                 item.outcome = OutcomeKind.SKIPPED
                 item.reason = "stock is not managed in AccountView (setting manage_stock: false)"
             return self.writer.record(run_id, items)
-        problem = self._setting_problem() or await self._warehouse_problem()
-        if problem is not None:
-            for item in items:
-                item.fail(f"{item.label}: {problem}")
-            return self.writer.record(run_id, items)
+        await self._resolve_warehouses()
         rows = await self.runtime.source.lookup(self.runtime.source_entity(STOCK), "sku", skus)
         by_sku: dict[str, list[Record]] = {}
         for row in rows:
@@ -126,20 +110,20 @@ class StockSync:
         resolved = {"quantity": stock_quantity(levels, self.calculation)}
         to_target(item, self.runtime.mappings.send, {**summed, RESOLVED: resolved})
 
-    async def _warehouse_problem(self) -> str | None:
-        """Resolve the chosen warehouse codes to ids once per run; None when all are known."""
+    async def _resolve_warehouses(self) -> None:
+        """The chosen warehouse codes as ids, once per run; a code Parts Pim does not have is
+        a setting to fix, so the run fails with it before any SKU is touched."""
         if not self.warehouse_codes or self._warehouse_ids is not None:
-            return None
+            return
         warehouses = await self.runtime.source.lookup("warehouses", "code", self.warehouse_codes)
         ids = {str(w["code"]): str(w["id"]) for w in warehouses}
         unknown = [code for code in self.warehouse_codes if code not in ids]
         if unknown:
-            return (
-                f"setting stock_warehouses: {', '.join(repr(c) for c in unknown)} "
-                "is not a Parts Pim warehouse code"
+            raise FlowSetupError(
+                f"flow {self.runtime.flow.name}: setting stock_warehouses: "
+                f"{', '.join(repr(c) for c in unknown)} is not a Parts Pim warehouse code"
             )
         self._warehouse_ids = set(ids.values())
-        return None
 
     def _missing(self, item: Item) -> None:
         reason = (
@@ -153,4 +137,4 @@ class StockSync:
             item.fail(reason + "; retried later")
 
 
-__all__ = ["CALCULATIONS", "DEFAULT_CALCULATION", "STOCK", "StockSync", "stock_quantity"]
+__all__ = ["STOCK", "StockSync", "stock_quantity"]

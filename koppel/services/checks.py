@@ -15,7 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from koppel.config import ConfigError, FlowConfig, IntegrationConfig
+from koppel.config.loader import unknown_key
 from koppel.connectors.registry import check_credentials, entity_specs
 from koppel.errors import KoppelError
 from koppel.flows.mappings import (
@@ -28,6 +31,7 @@ from koppel.flows.mappings import (
     effective_spec,
 )
 from koppel.flows.registry import flow_type
+from koppel.flows.settings import flow_settings, settings_model, shared_setting_names
 from koppel.mapping import InvalidMappingError, MappingIssue, MappingSpec, Severity, validate
 from koppel.model.schema import RecordSchema
 from koppel.services.errors import NotFound
@@ -129,11 +133,43 @@ def inspect_file_mapping(config: IntegrationConfig, file: Path, flow_name: str) 
     return FlowMappingView(flow_name, flow.entity, applications, specs, schemas, issues, tables)
 
 
+def _settings_problems(config: IntegrationConfig) -> list[tuple[str, str]]:
+    """Unknown settings and wrong values: the integration's shared ones (each must be a setting
+    of some flow type) and each flow's (against its type's model, with the shared ones)."""
+    known = sorted(shared_setting_names())
+    problems = [
+        (f"settings.{key}", unknown_key(key, known, "setting"))
+        for key in config.settings
+        if key not in known
+    ]
+    for name, flow in config.flows.items():
+        source = config.connections.get(flow.source)
+        if source is None:
+            continue
+        model = settings_model(source.application, flow.entity)
+        try:
+            flow_settings(model, config.settings, flow.settings)
+        except ValidationError as error:
+            for detail in error.errors(include_input=False, include_url=False):
+                loc = [str(part) for part in detail["loc"]]
+                own = loc[0] in flow.settings
+                where = f"flows.{name}.settings" if own else "settings"
+                if detail["type"] == "extra_forbidden":
+                    message = unknown_key(loc[0], sorted(model.model_fields), "setting")
+                    if not own:
+                        continue  # a shared setting of another flow type: said above if unknown
+                else:
+                    message = str(detail["msg"])
+                problems.append((f"{where}.{'.'.join(loc)}", message))
+    return list(dict.fromkeys(problems))
+
+
 def check_config(config: IntegrationConfig, file: Path) -> None:
     """Every problem a run would find in the file, at once, as a ConfigError (file, path, what
-    to fix): each flow's type and its mapping (parsed, merged and validated against both
-    connectors' schemas)."""
-    problems: list[tuple[str, str]] = []
+    to fix): unknown or wrong settings, each flow's type and its mapping (parsed, merged and
+    validated against both connectors' schemas). Connection options are typed in the file's
+    own model, so the loader has refused those already."""
+    problems = _settings_problems(config)
     for name, flow in config.flows.items():
         where = f"flows.{name}"
         source = config.connections.get(flow.source)

@@ -101,7 +101,7 @@ async def test_only_changed_levels_are_written(platform_factory: Any) -> None:
 
 
 async def test_missing_article_is_synced_once_it_exists(platform_factory: Any) -> None:
-    platform = stock_platform(platform_factory, {"dead_letter_backoff": 0})
+    platform = stock_platform(platform_factory, {})
     skus = sorted({row["sku"] for row in platform.sandboxes.partspim.store.all("stock")})
     await run_flow(platform, "stock")
     platform.sandboxes.accountview.write("ARTICLE", [{"ART_CODE": skus[-1], "ART_DESC1": "Nieuw"}])

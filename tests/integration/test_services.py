@@ -310,3 +310,27 @@ def test_the_demo_is_set_up_once_per_home(tmp_path: Path) -> None:
         assert [flow.name for flow in flows][:2] == ["categories", "products"]
     with set_up_demo(home, 5, seed=2):  # the lock went with the first demo
         pass
+
+
+async def test_a_stored_flow_with_a_wrong_setting_fails_its_run_at_once_with_the_reason(
+    platform_store: Store, settings: Settings, sandboxes: InProcessSandboxes, tmp_path: Path
+) -> None:
+    flows = {"products": {**PRODUCTS, "settings": {"sell_price": "gross"}}}
+    file = tmp_path / "integration.yaml"
+    file.write_text(yaml.safe_dump(sandboxes.integration(flows), sort_keys=False))
+    with pytest.raises(ConfigError, match=r"flows\.products\.settings\.sell_price"):
+        setup.apply_file(platform_store, load_config(file), file, actor="test")
+    apply_config(platform_store, load_config(file))  # stored before settings were checked
+    [flow] = platform_store.flows.list()
+    async with runs.started_runner(
+        platform_store, settings, handle_signals=False, transport=sandboxes.transport
+    ) as runner:
+        [report] = await runs.run_flows(runner, platform_store, [flow])
+    assert report.status == "failed" and report.api_calls == 0
+    assert report.error == (
+        "flow products: setting sell_price: Input should be 'excl_vat' or 'incl_vat'"
+    )
+    assert sum(report.counts.values()) == 0
+    assert platform_store.dead_letters.list(flow.id) == []
+    [listed] = activity.recent_runs(platform_store, flows=[flow]).runs
+    assert listed.error == report.error

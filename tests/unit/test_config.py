@@ -95,7 +95,11 @@ def test_escaped_reference_stays_literal_and_partial_references_work() -> None:
         ("from: pim", "flows.products.from", "'crm' is not a connection of this file"),
         ("application: partspim", "connections.pim.application", "'partspim' or 'accountview'"),
         ("base_url: http://av/api/v3", "connections.av.base_url", "http:// or https://"),
-        ("schedule: 60s", "flows.products.shedule", "unknown field; allowed: enabled, entity"),
+        (
+            "schedule: 60s",
+            "flows.products.shedule",
+            "unknown field (did you mean schedule?); allowed: enabled, entity",
+        ),
     ],
 )
 def test_errors_name_the_path_and_the_fix(change: str, path: str, message: str) -> None:
@@ -239,3 +243,34 @@ def test_applying_through_a_tenant_scoped_store_cannot_reach_another_tenant(stor
     with pytest.raises(StoreError, match="cannot create tenants"):
         apply_config(store.scoped(other.id), parse_config(MINIMAL, "acme.yaml", environ=ENV))
     assert store.tenants.get_by_name("acme") is None
+
+
+def test_a_changed_secret_or_company_keeps_the_rotated_token_and_a_spent_one_never_returns(
+    store: Store,
+) -> None:
+    integration = apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=ENV))
+    av_id = integration.connection_b_id
+    held = store.connections.get_credentials(av_id)
+    store.connections.update_credentials(
+        av_id, {**held, "refresh_token": "rotated", "access_token": "access-1"}
+    )
+
+    mistyped = {**ENV, "AV_SECRET": "mistyped"}
+    apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=mistyped))
+    after_typo = store.connections.get_credentials(av_id)
+    assert (after_typo["client_secret"], after_typo["refresh_token"]) == ("mistyped", "rotated")
+    assert "access_token" not in after_typo  # the next call refreshes: the secret is proved
+    apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=ENV))
+    assert store.connections.get_credentials(av_id)["refresh_token"] == "rotated"
+
+    other_company = MINIMAL.replace("client_secret:", 'company_id: "2", client_secret:')
+    apply_config(store, parse_config(other_company, "acme.yaml", environ=ENV))
+    moved = store.connections.get_credentials(av_id)
+    assert (moved["company_id"], moved["refresh_token"]) == ("2", "rotated")
+
+    # A token the connection once held (the file's first one) is spent: it never comes back.
+    renewed = {**ENV, "AV_REFRESH": "new-grant"}
+    apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=renewed))
+    assert store.connections.get_credentials(av_id)["refresh_token"] == "new-grant"
+    apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=ENV))
+    assert store.connections.get_credentials(av_id)["refresh_token"] == "new-grant"

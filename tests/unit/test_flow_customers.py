@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from koppel.flows.customers import CustomerSettings, normalize_email, search_code
+from koppel.flows.customers import normalize_email, search_code
+from koppel.flows.settings import CustomerSettings
 
 
 @pytest.mark.parametrize(

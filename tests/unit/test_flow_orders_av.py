@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from koppel.flows.orders_to_accountview import OrderSettings, _on_basis, _same_address
+from koppel.flows.orders_to_accountview import _on_basis, _same_address
+from koppel.flows.settings import OrderSettings, retrieve_from_date
 
 
 def test_prices_convert_between_incl_and_excl_vat_with_four_decimals() -> None:
@@ -39,6 +40,6 @@ def test_settings_defaults_and_clear_errors() -> None:
     assert settings.default_customer is None and not settings.default_customer_always
     assert "cancelled" not in settings.order_statuses
     parsed = OrderSettings.model_validate({"retrieve_from": "2024-03-01", "page_size": 50})
-    assert parsed.retrieve_from == date(2024, 3, 1)
+    assert retrieve_from_date(parsed) == date(2024, 3, 1)
     with pytest.raises(ValueError, match="shipping_article_code"):
         OrderSettings.model_validate({"shipping_article_code": "X" * 16})
