@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import logging
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -25,8 +27,10 @@ import httpx
 from koppel.connectors.errors import (
     AmbiguousWriteError,
     AuthenticationError,
+    ConnectionDown,
     ConnectorError,
     FatalAPIError,
+    Interrupted,
     PagingLoopError,
     RecordValidationError,
     RetriableAPIError,
@@ -41,6 +45,12 @@ log = logging.getLogger("koppel.connectors")
 # Statuses that mean the API refused the request before acting on it.
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})
 _MESSAGE_LIMIT = 300
+_DOWN: dict[str, tuple[float, str]] = {}
+"""Base URLs marked down in this process: until when (monotonic) and why. A run that starts
+meanwhile (the next flow of a sync) fails at once instead of waiting out the timeouts again."""
+STOP_GRACE_S = 2.0
+"""After a stop is asked for, how long a request in flight may still take to answer; then it
+is cut (its batch runs again on resume), and no retry starts."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,53 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def no_answer_reason(error: httpx.TransportError, url: httpx.URL, limits: ClientLimits) -> str:
+    """Why a request got no answer, and what to check: refused, DNS, TLS, a timeout."""
+    where = f"{url.host}:{url.port}" if url.port else str(url.host)
+    causes = _causes(error)
+    text = " ".join(str(cause) for cause in causes).lower()
+    if isinstance(error, httpx.ConnectTimeout):
+        return (
+            f"could not connect to {where} within {limits.connect_timeout_s:g} s (timeout); "
+            "check base_url and that the host is reachable from here"
+        )
+    if isinstance(error, httpx.TimeoutException):
+        return (
+            f"{where} accepted the connection but gave no answer within {limits.timeout_s:g} s "
+            "(timeout); check that the service is up, or raise timeout_seconds"
+        )
+    if any(isinstance(c, ssl.SSLError) for c in causes) or "ssl" in text or "certificate" in text:
+        return (
+            f"the TLS handshake with {where} failed ({causes[-1]}); check https:// in base_url "
+            "and the host's certificate"
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes) or (
+        "refused" in text or f"errno {errno.ECONNREFUSED}" in text
+    ):
+        return (
+            f"{where} refused the connection (nothing listens there); check base_url and "
+            "that the service runs"
+        )
+    if (
+        "name or service not known" in text
+        or "nodename nor servname" in text
+        or ("name resolution" in text or "getaddrinfo" in text)
+    ):
+        return f"the host name {url.host} does not resolve (DNS); check base_url"
+    if isinstance(error, httpx.ConnectError):
+        return f"could not connect to {where} ({causes[-1]}); check base_url"
+    return f"{where} closed the connection before it answered ({type(error).__name__})"
+
+
 def api_message(response: httpx.Response) -> str:
     """A short, printable version of the API's own error text."""
     text = response.text.strip().replace("\n", " ")
@@ -161,6 +218,16 @@ class ApiClient:
         self._rate = (
             RateLimiter(self.limits.rate_per_second) if self.limits.rate_per_second else None
         )
+        self._unanswered_since: float | None = None
+        """When the first attempt started that got no answer, since the last answer."""
+        self._down: str | None = None
+        """Why the connection is down for the rest of this client's life (a run)."""
+        self._stopping = asyncio.Event()
+
+    def interrupt(self) -> None:
+        """A stop was asked for: requests in flight get STOP_GRACE_S to answer, then they are
+        cut, and no retry waits or starts (`Interrupted`)."""
+        self._stopping.set()
 
     @property
     def base_url(self) -> str:
@@ -252,10 +319,14 @@ class ApiClient:
         attempt = 0
         while True:
             attempt += 1
+            self._raise_if_down()
+            started = time.monotonic()
             try:
                 response = await self._send_once(
                     method, path, kind, params, json, data, headers, authenticated
                 )
+                self._unanswered_since = None
+                _DOWN.pop(self.base_url, None)
                 self.validate_response(response)
                 return response
             except AuthenticationError as error:
@@ -268,6 +339,8 @@ class ApiClient:
             except AmbiguousWriteError:
                 raise
             except RetriableAPIError as error:
+                if error.unreachable:
+                    self._note_no_answer(started, error)
                 if not idempotent and error.maybe_processed:
                     raise AmbiguousWriteError(
                         str(error), status=error.status, retry_after=error.retry_after
@@ -283,7 +356,53 @@ class ApiClient:
                     error.status or "no answer",
                     wait,
                 )
-                await asyncio.sleep(wait)
+                await self._pause(wait, f"{method} {path}")
+
+    def _raise_if_down(self) -> None:
+        if self._down is None:
+            until, reason = _DOWN.get(self.base_url, (0.0, ""))
+            if until > time.monotonic():
+                self._down = reason
+        if self._down is not None:
+            raise ConnectionDown(self._down)
+
+    def _note_no_answer(self, started: float, error: RetriableAPIError) -> None:
+        """Mark the connection down once it has given no answer for `down_after_s`: the rest
+        of the run, and runs that start in this process in the next `down_after_s`, fail at
+        once with the reason."""
+        since = self._unanswered_since = min(started, self._unanswered_since or started)
+        silent = time.monotonic() - since
+        if self._down is None and silent >= self.limits.down_after_s:
+            self._down = (
+                f"{error}; no answer for {silent:.0f} s: marked down for "
+                f"{self.limits.down_after_s:g} s, the calls meanwhile fail at once"
+            )
+            _DOWN[self.base_url] = (time.monotonic() + self.limits.down_after_s, self._down)
+            log.warning("%s: %s", self.name or self.base_url, self._down)
+        self._raise_if_down()
+
+    async def _pause(self, seconds: float, what: str) -> None:
+        """Wait before a retry, unless a stop is asked for meanwhile."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise Interrupted(f"{what}: stopped before the next try")
+
+    async def _answer(self, request: Awaitable[httpx.Response], what: str) -> httpx.Response:
+        """The request's answer; after a stop is asked for it gets STOP_GRACE_S more."""
+        task = asyncio.ensure_future(request)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=STOP_GRACE_S)
+            if not task.done():
+                task.cancel()
+                raise Interrupted(f"{what}: stopped while it waited for an answer")
+            return task.result()
+        finally:
+            stopping.cancel()
 
     async def _send_once(
         self,
@@ -303,19 +422,24 @@ class ApiClient:
             if self._rate is not None:
                 await self._rate.acquire()
             self.calls.record(kind)
+            request = self._http.build_request(
+                method, path, params=params, json=json, data=data, headers=request_headers
+            )
             try:
-                return await self._http.request(
-                    method, path, params=params, json=json, data=data, headers=request_headers
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                return await self._answer(self._http.send(request), f"{method} {path}")
+            except httpx.PoolTimeout:
                 raise RetriableAPIError(
-                    f"{method} {path}: could not connect ({type(error).__name__})",
+                    f"{method} {path}: every connection to the API stayed busy",
                     maybe_processed=False,
                 ) from None
-            except httpx.TransportError as error:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                reason = no_answer_reason(error, request.url, self.limits)
                 raise RetriableAPIError(
-                    f"{method} {path}: the connection failed ({type(error).__name__})"
+                    f"{method} {path}: {reason}", maybe_processed=False, unreachable=True
                 ) from None
+            except httpx.TransportError as error:
+                reason = no_answer_reason(error, request.url, self.limits)
+                raise RetriableAPIError(f"{method} {path}: {reason}", unreachable=True) from None
 
     async def write_with_recheck(
         self,
@@ -430,6 +554,7 @@ class Connector(Protocol):
 
 
 __all__ = [
+    "STOP_GRACE_S",
     "AmbiguousWriteError",
     "ApiClient",
     "AuthenticationError",
@@ -447,5 +572,6 @@ __all__ = [
     "RetriableAPIError",
     "WriteResult",
     "api_message",
+    "no_answer_reason",
     "parse_retry_after",
 ]

@@ -38,6 +38,7 @@ class RetriableAPIError(ConnectorError):
         status: int | None = None,
         retry_after: float | None = None,
         maybe_processed: bool = True,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -45,6 +46,23 @@ class RetriableAPIError(ConnectorError):
         # False only when the API certainly did not act on the request (429, 503, no connection):
         # then even a write that is not idempotent may simply be sent again.
         self.maybe_processed = maybe_processed
+        # The host gave no answer at all (refused, unreachable, timing out): a connection that
+        # keeps doing so is marked down.
+        self.unreachable = unreachable
+
+
+class ConnectionDown(ConnectorError):
+    """The API gave no answer at all (refused, unreachable, timing out) for longer than the
+    connection's `down_after_seconds`: every further call of the run fails at once with this."""
+
+    stops_run = True
+
+
+class Interrupted(ConnectorError):
+    """A stop was asked for while this call waited on the API: the wait is cut short and the
+    batch runs again when the run resumes."""
+
+    stops_run = True
 
 
 class AmbiguousWriteError(RetriableAPIError):
@@ -101,10 +119,12 @@ class RecordValidationError(ConnectorError):
 __all__ = [
     "AmbiguousWriteError",
     "AuthenticationError",
+    "ConnectionDown",
     "ConnectionSettingsError",
     "ConnectorError",
     "FatalAPIError",
     "GrantLost",
+    "Interrupted",
     "PagingLoopError",
     "RecordValidationError",
     "RefreshAnswerLost",

@@ -127,6 +127,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._jobs: dict[str, BatchJob] = {}
         self._scheduler: asyncio.Task[None] | None = None
         self._lock: ExecutorLock | None = None
         self._shutting_down = False
@@ -268,6 +269,8 @@ class Engine:
                 task.cancel()
             return
         self._stopping.set()
+        for job in self._jobs.values():
+            job.interrupt()
         # Kept referenced: the loop holds tasks only weakly.
         self._shutdown_task = asyncio.get_running_loop().create_task(self.shutdown())
 
@@ -422,6 +425,7 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
     try:
         try:
             job = engine._job(job_name, args)
+            engine._jobs[run_id] = job
             engine._check_stop()
             state = await DBOS.run_step_async({"name": "start"}, _start_step, job, run_id, job_name)
         except Exception as error:
@@ -457,6 +461,7 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
         return {"batches": batch, "counts": totals}
     finally:
         engine._running.pop(run_id, None)
+        engine._jobs.pop(run_id, None)
 
 
 async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:
@@ -464,8 +469,16 @@ async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:
 
 
 async def _batch_step(job: BatchJob, run_id: str, state: JsonState, where: str) -> dict[str, Any]:
-    """Run one batch; its checkpoint is plain data, so a resume never depends on our classes."""
-    result = await job.run_batch(run_id, state)
+    """Run one batch; its checkpoint is plain data, so a resume never depends on our classes.
+
+    A batch that fails while the engine stops was cut short by the stop (`BatchJob.interrupt`):
+    it ends as cancelled, which DBOS does not record, so it runs again on resume instead of
+    replaying the error."""
+    try:
+        result = await job.run_batch(run_id, state)
+    except Exception:
+        _engine()._check_stop()
+        raise
     return {
         "state": checked_state(result.state, where),
         "done": bool(result.done),

@@ -232,6 +232,11 @@ class FlowJob:
             counts.update(await self._sync(phase).sync(run_id, records))
         return counts
 
+    def interrupt(self) -> None:
+        if self._runtime is not None:
+            self._runtime.source.client.interrupt()
+            self._runtime.target.client.interrupt()
+
     def describe_failure(self, error: Exception) -> str:
         """The error's own message (it says what is wrong), and for a connection that cannot be
         used, which one and the command that checks or authorises it."""

@@ -58,6 +58,11 @@ class BatchJob(Protocol):
         """Process one batch from ``state`` and return the state for the next one."""
         ...
 
+    def interrupt(self) -> None:
+        """A stop was asked for: cut waits on the outside world short (a hanging API), so the
+        batch in flight ends within seconds; it runs again when the run resumes."""
+        ...
+
     def describe_failure(self, error: Exception) -> str:
         """Why the run fails, for the person who has to act: the cause and the fix, in one or
         two plain lines (no traceback; the engine logs that)."""

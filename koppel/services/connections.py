@@ -1,19 +1,38 @@
-"""Testing a connection: log in and make one small call, as the setup wizard does."""
+"""Testing a connection: log in and make one small call, as the setup wizard does.
+
+A test ends within CHECK_DEADLINE_S with the reason when it does not work: refused, a name that
+does not resolve, a timeout, TLS, or the API's HTTP status, each with what to check.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
 from koppel.config import IntegrationConfig
+from koppel.connectors.base import ClientLimits
 from koppel.connectors.errors import ConnectorError
 from koppel.errors import ErrorCategory
 from koppel.flows.runtime import connection_fix, stored_connector
 from koppel.services.errors import NotFound
 from koppel.services.setup import apply_file
 from koppel.store import Connection, Store
+
+CHECK_DEADLINE_S = 15.0
+"""A connection test ends within this, whatever the API does."""
+
+
+def _for_a_test(limits: ClientLimits) -> ClientLimits:
+    """One try per call and short timeouts: a test says what is wrong within seconds."""
+    return replace(
+        limits,
+        timeout_s=min(limits.timeout_s, 10.0),
+        connect_timeout_s=min(limits.connect_timeout_s, 5.0),
+        max_attempts=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -49,13 +68,21 @@ async def check_connection(
 ) -> ConnectionCheck:
     """One small call through the stored connection; credentials the API rotates on it are
     stored again."""
-    connector = stored_connector(store, connection, transport=transport)
+    connector = stored_connector(store, connection, transport=transport, adjust=_for_a_test)
     fix: str | None = None
     try:
-        message, category = await connector.check(), None
+        async with asyncio.timeout(CHECK_DEADLINE_S):
+            message, category = await connector.check(), None
     except ConnectorError as error:
         message, category = str(error), error.category
-        fix = connection_fix(error, connection.name)
+        if category is not ErrorCategory.CONNECTION:  # that message says what to check
+            fix = connection_fix(error, connection.name)
+    except TimeoutError:
+        message = (
+            f"{connection.base_url} answered, but too slowly: the test took over "
+            f"{CHECK_DEADLINE_S:g} s"
+        )
+        category, fix = ErrorCategory.CONNECTION, "check the service's health, then try again"
     finally:
         await connector.aclose()
     return ConnectionCheck(
@@ -90,4 +117,10 @@ async def check_file_connection(
     return await check_connection(store, connection, transport=transport)
 
 
-__all__ = ["ConnectionCheck", "check_connection", "check_file_connection", "connection_named"]
+__all__ = [
+    "CHECK_DEADLINE_S",
+    "ConnectionCheck",
+    "check_connection",
+    "check_file_connection",
+    "connection_named",
+]

@@ -114,6 +114,9 @@ class CountingJob:
             state=next_state, done=last >= self.total, counts={"processed": last - first + 1}
         )
 
+    def interrupt(self) -> None:
+        """Its batches only sleep: the engine's stop handles them."""
+
     def describe_failure(self, error: Exception) -> str:
         return f"{type(error).__name__}: {error}"
 
