@@ -24,6 +24,7 @@ from koppel.commands.common import (
     configure_logging,
     console,
     debug_log_hint,
+    fail,
     problem,
     progress_bar,
 )
@@ -124,10 +125,19 @@ app.add_typer(config_app, name="config")
 app.add_typer(connection_app, name="connection")
 
 
+SANDBOX_PORTS = {SandboxName.partspim: 8101, SandboxName.accountview: 8102}
+"""Each sandbox's own default port, so both run side by side as they are."""
+
+
 @app.command()
 def sandbox(
     name: Annotated[SandboxName, typer.Argument(help="which application to emulate")],
-    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8100,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="port to listen on [default: partspim 8101, accountview 8102]"
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     db: Annotated[str, typer.Option(help="SQLite file for the state, or :memory:")] = ":memory:",
     fixture: Annotated[Path | None, typer.Option(help="JSON fixture file to load")] = None,
@@ -146,7 +156,17 @@ def sandbox(
     """Run a sandbox of Parts Pim or AccountView: a faithful local emulator of its API."""
     from koppel.sandbox import sandbox_class
     from koppel.sandbox.common import FaultConfig
-    from koppel.sandbox.common.server import serve_forever
+    from koppel.sandbox.common.server import bind, serve_forever
+
+    port = port or SANDBOX_PORTS[name]
+    try:
+        listener = bind(host, port)
+    except OSError as error:
+        fail(
+            f"cannot listen on {host}:{port}: {error.strerror or error} (is another sandbox "
+            "or program using it?); choose another with --port",
+            ExitCode.PORT_IN_USE,
+        )
 
     faults = FaultConfig(
         latency_ms=latency_ms,
@@ -173,7 +193,7 @@ def sandbox(
         credentials_out.write_text(json.dumps(instance.credentials(base_url), indent=2))
         credentials_out.chmod(0o600)
         console.print(f"connection details written to {credentials_out}")
-    serve_forever(instance.asgi_app(), host, port)
+    serve_forever(instance.asgi_app(), listener)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class ExitCode(IntEnum):
     """A configuration or usage error: the message says what to change."""
     BUSY = 3
     """Another Koppel process (a worker, a demo) holds the engine."""
+    PORT_IN_USE = 4
+    """A port Koppel should listen on (a sandbox's) is taken by another process."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C or SIGTERM; unfinished runs resume on the next start."""
 

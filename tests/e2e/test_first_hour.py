@@ -197,3 +197,20 @@ def test_the_worker_reports_a_flow_that_cannot_start_as_a_failed_run(
     [run] = cli_setup.platform.store.runs.list()
     assert run.error is not None and "another KOPPEL_SECRET_KEY" in run.error
     assert "Traceback" not in worker.output()
+
+
+def test_parts_pim_works_with_the_base_url_the_banner_shows_in_either_form(
+    cli_setup: Setup,
+) -> None:
+    sandboxes = cli_setup.platform.sandboxes
+    banner = sandboxes.partspim.describe(sandboxes.partspim_url)
+    shown = re.findall(r"http://127\.0\.0\.1:\d+(?:/api/v1)?(?=[\s)])", banner)
+    assert f"{sandboxes.partspim_url}/api/v1" in shown and sandboxes.partspim_url in shown
+    for base_url in (f"{sandboxes.partspim_url}/api/v1/", sandboxes.partspim_url):
+        document = cli_setup.document()
+        document["connections"]["pim"]["base_url"] = base_url
+        config = cli_setup.write(document)
+        tested = koppel("connection", "test", "pim", "--config", str(config))
+        assert tested.exit_code == 0, (base_url, tested.output)
+        synced = koppel("sync", "--config", str(config))
+        assert synced.exit_code == 0, (base_url, synced.output)

@@ -4,6 +4,7 @@ commands on an empty store, and the mapping commands, which work from the file a
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
-from koppel.cli import app
+from koppel.cli import SANDBOX_PORTS, app
 from koppel.flows.registry import FLOW_TYPES
 from koppel.services.demo import DEMO_CONNECTIONS, DEMO_FLOWS, demo_flows
 
@@ -184,3 +185,16 @@ def test_usage_errors_and_bugs_are_one_line_without_a_traceback(
     assert "unexpected error (FileExistsError" in line and "--debug" in line
     shown = koppel("--debug", "demo", "--once", "--products", "1")
     assert shown.exit_code == 1 and "Traceback" in shown.stderr
+
+
+def test_a_taken_port_is_said_before_the_banner_with_its_own_exit_code() -> None:
+    assert len(set(SANDBOX_PORTS.values())) == len(SANDBOX_PORTS)  # both run side by side
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = koppel("sandbox", "partspim", "--port", port, "--products", "1")
+    assert result.exit_code == 4
+    assert result.stdout == ""  # no banner, no data generated
+    [line] = result.stderr.splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line

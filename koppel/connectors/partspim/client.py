@@ -79,6 +79,13 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def api_root(base_url: str) -> str:
+    """The API's root for a connection's base URL, which may be the host (`http://pim:8101`)
+    or the API itself (`http://pim:8101/api/v1`), as the sandbox's banner shows both."""
+    host = base_url.rstrip("/").removesuffix(contract.API_PREFIX).rstrip("/")
+    return host + contract.API_PREFIX
+
+
 class PartsPimClient(ApiClient):
     """One Parts Pim connection. Paths are relative to the API prefix (`/products`)."""
 
@@ -92,7 +99,7 @@ class PartsPimClient(ApiClient):
         name: str = "",
     ) -> None:
         super().__init__(
-            base_url.rstrip("/") + contract.API_PREFIX,
+            api_root(base_url),
             limits=limits,
             transport=transport,
             name=name,
@@ -216,6 +223,7 @@ __all__ = [
     "PartsPimClient",
     "PartsPimValidationError",
     "WebhookSignatureError",
+    "api_root",
     "jsonable",
     "verify_webhook",
 ]

@@ -59,5 +59,20 @@ class SandboxServer:
         self.stop()
 
 
-def serve_forever(app: ASGIApp, host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, so a taken port is known before anything is printed;
+    OSError (EADDRINUSE) when another process has it."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def serve_forever(app: ASGIApp, listener: socket.socket) -> None:
+    """Serve `app` on the bound socket until Ctrl-C."""
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listener])

@@ -110,7 +110,8 @@ class PartsPimSandbox:
             for name in ("products", "categories", "stock", "relations", "orders", "invoices")
         )
         return (
-            f"Parts Pim sandbox at {base_url}{API_PREFIX}\n"
+            f"Parts Pim sandbox: its API at {base_url}{API_PREFIX}\n"
+            f"  base_url       {base_url} (for Koppel; {base_url}{API_PREFIX} works too)\n"
             f"  API key ({API_KEY_HEADER} header): {self.store.api_key}\n"
             f"  data: {counts}\n"
             f"  faults: {base_url}/_admin/faults   requests: {base_url}/_admin/requests"
