@@ -79,11 +79,17 @@ def report_json(report: FlowReport) -> dict[str, Any]:
         "flow": report.flow,
         "run_id": report.run_id,
         "status": report.status,
+        "resumed": report.resumed,
         **report.counts,
         "api_calls": report.api_calls,
         "mapping_version": report.mapping_version,
         "error": report.error,
+        "waiting": report.waiting,
     }
+
+
+def _label(report: FlowReport) -> str:
+    return f"{report.flow} (resumed)" if report.resumed else report.flow
 
 
 def summary_table(reports: Sequence[FlowReport], title: str) -> Table:
@@ -97,7 +103,7 @@ def summary_table(reports: Sequence[FlowReport], title: str) -> Table:
         counts = report.counts
         style = "green" if report.ok else "yellow" if report.status != "failed" else "red"
         table.add_row(
-            Text(report.flow),
+            Text(_label(report)),
             Text(report.status, style=style),
             *(str(counts[name]) for name in OUTCOMES),
             str(report.api_calls),
@@ -110,22 +116,31 @@ def print_reports(reports: Sequence[FlowReport], title: str) -> None:
     console.print(summary_table(reports, title))
     console.print("runs (their activity log: koppel log RUN):")
     for report in reports:
-        console.print(f"  {report.flow}: {report.run_id or '-'}", markup=False)
+        console.print(f"  {_label(report)}: {report.run_id or '-'}", markup=False)
     for report in reports:
         counts = report.counts
+        label = _label(report)
         if report.interrupted:
             console.print(
-                f"{report.flow}: stopped; run {report.run_id} resumes on the next start "
-                "(koppel sync or koppel worker)",
+                f"{label}: stopped after {sum(counts.values())} records "
+                f"({describe_counts(counts)}; {report.api_calls} API calls); run "
+                f"{report.run_id} resumes on the next start (koppel sync or koppel worker)",
                 markup=False,
             )
         elif report.status == RunStatus.FAILED.value:
-            console.print(f"{report.flow}: the run failed: {report.error}", markup=False)
+            console.print(f"{label}: the run failed: {report.error}", markup=False)
         if counts["failed"]:
             console.print(
-                f"{report.flow}: {counts['failed']} records failed and wait in the "
-                f"dead-letter list; see why: koppel log {report.run_id} --outcome failed; "
-                f"after a fix: koppel replay --flow {report.flow}",
+                f"{label}: {counts['failed']} records failed; see why: koppel log "
+                f"{report.run_id} --outcome failed",
+                markup=False,
+            )
+        if report.waiting:
+            waits = "record waits" if report.waiting == 1 else "records wait"
+            console.print(
+                f"{label}: {report.waiting} {waits} in the dead-letter list for a retry "
+                f"(see them: koppel dead-letters --flow {report.flow}; after a fix, now: "
+                f"koppel replay --flow {report.flow})",
                 markup=False,
             )
         if counts.get("abandoned"):

@@ -49,14 +49,18 @@ class FlowJob:
         *,
         replay: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
+        executor: str | None = None,
     ) -> None:
         self.store = store
         self.flow_id = flow_id
         self.replay = replay
         self.transport = transport
+        self.executor = executor
         self._runtime: FlowRuntime | None = None
         self._syncs: dict[str, RecordSync] = {}
         self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
+        self._calls_before = 0
+        """API calls of this job before the batch under way (a failed one's count too)."""
 
     @property
     def runtime(self) -> FlowRuntime:
@@ -78,7 +82,7 @@ class FlowJob:
         """The run's row first, so that a flow that cannot start (a mapping that does not
         parse, credentials under another key, a setting or a connection that must be fixed)
         still leaves a failed run with its reason, before any record is touched."""
-        self.store.runs.start(self.flow_id, run_id=run_id)
+        self.store.runs.start(self.flow_id, run_id=run_id, executor=self.executor)
         try:
             runtime = self.runtime
             ready(runtime.source_connection)
@@ -100,6 +104,7 @@ class FlowJob:
             "after": None,
             "started": started.isoformat(),
             "api_calls": 0,
+            "counts": {},
         }
 
     def _since(self, cursor: str | None) -> str | None:
@@ -114,7 +119,7 @@ class FlowJob:
 
     async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
         runtime = self.runtime
-        calls_before = runtime.api_calls()
+        calls_before = self._calls_before = runtime.api_calls()
         phase = state["phases"][state["phase"]]
         if phase == DEAD_LETTERS:
             counts, after = await self._retry_dead_letters(run_id, state)
@@ -122,6 +127,11 @@ class FlowJob:
             counts, after = await self._read_and_sync(run_id, phase, state)
         next_state = dict(state)
         next_state["api_calls"] = state["api_calls"] + runtime.api_calls() - calls_before
+        so_far = dict(state.get("counts", {}))
+        for kind, number in counts.items():
+            so_far[kind] = so_far.get(kind, 0) + number
+        next_state["counts"] = so_far
+        self.store.runs.progress(run_id, so_far, api_calls=next_state["api_calls"])
         if after is None:
             next_state["phase"] = state["phase"] + 1
             next_state["after"] = None
@@ -260,7 +270,10 @@ class FlowJob:
                     status = RunStatus.PARTIAL
                 else:
                     status = RunStatus.SUCCEEDED
-                tx.runs.finish(run_id, status, api_calls=int(state["api_calls"]), error=failure)
+                api_calls = int(state["api_calls"])
+                if failure is not None and self._runtime is not None:
+                    api_calls += self._runtime.api_calls() - self._calls_before
+                tx.runs.finish(run_id, status, api_calls=api_calls, error=failure)
         finally:
             if self._runtime is not None:
                 await self._runtime.aclose()
@@ -271,12 +284,17 @@ def _aware(moment: datetime) -> datetime:
 
 
 def flow_job_factory(
-    store: Store, *, replay: bool = False, transport: httpx.AsyncBaseTransport | None = None
+    store: Store,
+    *,
+    replay: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    executor: str | None = None,
 ) -> Any:
-    """The engine's factory: job arguments are the flow id; `transport` is for in-process tests."""
+    """The engine's factory: job arguments are the flow id; `transport` is for in-process tests;
+    `executor` (this process's worker id) is kept on the runs it starts."""
 
     def factory(args: str) -> FlowJob:
-        return FlowJob(store, int(args), replay=replay, transport=transport)
+        return FlowJob(store, int(args), replay=replay, transport=transport, executor=executor)
 
     return factory
 

@@ -38,8 +38,15 @@ class FlowRunner:
             executor_id=settings.worker_id,
             handle_signals=handle_signals,
         )
-        self.engine.register(FLOW_JOB, flow_job_factory(store, transport=transport))
-        self.engine.register(REPLAY_JOB, flow_job_factory(store, replay=True, transport=transport))
+        self.executor = settings.worker_id
+        """This process's worker id: kept on the runs it starts, as DBOS keeps it on theirs."""
+        self.engine.register(
+            FLOW_JOB, flow_job_factory(store, transport=transport, executor=self.executor)
+        )
+        self.engine.register(
+            REPLAY_JOB,
+            flow_job_factory(store, replay=True, transport=transport, executor=self.executor),
+        )
 
     async def __aenter__(self) -> FlowRunner:
         await self.engine.start()
@@ -56,6 +63,10 @@ class FlowRunner:
     async def run(self, flow_id: int, on_progress: ProgressCallback | None = None) -> RunSummary:
         """One run of the flow, waited for; a run of it already under way is waited for first."""
         return await self.engine.run_now(FLOW_JOB, str(flow_id), on_progress)
+
+    async def follow(self, run_id: str, on_progress: ProgressCallback | None = None) -> RunSummary:
+        """Wait for a run already under way (one this process resumes after a stop)."""
+        return await self.engine.wait(run_id, on_progress)
 
     async def replay(self, flow_id: int, on_progress: ProgressCallback | None = None) -> RunSummary:
         """Every pending dead letter of the flow, read again and synced with today's mapping."""

@@ -25,7 +25,8 @@ class RunView:
     flow: str
     status: RunStatus
     counts: Mapping[str, int]
-    """created / updated / skipped / failed: computed from the run's outcomes when it ended."""
+    """created / updated / skipped / failed: so far while it runs (after each batch), counted
+    from its outcomes when it ended."""
     api_calls: int
     mapping_version: int
     started_at: datetime

@@ -17,7 +17,7 @@ import httpx
 from pydantic import ValidationError
 
 from koppel.connectors.errors import ConnectorError
-from koppel.engine import BatchProgress, ExecutorInUse, RunInterrupted, RunSummary
+from koppel.engine import BatchProgress, EngineError, ExecutorInUse, RunInterrupted, RunSummary
 from koppel.engine.runner import FlowRunner
 from koppel.errors import validation_message
 from koppel.flows.mappings import FlowSetupError
@@ -45,6 +45,10 @@ class FlowReport:
     api_calls: int
     mapping_version: int | None
     error: str | None
+    resumed: bool = False
+    """A run a stop had interrupted, resumed and finished here before the flow's own run."""
+    waiting: int = 0
+    """Records of the flow that wait in the dead-letter list for a retry, after the run."""
 
     @property
     def interrupted(self) -> bool:
@@ -52,13 +56,24 @@ class FlowReport:
 
     @property
     def ok(self) -> bool:
-        """Every record synced."""
-        return self.status == RunStatus.SUCCEEDED.value and not self.counts["failed"]
+        """Every record synced, and none waits for a retry."""
+        return (
+            self.status == RunStatus.SUCCEEDED.value
+            and not self.counts["failed"]
+            and not self.waiting
+        )
 
 
-def flow_report(flow: Flow, run: Run | None, summary: RunSummary | None) -> FlowReport:
-    """The report from the run's row (counts from its outcomes, API calls) and what the engine
-    said (None when a stop interrupted the run)."""
+def flow_report(
+    flow: Flow,
+    run: Run | None,
+    summary: RunSummary | None,
+    *,
+    resumed: bool = False,
+    waiting: int = 0,
+) -> FlowReport:
+    """The report from the run's row (counts from its outcomes, or so far when a stop
+    interrupted it; API calls) and what the engine said (None when a stop came first)."""
     counts = {kind.value: 0 for kind in OutcomeKind}
     counts.update(run.counts if run else {})
     error: str | None
@@ -79,6 +94,8 @@ def flow_report(flow: Flow, run: Run | None, summary: RunSummary | None) -> Flow
         api_calls=run.api_calls if run else 0,
         mapping_version=run.mapping_version if run else None,
         error=error,
+        resumed=resumed,
+        waiting=waiting,
     )
 
 
@@ -166,27 +183,43 @@ async def run_flows(
     progress: RunProgress | None = None,
 ) -> list[FlowReport]:
     """Run the flows one after another, or (`replay`) their pending dead letters, through the
-    current mapping and settings."""
+    current mapping and settings. A run of one of them that a stop interrupted in this process
+    (same worker id) resumes as the engine starts: it is waited for and reported first."""
     shown = progress or _Unseen()
     reports: list[FlowReport] = []
     start: Callable[..., Awaitable[RunSummary]] = runner.replay if replay else runner.run
     for flow in flows:
-        shown.started(flow)
 
         def on_progress(update: BatchProgress, flow: Flow = flow) -> None:
             shown.advanced(flow, update.totals)
 
-        try:
-            summary = await start(flow.id, on_progress)
-        except RunInterrupted as stop:
-            report = flow_report(flow, store.runs.get(stop.run_id), None)
+        waits: list[tuple[str | None, bool]] = [
+            (run.id, True)
+            for run in reversed(store.runs.list(flow_id=flow.id, status=RunStatus.RUNNING))
+            if run.executor == runner.executor
+        ]
+        waits.append((None, False))
+        for run_id, resumed in waits:
+            shown.started(flow)
+            try:
+                if run_id is None:
+                    summary = await start(flow.id, on_progress)
+                else:
+                    summary = await runner.follow(run_id, on_progress)
+            except RunInterrupted as stop:
+                report = flow_report(flow, store.runs.get(stop.run_id), None, resumed=resumed)
+                shown.finished(flow, report)
+                reports.append(report)
+                return reports
+            except EngineError:
+                continue  # its engine state is gone (a new engine database): nothing resumes it
+            shown.advanced(flow, summary.counts)
+            waiting = 0 if resumed else store.dead_letters.count_pending(flow.id)
+            report = flow_report(
+                flow, store.runs.get(summary.run_id), summary, resumed=resumed, waiting=waiting
+            )
             shown.finished(flow, report)
             reports.append(report)
-            break
-        shown.advanced(flow, summary.counts)
-        report = flow_report(flow, store.runs.get(summary.run_id), summary)
-        shown.finished(flow, report)
-        reports.append(report)
     return reports
 
 

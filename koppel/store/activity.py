@@ -7,7 +7,7 @@ trip per record.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -49,6 +49,7 @@ def _run(row: RunRow) -> Run:
         api_calls=row.api_calls,
         mapping_version=row.mapping_version,
         error=row.error,
+        executor=row.executor,
     )
 
 
@@ -98,8 +99,8 @@ class RunRepository:
     def __init__(self, context: StoreContext) -> None:
         self._context = context
 
-    def start(self, flow_id: int, *, run_id: str | None = None) -> Run:
-        """Start a run with the flow's current mapping version.
+    def start(self, flow_id: int, *, run_id: str | None = None, executor: str | None = None) -> Run:
+        """Start a run with the flow's current mapping version, by `executor` (a worker id).
 
         Starting a `run_id` that exists returns that run unchanged, so a durable engine that
         repeats this step after a crash gets the same run back.
@@ -126,10 +127,22 @@ class RunRepository:
                 counts={kind.value: 0 for kind in OutcomeKind},
                 api_calls=0,
                 mapping_version=flow.mapping_version,
+                executor=executor,
             )
             session.add(row)
             session.flush()
             return _run(row)
+
+    def progress(self, run_id: str, counts: Mapping[str, int], *, api_calls: int) -> None:
+        """What a running run has done so far (after each batch), so a list of runs and a
+        stop's summary show it; `finish` counts the outcomes again at the end."""
+        with self._context.write() as session:
+            row = self._require(session, run_id)
+            if row.status == RunStatus.RUNNING.value:
+                row.counts = {kind.value: 0 for kind in OutcomeKind} | {
+                    str(k): int(v) for k, v in counts.items()
+                }
+                row.api_calls = api_calls
 
     def finish(
         self, run_id: str, status: RunStatus, *, api_calls: int = 0, error: str | None = None
@@ -356,6 +369,20 @@ class DeadLetterRepository:
                 update=("reason", "payload", "attempts", "next_attempt_at", "status", "updated_at"),
             )
             return attempts
+
+    def count_pending(self, flow_id: int) -> int:
+        """How many records of the flow wait for a retry."""
+        with self._context.read() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).where(
+                        DeadLetterRow.flow_id == flow_id,
+                        DeadLetterRow.status == DeadLetterStatus.PENDING.value,
+                        self._context.in_tenant_flows(DeadLetterRow.flow_id),
+                    )
+                )
+                or 0
+            )
 
     def due(
         self, flow_id: int, now: datetime | None = None, *, limit: int = 500

@@ -9,17 +9,20 @@ import html
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from koppel.sandbox.common import FaultConfig
 from koppel.store import ConnectionState
-from tests.e2e.cli import Setup, koppel, start_worker, wait_for
+from tests.e2e.cli import PRODUCTS_FLOW, TOO_LONG_SKU, Setup, koppel, start_worker, wait_for
 
 
 def as_a_user_writes_it(document: dict[str, Any]) -> dict[str, Any]:
@@ -214,3 +217,70 @@ def test_parts_pim_works_with_the_base_url_the_banner_shows_in_either_form(
         assert tested.exit_code == 0, (base_url, tested.output)
         synced = koppel("sync", "--config", str(config))
         assert synced.exit_code == 0, (base_url, synced.output)
+
+
+def test_sync_exits_1_while_records_wait_for_a_retry(cli_setup: Setup) -> None:
+    # No cursor margin: the next sync does not read the failed record again.
+    config = cli_setup.write(cli_setup.document(settings={"cursor_margin_seconds": 0}))
+    cli_setup.add_product(TOO_LONG_SKU)
+    first = koppel("sync", "--config", str(config))
+    assert first.exit_code == 1, first.output
+    again = koppel("sync", "--config", str(config), "--json")  # the retry is not due yet
+    assert again.exit_code == 1, again.output
+    [run] = json.loads(again.stdout)["runs"]
+    assert (run["status"], run["failed"], run["waiting"]) == ("succeeded", 0, 1)
+    told = koppel("sync", "--config", str(config))
+    assert told.exit_code == 1
+    assert "products: 1 record waits in the dead-letter list for a retry" in told.stdout
+    assert "koppel replay --flow products" in told.stdout
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_reports_what_the_run_did_and_the_next_sync_reports_the_resumed_run(
+    platform_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    platform = platform_factory(240)
+    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KOPPEL_HOME", str(platform.settings.home))
+    setup = Setup(platform, tmp_path / "acme.yaml")
+    flows = {"products": {**PRODUCTS_FLOW, "settings": {"page_size": 20}}}
+    config = setup.write(platform.sandboxes.integration(flows))
+    platform.sandboxes.accountview.faults.configure(FaultConfig(latency_ms=60))
+    log = tmp_path / "sync.log"
+    sync = subprocess.Popen(
+        [str(Path(sys.executable).parent / "koppel"), "sync", "--config", str(config)],
+        env={**os.environ, "COLUMNS": "300"},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def did_some_work() -> bool:
+            runs = platform.store.runs.list()
+            return bool(runs) and sum(runs[0].counts.values()) > 0
+
+        wait_for(did_some_work, what="the first recorded batches")
+        sync.send_signal(signal.SIGINT)
+        assert sync.wait(timeout=120) == 130, log.read_text()
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+    printed = log.read_text()
+    [stopped] = re.findall(
+        r"products: stopped after (\d+) records \(.*; (\d+) API calls\)", printed
+    )
+    assert int(stopped[0]) > 0 and int(stopped[1]) > 0, printed
+
+    [interrupted] = json.loads(koppel("runs", "--json").stdout)
+    assert interrupted["status"] == "running" and interrupted["created"] > 0
+    platform.sandboxes.accountview.faults.configure(FaultConfig())
+    resumed = koppel("sync", "--config", str(config), "--json")
+    assert resumed.exit_code == 0, resumed.output
+    first, own = json.loads(resumed.stdout)["runs"]
+    assert (first["run_id"], first["resumed"], first["status"]) == (
+        interrupted["run_id"],
+        True,
+        "succeeded",
+    )
+    assert first["created"] >= interrupted["created"] and not own["resumed"]
