@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,8 +41,8 @@ class OutcomeChoice(StrEnum):
     failed = "failed"
 
 
-RUN_ID_SHOWN = 13
-"""`flow-` and eight characters: enough to tell runs apart; `koppel log` takes an id's start."""
+WIDTH = 80
+"""What the tables fit when the terminal is not wider (or not a terminal)."""
 
 
 def _selected_flows(
@@ -57,6 +58,7 @@ def _selected_flows(
 def _run_json(run: RunView) -> dict[str, Any]:
     return {
         "run_id": run.id,
+        "number": run.number,
         "flow": run.flow,
         "status": run.status.value,
         **{name: run.counts.get(name, 0) for name in OUTCOMES},
@@ -87,32 +89,51 @@ def runs(
     if not found:
         console.print("no runs yet; run the flows with: koppel sync --config FILE")
         return
+    width = max(WIDTH, console.width)
+    console.print(
+        "runs, newest first (koppel log NUMBER); new/upd/skip/fail = records created, "
+        "updated, skipped, failed; times UTC",
+        markup=False,
+        width=width,
+    )
+    for line in _run_lines(found, width):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_lines(found: Sequence[RunView], width: int) -> list[str]:
+    """One aligned line per run that fits `width` (long flow names are shortened), and under a
+    failed run its reason, cut to the width."""
+    headers = ("run", "flow", "status", "new", "upd", "skip", "fail", "calls", "started")
     rows = [
         (
-            run.id[:RUN_ID_SHOWN],
+            f"#{run.number}" if run.number is not None else run.id[:12],
             run.flow,
             run.status.value,
             *(str(run.counts.get(name, 0)) for name in OUTCOMES),
             str(run.api_calls),
-            f"v{run.mapping_version}",
             run.started_at.strftime("%m-%d %H:%M"),
         )
         for run in found
     ]
-    headers = ("run", "flow", "status", "new", "upd", "skip", "fail", "calls", "map", "started")
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    spare = width - (sum(widths) + 2 * (len(widths) - 1))
+    if spare < 0:
+        widths[1] = max(len(headers[1]), widths[1] + spare)
     right = {3, 4, 5, 6, 7}
-    console.print(
-        "runs, newest first; new/upd/skip/fail = records created, updated, skipped, failed; "
-        "times UTC",
-        markup=False,
-    )
-    for line in (headers, *rows):
+    lines: list[str] = []
+    for line, run in [(headers, None), *zip(rows, found, strict=True)]:
         cells = [
-            c.rjust(w) if i in right else c.ljust(w)
+            _fit(c, w).rjust(w) if i in right else _fit(c, w).ljust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
-        console.print("  ".join(cells).rstrip(), markup=False, highlight=False, soft_wrap=True)
+        lines.append("  ".join(cells).rstrip())
+        if run is not None and run.error:
+            lines.append(_fit("    " + " / ".join(run.error.splitlines()), width))
+    return lines
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def _outcome_json(outcome: Outcome, payload: bool) -> dict[str, Any]:
@@ -163,41 +184,66 @@ def log(
         typer.echo(json.dumps(document, indent=2, default=str))
         return
     console.print(
-        f"run {run.id} of flow {run.flow}: {run.status.value}; {describe_counts(run.counts)}; "
+        f"run #{run.number} ({run.id}) of flow {run.flow}: {run.status.value}; "
+        f"{describe_counts(run.counts)}; "
         f"{run.api_calls} API calls; mapping v{run.mapping_version}; "
         f"{when(run.started_at)} - {when(run.finished_at)} UTC",
         markup=False,
     )
     if run.error:
         console.print(f"error: {run.error}", markup=False, style="red")
-    table = Table(show_lines=payload)
-    table.add_column("source key", overflow="fold")
-    table.add_column("outcome")
-    table.add_column("reason", overflow="fold")
-    table.add_column("target key", overflow="fold")
-    table.add_column("warnings", overflow="fold")
     if payload:
-        table.add_column("from the source", overflow="fold")
-        table.add_column("sent to the target", overflow="fold")
-    styles = {"created": "green", "updated": "cyan", "skipped": "dim", "failed": "red"}
-    for item in outcomes:
-        row: list[str | Text] = [
-            item.source_key,
-            Text(item.outcome.value, style=styles[item.outcome.value]),
-            item.reason or "",
-            item.target_key or "",
-            "\n".join(item.warnings),
-        ]
-        if payload:
-            excerpt = item.payload_excerpt or {}
-            if not excerpt:
-                row += [Text("not kept (KOPPEL_PAYLOAD_EXCERPTS or retention)", style="dim"), ""]
-            else:
-                row += [_payload_text(excerpt.get("source")), _payload_text(excerpt.get("sent"))]
-        table.add_row(*plain(*row))
-    console.print(table)
+        for item in outcomes:
+            _print_record(item)
+    else:
+        table = Table()
+        table.add_column("source key", overflow="fold")
+        table.add_column("outcome")
+        table.add_column("reason", overflow="fold")
+        table.add_column("target key", overflow="fold")
+        table.add_column("warnings", overflow="fold")
+        for item in outcomes:
+            table.add_row(
+                *plain(
+                    item.source_key,
+                    Text(item.outcome.value, style=_STYLES[item.outcome.value]),
+                    item.reason or "",
+                    item.target_key or "",
+                    "\n".join(item.warnings),
+                )
+            )
+        console.print(table)
     if len(outcomes) == limit:
         console.print(f"showing the first {limit}; see more with --limit")
+
+
+_STYLES = {"created": "green", "updated": "cyan", "skipped": "dim", "failed": "red"}
+
+
+def _print_record(item: Outcome) -> None:
+    """One outcome with its payload as a block that reads at any width: a heading line, then
+    the reason, warnings and each payload field on lines of their own."""
+    target = f" -> {item.target_key}" if item.target_key else ""
+    heading = Text(f"{item.source_key}: ")
+    heading.append(item.outcome.value, style=_STYLES[item.outcome.value])
+    heading.append(target)
+    console.print(heading)
+    lines = [f"reason: {item.reason}"] if item.reason else []
+    lines += [f"warning: {warning}" for warning in item.warnings]
+    excerpt = item.payload_excerpt or {}
+    if not excerpt:
+        lines.append("payload not kept (KOPPEL_PAYLOAD_EXCERPTS or retention)")
+    for title, key in (("from the source", "source"), ("sent to the target", "sent")):
+        if excerpt:
+            lines.append(f"{title}:")
+            value = excerpt.get(key)
+            lines += (
+                [f"  {path} = {field!r}" for path, field in flatten(value)]
+                if value is not None
+                else ["  -"]
+            )
+    for line in lines:
+        console.print(Text("  " + line), soft_wrap=False, overflow="fold")
 
 
 @friendly_errors
@@ -230,23 +276,17 @@ def dead_letters(
     if not letters:
         console.print("no pending dead letters")
         return
-    table = Table(title="Pending dead letters (times in UTC)")
-    table.add_column("flow", style="bold")
-    table.add_column("source key", overflow="fold")
-    table.add_column("reason", overflow="fold")
-    table.add_column("attempts", justify="right")
-    table.add_column("next attempt")
+    console.print("pending dead letters (times in UTC):", markup=False)
     for letter in letters:
-        table.add_row(
-            *plain(
-                letter.flow,
-                letter.source_key,
-                letter.reason,
-                str(letter.attempts),
-                when(letter.next_attempt_at),
-            )
+        console.print(
+            Text(
+                f"{letter.flow}  {letter.source_key}  attempt {letter.attempts}, next "
+                f"{when(letter.next_attempt_at)}"
+            ),
+            style="bold",
+            soft_wrap=True,
         )
-    console.print(table)
+        console.print(Text("  " + letter.reason), overflow="fold")
     console.print("run them again now with: koppel replay [--flow NAME]")
 
 

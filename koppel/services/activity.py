@@ -32,6 +32,9 @@ class RunView:
     started_at: datetime
     finished_at: datetime | None
     error: str | None
+    """Why a failed run failed: the cause and the fix, in one or two plain lines."""
+    number: int | None = None
+    """1, 2, 3... in the order runs started: what `find_run` takes, as well as the id."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ def run_view(run: Run, flow_names: Mapping[int, str]) -> RunView:
         started_at=run.started_at,
         finished_at=run.finished_at,
         error=run.error,
+        number=run.number,
     )
 
 
@@ -96,7 +100,8 @@ def run(store: Store, run_id: str) -> RunView:
 
 
 def find_run(store: Store, id_or_prefix: str) -> RunView:
-    """The run with this id, or the one run whose id starts with it (people type a prefix)."""
+    """The run with this number (`17`, `#17`) or id, or the one run whose id starts with it
+    (people type a number or a prefix)."""
     found = store.runs.find(id_or_prefix)
     if not found:
         raise NotFound(f"no run {id_or_prefix!r}; list the recent runs with: koppel runs")

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from koppel.store.context import NotFoundError, StoreContext, StoreError, chunks, upsert
@@ -30,6 +31,7 @@ from koppel.store.records import (
 from koppel.store.tables import DeadLetterRow, FlowRow, OutcomeRow, RunRow, utc_now
 
 PURGE_CHUNK = 5_000
+_NUMBER_TRIES = 5
 Backoff = Callable[[int], timedelta]
 
 
@@ -50,6 +52,7 @@ def _run(row: RunRow) -> Run:
         mapping_version=row.mapping_version,
         error=row.error,
         executor=row.executor,
+        number=row.number,
     )
 
 
@@ -103,8 +106,18 @@ class RunRepository:
         """Start a run with the flow's current mapping version, by `executor` (a worker id).
 
         Starting a `run_id` that exists returns that run unchanged, so a durable engine that
-        repeats this step after a crash gets the same run back.
+        repeats this step after a crash gets the same run back. The run gets the next number;
+        two processes that take the same one at once try again.
         """
+        for attempt in range(_NUMBER_TRIES):
+            try:
+                return self._start(flow_id, run_id, executor)
+            except IntegrityError:
+                if attempt + 1 == _NUMBER_TRIES or self._context.session is not None:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, flow_id: int, run_id: str | None, executor: str | None) -> Run:
         with self._context.write() as session:
             flow = session.scalar(
                 select(FlowRow).where(
@@ -128,6 +141,7 @@ class RunRepository:
                 api_calls=0,
                 mapping_version=flow.mapping_version,
                 executor=executor,
+                number=(session.scalar(select(func.max(RunRow.number))) or 0) + 1,
             )
             session.add(row)
             session.flush()
@@ -197,10 +211,20 @@ class RunRepository:
             return [_run(row) for row in session.scalars(query)]
 
     def find(self, id_or_prefix: str) -> builtins.list[Run]:
-        """The run with this id, or the runs whose id starts with it (people type a prefix)."""
+        """The run with this number or id, or the runs whose id starts with it (people type a
+        number or a prefix)."""
         exact = self.get(id_or_prefix)
         if exact is not None:
             return [exact]
+        if id_or_prefix.removeprefix("#").isdigit():
+            with self._context.read() as session:
+                row = session.scalar(
+                    select(RunRow).where(
+                        RunRow.number == int(id_or_prefix.removeprefix("#")),
+                        self._context.in_tenant_flows(RunRow.flow_id),
+                    )
+                )
+                return [] if row is None else [_run(row)]
         query = (
             select(RunRow)
             .where(

@@ -134,6 +134,8 @@ class Run:
     """Why a failed run failed: the cause and the fix, in one or two plain lines."""
     executor: str | None = None
     """The worker (KOPPEL_WORKER_ID) that ran it last."""
+    number: int | None = None
+    """1, 2, 3... in the order runs started: what people type (`koppel log 17`)."""
 
 
 @dataclass(frozen=True)

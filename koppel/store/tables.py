@@ -203,6 +203,8 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The worker (KOPPEL_WORKER_ID) that ran it last: each worker reports its own runs.
     executor: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # 1, 2, 3... in the order runs start: what people type (`koppel log 17`).
+    number: Mapped[int | None] = mapped_column(Integer, unique=True)
 
 
 class OutcomeRow(Base):

@@ -23,8 +23,8 @@ PRODUCTS_FLOW = {"from": "pim", "to": "av", "entity": "products", "schedule": "6
 TOO_LONG_SKU = "12345678901234567"  # Parts Pim allows 20 digits, AccountView's ART_CODE 15
 
 
-def koppel(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+def koppel(*args: str, columns: int = 200) -> Result:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns)})
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_sync_runs_log_dead_letters_and_replay(cli_setup: Setup) -> None:
     listed = json.loads(koppel("runs", "--flow", "products", "--json").stdout)
     assert [r["run_id"] for r in listed][:1] == [run["run_id"]] and len(listed) == 2
     table = koppel("runs")
-    assert table.exit_code == 0 and run["run_id"][:13] in table.stdout
+    assert table.exit_code == 0 and f"#{listed[0]['number']} " in table.stdout
 
     log = json.loads(koppel("log", run["run_id"], "--outcome", "failed", "--json").stdout)
     [failed] = log["outcomes"]

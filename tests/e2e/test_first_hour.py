@@ -284,3 +284,36 @@ def test_ctrl_c_reports_what_the_run_did_and_the_next_sync_reports_the_resumed_r
         "succeeded",
     )
     assert first["created"] >= interrupted["created"] and not own["resumed"]
+
+
+def test_runs_log_and_dead_letters_read_at_80_columns(cli_setup: Setup) -> None:
+    long_name = "products-from-parts-pim-to-accountview"
+    document = cli_setup.platform.sandboxes.integration({long_name: PRODUCTS_FLOW})
+    config = cli_setup.write(document)
+    bad = cli_setup.add_product(TOO_LONG_SKU)
+    for _ in range(3):
+        koppel("sync", "--config", str(config))
+    listed = koppel("runs", columns=80)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    numbers = re.findall(r"^(#\d+) ", listed.stdout, re.MULTILINE)
+    assert len(numbers) == 3
+    runs = {run["number"]: run for run in json.loads(koppel("runs", "--json").stdout)}
+    for shown in numbers:
+        found = json.loads(koppel("log", shown, "--json").stdout)
+        assert found["run"]["run_id"] == runs[int(shown[1:])]["run_id"]
+        assert json.loads(koppel("log", shown[1:], "--json").stdout) == found
+
+    with_payload = koppel("log", numbers[-1], "--payload", "--outcome", "failed", columns=80)
+    assert with_payload.exit_code == 0, with_payload.output
+    block = with_payload.stdout.splitlines()
+    assert all(len(line) <= 80 for line in block), block
+    assert f"{bad['id']}: failed" in with_payload.stdout
+    assert f"  sku = '{TOO_LONG_SKU}'" in with_payload.stdout
+    assert len(block) < 60  # one field a line, not a narrow column spread over many lines
+
+    letters = koppel("dead-letters", columns=80)
+    assert letters.exit_code == 0
+    assert all(len(line) <= 80 for line in letters.stdout.splitlines())
+    assert re.search(rf"^{long_name}  {bad['id']}  attempt \d", letters.stdout, re.MULTILINE)

@@ -1,4 +1,5 @@
-"""First hour: connection state and token fingerprints, pending authorisations, run executors.
+"""First hour: connection state and token fingerprints, pending authorisations, run executors
+and run numbers.
 
 Revision ID: 0004
 Revises: 0001
@@ -37,6 +38,15 @@ def upgrade() -> None:
         ),
     )
     op.add_column("runs", sa.Column("executor", sa.String(length=100), nullable=True))
+    op.add_column("runs", sa.Column("number", sa.Integer(), nullable=True))
+    # The runs there are get numbers in the order they started.
+    op.execute(
+        "UPDATE runs SET number = (SELECT COUNT(*) FROM runs AS earlier "
+        "WHERE earlier.started_at < runs.started_at "
+        "OR (earlier.started_at = runs.started_at AND earlier.id <= runs.id))"
+    )
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_unique_constraint(batch_op.f("uq_runs_number"), ["number"])
     op.create_table(
         "authorizations",
         sa.Column("state_hash", sa.String(length=64), nullable=False),
@@ -57,6 +67,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("authorizations")
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_runs_number"), type_="unique")
+        batch_op.drop_column("number")
         batch_op.drop_column("executor")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_column("token_fingerprints")
