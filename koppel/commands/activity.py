@@ -29,7 +29,7 @@ from koppel.mapping.preview import flatten
 from koppel.services import activity, setup
 from koppel.services import dead_letters as dead_letter_service
 from koppel.services.activity import RunView
-from koppel.store import Flow, Outcome, OutcomeKind, Store
+from koppel.store import Flow, Outcome, OutcomeKind, Store, entity_counts
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
@@ -62,6 +62,7 @@ def _run_json(run: RunView) -> dict[str, Any]:
         "flow": run.flow,
         "status": run.status.value,
         **{name: run.counts.get(name, 0) for name in OUTCOMES},
+        "entities": entity_counts(run.counts),
         "api_calls": run.api_calls,
         "mapping_version": run.mapping_version,
         "started_at": when(run.started_at),

@@ -32,7 +32,7 @@ from koppel.config import load_config
 from koppel.errors import ErrorCategory, KoppelError, validation_message
 from koppel.services import setup
 from koppel.settings import Settings, get_settings
-from koppel.store import Integration, Store, open_store
+from koppel.store import Integration, Store, entity_counts, open_store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -281,9 +281,14 @@ def when(moment: datetime | None) -> str:
 
 
 def describe_counts(counts: Mapping[str, int]) -> str:
-    """`created 3, updated 1, skipped 0, failed 0` plus any other count (abandoned)."""
-    names = [*OUTCOMES, *sorted(set(counts) - set(OUTCOMES))]
-    return ", ".join(f"{name} {counts.get(name, 0)}" for name in names)
+    """`created 3, updated 1, skipped 0, failed 0` plus any other count (abandoned), then each
+    other entity the run wrote: `; categories: created 0, updated 0, skipped 22, failed 0`."""
+    own = {key: number for key, number in counts.items() if "." not in key}
+    names = [*OUTCOMES, *sorted(set(own) - set(OUTCOMES))]
+    text = ", ".join(f"{name} {own.get(name, 0)}" for name in names)
+    for entity, numbers in sorted(entity_counts(counts).items()):
+        text += f"; {entity}: " + ", ".join(f"{name} {numbers[name]}" for name in OUTCOMES)
+    return text
 
 
 def plain(*cells: Any) -> list[Any]:

@@ -24,7 +24,7 @@ from koppel.commands.common import (
 )
 from koppel.services.activity import RunView
 from koppel.services.runs import FlowReport
-from koppel.store import Flow, PurgeResult, RunStatus
+from koppel.store import Flow, OutcomeKind, PurgeResult, RunStatus, counted, entity_counts
 
 
 class _ProgressLines:
@@ -80,7 +80,8 @@ def report_json(report: FlowReport) -> dict[str, Any]:
         "run_id": report.run_id,
         "status": report.status,
         "resumed": report.resumed,
-        **report.counts,
+        **{key: number for key, number in report.counts.items() if "." not in key},
+        "entities": entity_counts(report.counts),
         "api_calls": report.api_calls,
         "mapping_version": report.mapping_version,
         "error": report.error,
@@ -108,6 +109,13 @@ def summary_table(reports: Sequence[FlowReport], title: str) -> Table:
             *(str(counts[name]) for name in OUTCOMES),
             str(report.api_calls),
         )
+        for entity, numbers in sorted(entity_counts(counts).items()):
+            table.add_row(
+                Text(f"  its {entity}", style="dim"),
+                "",
+                *(str(numbers[name]) for name in OUTCOMES),
+                "",
+            )
     return table
 
 
@@ -129,9 +137,9 @@ def print_reports(reports: Sequence[FlowReport], title: str) -> None:
             )
         elif report.status == RunStatus.FAILED.value:
             console.print(f"{label}: the run failed: {report.error}", markup=False)
-        if counts["failed"]:
+        if failed := counted(counts, OutcomeKind.FAILED):
             console.print(
-                f"{label}: {counts['failed']} records failed; see why: koppel log "
+                f"{label}: {failed} records failed; see why: koppel log "
                 f"{report.run_id} --outcome failed",
                 markup=False,
             )

@@ -25,7 +25,7 @@ from koppel.engine.jobs import BatchResult, JsonState
 from koppel.errors import reason_of
 from koppel.flows.registry import FlowType, RecordSync, flow_type
 from koppel.flows.runtime import FlowRuntime, connection_fix, ready
-from koppel.store import DeadLetterStatus, RunStatus, Store
+from koppel.store import DeadLetterStatus, OutcomeKind, RunStatus, Store, counted
 
 DEAD_LETTERS = "dead_letters"
 FLOW_JOB = "flow"
@@ -247,6 +247,13 @@ class FlowJob:
             self._runtime.source.client.interrupt()
             self._runtime.target.client.interrupt()
 
+    def _other_entities(self) -> dict[str, str]:
+        """Log prefix -> entity of the other entities the flow writes (a products flow's
+        categories), so each is counted as itself; none when the flow could not open."""
+        if self._runtime is None:
+            return {}
+        return {prefix: phase for phase, prefix in self.flow_type.log_prefixes.items()}
+
     def describe_failure(self, error: Exception) -> str:
         """The error's own message (it says what is wrong), and for a connection that cannot be
         used, which one and the command that checks or authorises it."""
@@ -259,21 +266,24 @@ class FlowJob:
     async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
         """Record how the run ended; without opening the flow again (it may be what failed)."""
         self._drop_next_page()
+        entities = self._other_entities()
         try:
             with self.store.transaction() as tx:
                 if failure is None and not self.replay:
                     tx.cursors.set(self.flow_id, state["started"])
-                counts = tx.outcomes.counts(run_id)
+                counts = tx.outcomes.counts(run_id, entities)
                 if failure is not None:
                     status = RunStatus.FAILED
-                elif counts.get("failed"):
+                elif counted(counts, OutcomeKind.FAILED):
                     status = RunStatus.PARTIAL
                 else:
                     status = RunStatus.SUCCEEDED
                 api_calls = int(state["api_calls"])
                 if failure is not None and self._runtime is not None:
                     api_calls += self._runtime.api_calls() - self._calls_before
-                tx.runs.finish(run_id, status, api_calls=api_calls, error=failure)
+                tx.runs.finish(
+                    run_id, status, api_calls=api_calls, error=failure, entities=entities
+                )
         finally:
             if self._runtime is not None:
                 await self._runtime.aclose()

@@ -139,15 +139,18 @@ class OrderSync:
         unlinked: list[Item] = []
         for item in items:
             link = links.get(item.source_key)
-            if item.source_key in from_accountview:
-                item.outcome = OutcomeKind.SKIPPED
-                item.reason = "it came from AccountView (orders flow AccountView -> Parts Pim)"
-            elif link is None:
-                unlinked.append(item)
-            else:
+            if link is not None:
                 item.outcome = OutcomeKind.SKIPPED
                 item.target_key = link.target_key
                 item.reason = f"already in AccountView as order {link.target_key}"
+            elif item.source_key in from_accountview:
+                item.outcome = OutcomeKind.SKIPPED
+                item.reason = (
+                    "Koppel made it in Parts Pim from an AccountView order (the orders flow "
+                    "AccountView -> Parts Pim); a record is not sent back to where it came from"
+                )
+            else:
+                unlinked.append(item)
         if not unlinked:
             return []
         references = {str(i.canonical["reference"]): i for i in unlinked if i.canonical}

@@ -176,21 +176,30 @@ class OrderToPartsPimSync:
             for item in unlinked:
                 item.fail(f"{item.label}: could not look it up in Parts Pim: {error}")
             return []
-        by_reference = {str(r["number"]): r for r in from_pim}
-        by_reference.update({str(r["reference"]): r for r in found})
+        posted_from_pim = {str(r["number"]): r for r in from_pim}
+        by_reference = {str(r["reference"]): r for r in found}
         relinked: list[LinkEntry] = []
         for item in unlinked:
             reference = str(orders[item.source_key]["reference"])
-            existing = by_reference.get(reference)
-            if existing is None:
-                continue
-            item.outcome = OutcomeKind.SKIPPED
-            item.target_key = str(existing["id"])
-            item.reason = (
-                f"already in Parts Pim: {existing.get('number')} has reference or number "
-                f"{reference!r}"
-            )
-            relinked.append(LinkEntry(item.source_key, item.target_key, content_hash(existing)))
+            if (existing := by_reference.get(reference)) is not None:
+                # Made by this flow before, its link lost: the link comes back.
+                item.outcome = OutcomeKind.SKIPPED
+                item.target_key = str(existing["id"])
+                item.reason = (
+                    f"already in Parts Pim as {self.document_type} {existing.get('number')} "
+                    f"(reference {reference!r})"
+                )
+                relinked.append(LinkEntry(item.source_key, item.target_key, content_hash(existing)))
+            elif (own := posted_from_pim.get(reference)) is not None:
+                # Koppel posted it from this Parts Pim order: no link, it does not come from
+                # AccountView, and the orders flow to AccountView keeps it as its own.
+                item.outcome = OutcomeKind.SKIPPED
+                item.target_key = str(own["id"])
+                item.reason = (
+                    f"Koppel posted it to AccountView from Parts Pim order {reference} (the "
+                    "orders flow Parts Pim -> AccountView); a record is not sent back to where "
+                    "it came from"
+                )
         return relinked
 
     async def _resolve(

@@ -242,7 +242,9 @@ class TargetWriter:
             outcome = item.outcome or OutcomeKind.FAILED
             if id(item.source) not in source_excerpts:
                 source_excerpts[id(item.source)] = excerpt(item.source)
-            counts[outcome.value] = counts.get(outcome.value, 0) + 1
+            # Another entity of the flow (a products flow's categories) is counted as itself.
+            counted = f"{self.link_entity}.{outcome.value}" if self.log_prefix else outcome.value
+            counts[counted] = counts.get(counted, 0) + 1
             logged_key = self.log_prefix + item.source_key
             outcomes.append(
                 OutcomeEntry(

@@ -25,7 +25,7 @@ from koppel.flows.registry import flow_type
 from koppel.flows.runtime import FlowRuntime
 from koppel.services.errors import Busy, FlowProblem, FlowsCannotRun
 from koppel.settings import Settings
-from koppel.store import Flow, OutcomeKind, Run, RunStatus, Store
+from koppel.store import Flow, OutcomeKind, Run, RunStatus, Store, counted
 
 INTERRUPTED = "interrupted"
 """A report's status when a stop ended the run before it finished (it resumes later)."""
@@ -59,7 +59,7 @@ class FlowReport:
         """Every record synced, and none waits for a retry."""
         return (
             self.status == RunStatus.SUCCEEDED.value
-            and not self.counts["failed"]
+            and not counted(self.counts, OutcomeKind.FAILED)
             and not self.waiting
         )
 
@@ -213,11 +213,11 @@ async def run_flows(
                 return reports
             except EngineError:
                 continue  # its engine state is gone (a new engine database): nothing resumes it
-            shown.advanced(flow, summary.counts)
             waiting = 0 if resumed else store.dead_letters.count_pending(flow.id)
             report = flow_report(
                 flow, store.runs.get(summary.run_id), summary, resumed=resumed, waiting=waiting
             )
+            shown.advanced(flow, report.counts)  # the outcomes' count, as the summary shows
             shown.finished(flow, report)
             reports.append(report)
     return reports

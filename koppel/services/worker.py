@@ -31,11 +31,14 @@ class WorkerLog(Protocol):
 
 
 async def serve(runner: FlowRunner, store: Store, log: WorkerLog) -> None:
-    """Run every enabled flow on its schedule until a stop; purge and report on the side."""
+    """Run every enabled flow on its schedule until a stop; purge and report on the side.
+
+    Only the runs this worker ran are reported: several workers share the load, and each
+    says what it did."""
     started = datetime.now(UTC)
     helpers = [
         asyncio.create_task(_purge_regularly(store, log)),
-        asyncio.create_task(_report_finished_runs(store, started, log)),
+        asyncio.create_task(_report_finished_runs(store, started, runner.executor, log)),
     ]
     try:
         await runner.work()
@@ -59,14 +62,16 @@ async def _purge_regularly(store: Store, log: WorkerLog) -> None:
         await asyncio.sleep(PURGE_EVERY_S)
 
 
-async def _report_finished_runs(store: Store, started: datetime, log: WorkerLog) -> None:
+async def _report_finished_runs(
+    store: Store, started: datetime, executor: str, log: WorkerLog
+) -> None:
     seen: set[str] = set()
     names: dict[int, str] = {}
     while True:
         runs = await asyncio.to_thread(store.runs.list, limit=50)
         for run in reversed(runs):
             finished = run.finished_at
-            if finished is None or run.id in seen:
+            if finished is None or run.id in seen or run.executor != executor:
                 continue
             if (finished if finished.tzinfo else finished.replace(tzinfo=UTC)) < started:
                 continue

@@ -33,6 +33,8 @@ from koppel.store.records import (
     Run,
     RunStatus,
     Tenant,
+    counted,
+    entity_counts,
 )
 from koppel.store.store import Store, open_store
 
@@ -63,6 +65,8 @@ __all__ = [
     "Store",
     "StoreError",
     "Tenant",
+    "counted",
+    "entity_counts",
     "make_engine",
     "open_store",
     "retry_backoff",

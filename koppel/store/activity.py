@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,15 +86,30 @@ def _dead_letter(row: DeadLetterRow) -> DeadLetter:
     )
 
 
-def _count_outcomes(session: Session, run_id: str) -> dict[str, int]:
+def _count_outcomes(
+    session: Session, run_id: str, entities: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    """Outcomes of a run by kind (`created`: 3); those logged under a prefix of `entities`
+    (prefix -> entity, the other entities a flow writes) as `entity.kind` (`categories.skipped`)."""
     counts = {kind.value: 0 for kind in OutcomeKind}
-    rows = session.execute(
-        select(OutcomeRow.outcome, func.count())
-        .where(OutcomeRow.run_id == run_id)
-        .group_by(OutcomeRow.outcome)
+    entity = (
+        case(
+            *(
+                (OutcomeRow.source_key.startswith(p, autoescape=True), e)
+                for p, e in entities.items()
+            ),
+            else_=literal(""),
+        )
+        if entities
+        else literal("")
     )
-    for outcome, count in rows:
-        counts[outcome] = count
+    rows = session.execute(
+        select(entity, OutcomeRow.outcome, func.count())
+        .where(OutcomeRow.run_id == run_id)
+        .group_by(entity, OutcomeRow.outcome)
+    )
+    for name, outcome, count in rows:
+        counts[f"{name}.{outcome}" if name else outcome] = count
     return counts
 
 
@@ -159,16 +174,23 @@ class RunRepository:
                 row.api_calls = api_calls
 
     def finish(
-        self, run_id: str, status: RunStatus, *, api_calls: int = 0, error: str | None = None
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        api_calls: int = 0,
+        error: str | None = None,
+        entities: Mapping[str, str] | None = None,
     ) -> Run:
-        """End a run; its counts are computed from its outcomes, so they always match the log."""
+        """End a run; its counts are computed from its outcomes, so they always match the log
+        (those of other entities it wrote, logged under a prefix of `entities`, apart)."""
         if status is RunStatus.RUNNING:
             raise StoreError("finish() needs a final status, not 'running'")
         with self._context.write() as session:
             row = self._require(session, run_id)
             row.status = status.value
             row.finished_at = utc_now()
-            row.counts = _count_outcomes(session, run_id)
+            row.counts = _count_outcomes(session, run_id, entities)
             row.api_calls = api_calls
             row.error = error
             session.flush()
@@ -321,8 +343,9 @@ class OutcomeRepository:
             rows = session.scalars(query.order_by(OutcomeRow.id).limit(limit).offset(offset))
             return [_outcome(row) for row in rows]
 
-    def counts(self, run_id: str) -> dict[str, int]:
-        """{created, updated, skipped, failed} -> number of records, for one run."""
+    def counts(self, run_id: str, entities: Mapping[str, str] | None = None) -> dict[str, int]:
+        """{created, updated, skipped, failed} -> number of records, for one run; those logged
+        under a prefix of `entities` (prefix -> entity) as `entity.kind`."""
         with self._context.read() as session:
             if self._context.tenant_id is not None:
                 exists = session.scalar(
@@ -332,7 +355,7 @@ class OutcomeRepository:
                 )
                 if exists is None:
                     raise NotFoundError(f"run {run_id} not found")
-            return _count_outcomes(session, run_id)
+            return _count_outcomes(session, run_id, entities)
 
 
 class DeadLetterRepository:

@@ -42,6 +42,22 @@ class OutcomeKind(StrEnum):
     FAILED = "failed"
 
 
+def counted(counts: Mapping[str, int], kind: OutcomeKind) -> int:
+    """Records of a run that ended as `kind`, of every entity it wrote (`failed` and
+    `categories.failed` alike)."""
+    return sum(n for key, n in counts.items() if key.rpartition(".")[2] == kind.value)
+
+
+def entity_counts(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """A run's counts of the other entities it wrote, by entity: {"categories": {...}}."""
+    split: dict[str, dict[str, int]] = {}
+    for key, number in counts.items():
+        entity, dot, kind = key.partition(".")
+        if dot:
+            split.setdefault(entity, {k.value: 0 for k in OutcomeKind})[kind] = number
+    return split
+
+
 class DeadLetterStatus(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
@@ -271,4 +287,6 @@ __all__ = [
     "Run",
     "RunStatus",
     "Tenant",
+    "counted",
+    "entity_counts",
 ]

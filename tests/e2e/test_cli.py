@@ -215,6 +215,23 @@ def test_demo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = json.loads(koppel("runs", "--json").stdout)
     assert {r["flow"] for r in runs} == set(document["flows"])
     assert all(r["status"] == "succeeded" for r in runs), runs
+    by_flow = {r["flow"]: r for r in runs}
+    # Each entity counted as itself: a products run's categories, an orders run's customers.
+    assert set(by_flow["products"]["entities"]) == {"categories"}
+    assert set(by_flow["orders"]["entities"]) == {"customers"}
+    assert sum(by_flow["orders"]["entities"]["customers"].values()) > 0
+    assert by_flow["categories"]["entities"] == {}
+    # The orders Koppel posted from Parts Pim are skipped by the flow back, saying so.
+    reasons = {
+        o["reason"]
+        for o in json.loads(
+            koppel("log", by_flow["av-orders"]["run_id"], "--outcome", "skipped", "--json").stdout
+        )["outcomes"]
+    }
+    assert any(
+        r.startswith("Koppel posted it to AccountView from Parts Pim order") for r in reasons
+    )
+    assert not any("came from AccountView" in r for r in reasons), reasons
 
 
 def test_worker_stops_on_sigterm_and_its_run_resumes(

@@ -183,7 +183,9 @@ async def test_lost_links_find_orders_by_reference(platform_factory: Any) -> Non
     rerun = await run_flow(platform, "orders")
     assert counts(platform, rerun).get("created", 0) == 0
     skipped = [o for o in outcomes(platform, rerun).values() if o.outcome == "skipped"]
-    assert {str(o.reason).split(":")[0] for o in skipped} == {"already in Parts Pim"}
+    assert {str(o.reason).split(" (")[0].rsplit(" ", 1)[0] for o in skipped} == {
+        "already in Parts Pim as order"
+    }
     assert len(documents(platform)) == 2
 
 

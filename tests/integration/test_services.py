@@ -198,11 +198,30 @@ async def test_flows_run_through_the_engine_with_the_sandboxes_in_process(
         [report] = await runs.run_flows(runner, platform_store, [flow], progress=progress)
     assert report.ok and report.status == "succeeded" and report.api_calls > 0
     articles = sandboxes.accountview.rows("ARTICLE")  # the company started without any
-    assert articles and report.counts["created"] > len(articles)  # their groups were created too
+    assert articles and report.counts["created"] == len(articles)
+    groups = [g for g in sandboxes.accountview.rows("ART_GRP") if g["CNG_NR"] == 1]
+    assert report.counts["categories.created"] == len(groups) > 0  # counted as such
     assert progress.events == [("started", "products"), ("finished", "succeeded")]
-    assert sum(progress.totals["products"].values()) >= len(articles)
+    assert progress.totals["products"] == report.counts  # the progress ends as the summary
     [listed] = activity.recent_runs(platform_store, flows=[flow]).runs
     assert listed.id == report.run_id and listed.counts == report.counts
+
+
+async def test_stock_read_in_pieces_ends_its_progress_at_the_summary(
+    platform_store: Store, settings: Settings, sandboxes: InProcessSandboxes, tmp_path: Path
+) -> None:
+    stock = {"from": "pim", "to": "av", "entity": "stock", "settings": {"page_size": 1}}
+    applied(platform_store, tmp_path, sandboxes.integration({"stock": stock}))
+    [flow] = platform_store.flows.list()
+    rows = sandboxes.partspim.store.all("stock")
+    assert len(rows) > len({row["sku"] for row in rows})  # some SKUs in several warehouses
+    progress = Recorded()
+    async with runs.started_runner(
+        platform_store, settings, handle_signals=False, transport=sandboxes.transport
+    ) as runner:
+        [report] = await runs.run_flows(runner, platform_store, [flow], progress=progress)
+    assert sum(report.counts.values()) == len({row["sku"] for row in rows})  # one per SKU
+    assert progress.totals["stock"] == report.counts
 
 
 async def test_a_mapping_is_previewed_on_a_sample_and_restored_with_an_audit_entry(
@@ -279,10 +298,14 @@ async def test_the_worker_runs_flows_on_schedule_and_reports_each_finished_run(
 ) -> None:
     applied(platform_store, tmp_path, sandboxes.integration({"products": PRODUCTS}))
     log = Log()
+    [flow] = platform_store.flows.list()
     async with runs.started_runner(
         platform_store, settings, handle_signals=False, transport=sandboxes.transport
     ) as runner:
         serving = asyncio.create_task(worker.serve(runner, platform_store, log))
+        # Another worker's run, finished while this one serves: not this worker's to report.
+        other = platform_store.runs.start(flow.id, executor="another-worker")
+        platform_store.runs.finish(other.id, RunStatus.SUCCEEDED)
         await asyncio.wait_for(log.first_run.wait(), timeout=120)
         runner.engine.request_stop()
         await asyncio.wait_for(serving, timeout=120)
