@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -272,6 +273,20 @@ def pick_integration(store: Store, config: Path | None, name: str | None) -> Int
     return setup.choose_integration(store, name)
 
 
+def koppel_command() -> str:
+    """How to run this installation's `koppel` from here: `koppel` when the shell finds it on
+    PATH, else its path (`.venv/bin/koppel` after `make demo`), so a printed hint works as it
+    is pasted."""
+    installed = Path(sys.executable).parent / "koppel"
+    found = shutil.which("koppel")
+    if found is not None and Path(found).resolve() == installed.resolve():
+        return "koppel"
+    try:
+        return str(installed.relative_to(Path.cwd()))
+    except ValueError:
+        return str(installed)
+
+
 def when(moment: datetime | None) -> str:
     """A stored moment in UTC, to the second."""
     if moment is None:
@@ -312,6 +327,7 @@ __all__ = [
     "exit_code_for",
     "fail",
     "friendly_errors",
+    "koppel_command",
     "load_settings",
     "opened_store",
     "pick_integration",

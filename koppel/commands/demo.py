@@ -17,6 +17,7 @@ from koppel.commands.common import (
     ExitCode,
     console,
     friendly_errors,
+    koppel_command,
     load_settings,
     opened_store,
     progress_bar,
@@ -46,7 +47,7 @@ def _connect_hint(demo: Demo) -> str:
             f"  AccountView API  {av['base_url']}",
             f"  credentials      {demo.file} (readable by you only)",
             "  each sandbox shows the requests it served at /_admin/requests",
-            f"In another terminal: KOPPEL_HOME={demo.settings.home} koppel runs",
+            f"In another terminal: KOPPEL_HOME={demo.settings.home} {koppel_command()} runs",
             "Stop with Ctrl-C.",
         ]
     )
@@ -64,7 +65,9 @@ async def _demo(
         if code is ExitCode.FAILED and all(r.status != RunStatus.FAILED for r in reports):
             code = ExitCode.OK  # records that failed are part of the show, not a broken demo
         if once or code is ExitCode.INTERRUPTED:
-            console.print(f"look around: KOPPEL_HOME={settings.home} koppel runs", markup=False)
+            console.print(
+                f"look around: KOPPEL_HOME={settings.home} {koppel_command()} runs", markup=False
+            )
             return code
         console.print(hint, markup=False)
         await worker.serve(runner, store, WorkerLines())

@@ -317,3 +317,32 @@ def test_runs_log_and_dead_letters_read_at_80_columns(cli_setup: Setup) -> None:
     assert letters.exit_code == 0
     assert all(len(line) <= 80 for line in letters.stdout.splitlines())
     assert re.search(rf"^{long_name}  {bad['id']}  attempt \d", letters.stdout, re.MULTILINE)
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_hint_runs_as_it_is_pasted(tmp_path: Path) -> None:
+    """After `make demo` the shell has no `koppel` on PATH: the printed hint must still work."""
+    bare_path = os.pathsep.join(
+        part
+        for part in os.environ.get("PATH", "").split(os.pathsep)
+        if Path(part).resolve() != Path(sys.executable).parent.resolve()
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY")
+    }
+    env |= {"PATH": bare_path, "KOPPEL_HOME": str(tmp_path / "home"), "COLUMNS": "300"}
+    demo = subprocess.run(
+        [str(Path(sys.executable).parent / "koppel"), "demo", "--once", "--products", "20"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    [hint] = re.findall(r"^look around: (.+)$", demo.stdout, re.MULTILINE)
+    pasted = subprocess.run(hint, shell=True, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert pasted.returncode == 0, pasted.stderr
+    assert "runs, newest first" in pasted.stdout
