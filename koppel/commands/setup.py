@@ -73,7 +73,7 @@ def test(
     name: Annotated[str, typer.Argument(help="the connection's name in the file")],
     config: ConfigFile,
 ) -> None:
-    """Log in and make one small call, as the setup wizard does.
+    """Log in and make one small call; when it fails, say why and what to check.
 
     The file is applied first, so a refresh token the API rotates on this call is kept.
     """

@@ -69,7 +69,7 @@ class FlowConfig(_Strict):
     target: Name = Field(alias="to", description="name of the connection records go to")
     entity: FlowEntity
     schedule: Annotated[int | None, BeforeValidator(parse_schedule)] = Field(
-        default=60, description="seconds between runs; None = manual/webhook only"
+        default=60, description="seconds between runs; None = manual (runs only when asked)"
     )
     enabled: bool = True
     settings: dict[str, Any] = Field(default_factory=dict)

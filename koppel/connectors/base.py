@@ -1,6 +1,6 @@
 """What every connector shares: the HTTP client policy and the record-level interface.
 
-Remote APIs are the bottleneck (DESIGN.md, performance stance), so one `ApiClient` per connection
+Remote APIs are the bottleneck (docs/performance.md), so one `ApiClient` per connection
 keeps as many requests in flight as the connection allows and no more, retries what is worth
 retrying, and counts every call so runs can report their cost. Connectors override a few small
 methods (`auth_headers`, `refresh_auth`, `validate_response`, `backoff_wait`) instead of the loop.

@@ -41,7 +41,7 @@ from koppel.mapping.preview import (
     render_preview,
     to_text,
 )
-from koppel.mapping.validation import validate
+from koppel.mapping.validation import validate, written_fields
 
 __all__ = [
     "CATALOGUE",
@@ -70,4 +70,5 @@ __all__ = [
     "render_preview",
     "to_text",
     "validate",
+    "written_fields",
 ]

@@ -1,7 +1,7 @@
 """Errors and findings of the datamapper.
 
 A mapping problem is always reported with the record, the field and the rule, so a user can fix
-the mapping or the data without reading code (guarantee 5 in DESIGN.md).
+the mapping or the data without reading code (bad input gets a clear error).
 """
 
 from __future__ import annotations

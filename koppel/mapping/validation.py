@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from koppel.mapping.document import UNSET, MappingSpec, Overflow
+from koppel.mapping.document import UNSET, FieldRule, MappingSpec, Overflow
 from koppel.mapping.engine import CompiledRule, build_rules
 from koppel.mapping.errors import MappingIssue, Severity
 from koppel.mapping.expressions import DEFAULT_LIMITS, ExpressionLimits
@@ -35,7 +35,9 @@ def validate(
     rules, issues = build_rules(spec, target_schema=target_schema, tables=tables, limits=limits)
     checker = _Checker(source_schema, target_schema, issues)
     checker.check_rules(rules, source_prefix="")
-    checker.check_required(rules)
+    # A rule that is written but does not compile has its own error: the field is not also
+    # reported as "not mapped".
+    checker.check_required(rules, written=set(written_fields(spec.fields)))
     return sorted(issues, key=lambda issue: issue.severity is not Severity.ERROR)
 
 
@@ -189,12 +191,12 @@ class _Checker:
             f"`truncate: {limit}` or the record fails",
         )
 
-    def check_required(self, rules: tuple[CompiledRule, ...]) -> None:
+    def check_required(self, rules: tuple[CompiledRule, ...], written: set[str]) -> None:
         mapped = {compiled.field: compiled for compiled in _flatten(rules)}
         whole = [field for field, compiled in mapped.items() if compiled.rule.each is None]
         for spec in self.target:
             path = spec.path
-            if not spec.required or path in mapped:
+            if not spec.required or path in mapped or path in written:
                 continue
             if any(path.startswith(other + ".") for other in whole):
                 continue  # an enclosing object is mapped as a whole
@@ -209,6 +211,14 @@ class _Checker:
                 f"required target field {path} is not mapped: add `{path.rpartition('.')[2]}: "
                 "{from: ...}` or a `const`",
             )
+
+
+def written_fields(rules: Iterable[FieldRule], prefix: str = "") -> Iterable[str]:
+    """Every target field a mapping writes a rule for, named as issues name them
+    (`lines[].sku`)."""
+    for rule in rules:
+        yield prefix + rule.target
+        yield from written_fields(rule.fields, f"{prefix}{rule.target}[].")
 
 
 def _flatten(rules: Iterable[CompiledRule]) -> Iterable[CompiledRule]:
@@ -245,4 +255,4 @@ def _close(path: str, schema: RecordSchema) -> str:
     return f": did you mean {', '.join(matches)}?" if matches else ""
 
 
-__all__ = ["validate"]
+__all__ = ["validate", "written_fields"]

@@ -1,5 +1,5 @@
 """Authorising a connection (OAuth2 authorization code): the way to a new grant when the old one
-is gone, and the setup wizard's way to a first one.
+is gone, or the first grant of a connection set up without a refresh token.
 
 `start` makes the application's login URL for a connection, with a random `state` kept (hashed)
 in the store for ten minutes; the person logs in there, and the application sends the browser to

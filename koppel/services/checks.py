@@ -32,7 +32,15 @@ from koppel.flows.mappings import (
 )
 from koppel.flows.registry import flow_type
 from koppel.flows.settings import flow_settings, settings_model, shared_setting_names
-from koppel.mapping import InvalidMappingError, MappingIssue, MappingSpec, Severity, validate
+from koppel.mapping import (
+    InvalidMappingError,
+    MappingIssue,
+    MappingSpec,
+    Severity,
+    parse_mapping,
+    validate,
+    written_fields,
+)
 from koppel.model.schema import RecordSchema
 from koppel.services.errors import NotFound
 
@@ -129,7 +137,14 @@ def inspect_file_mapping(config: IntegrationConfig, file: Path, flow_name: str) 
             continue
         specs[side] = spec
         source_schema, target_schema = schemas[side]
-        issues[side].extend(validate(spec, source_schema, target_schema, tables=tables))
+        # Warnings only for what the file writes: the connector's default is its own concern.
+        override = flow.mapping.get(side)
+        written = set(written_fields(parse_mapping(override).fields)) if override else set()
+        issues[side].extend(
+            issue
+            for issue in validate(spec, source_schema, target_schema, tables=tables)
+            if issue.severity is Severity.ERROR or issue.field in written
+        )
     return FlowMappingView(flow_name, flow.entity, applications, specs, schemas, issues, tables)
 
 

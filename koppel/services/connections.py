@@ -1,4 +1,4 @@
-"""Testing a connection: log in and make one small call, as the setup wizard does.
+"""Testing a connection: log in and make one small call.
 
 A test ends within CHECK_DEADLINE_S with the reason when it does not work: refused, a name that
 does not resolve, a timeout, TLS, or the API's HTTP status, each with what to check.

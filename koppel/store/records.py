@@ -119,7 +119,7 @@ class Flow:
     source_connection_id: int
     target_connection_id: int
     enabled: bool
-    schedule_seconds: int | None  # None: runs only on demand or by webhook
+    schedule_seconds: int | None  # None: runs only on demand
     settings: dict[str, Any]
     mapping: dict[str, Any]
     mapping_version: int

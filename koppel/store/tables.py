@@ -161,7 +161,7 @@ class FlowRow(Base):
     source_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
     target_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    # None means no schedule (manual or webhook only); no column default, it would replace None.
+    # None means no schedule (runs only on demand); no column default, it would replace None.
     schedule_seconds: Mapped[int | None] = mapped_column(Integer)
     settings: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     mapping: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
@@ -208,7 +208,8 @@ class RunRow(Base):
 
 
 class OutcomeRow(Base):
-    """The activity log: one row per source record per run (DESIGN.md guarantee 1)."""
+    """The activity log: one row per source record per run (nothing lost: every record read
+    ends as one outcome)."""
 
     __tablename__ = "outcomes"
     __table_args__ = (

@@ -198,3 +198,19 @@ def test_a_taken_port_is_said_before_the_banner_with_its_own_exit_code() -> None
     assert result.stdout == ""  # no banner, no data generated
     [line] = result.stderr.splitlines()
     assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line
+
+
+def test_mapping_validate_names_only_real_problems_of_what_the_file_writes(tmp_path: Path) -> None:
+    args = ("--flow", "products", "--config")
+    plain_file = write(tmp_path / "plain.yaml", integration())
+    clean = koppel("mapping", "validate", *args, str(plain_file))
+    assert clean.exit_code == 0, clean.output
+    assert "warning" not in clean.stdout  # the default mapping's own notes are not the user's
+
+    broken = {"send": {"fields": {"ART_DESC1": {"expr": "name & & ' '"}}}}
+    result = koppel(
+        "mapping", "validate", *args, str(write(tmp_path / "b.yaml", integration(mapping=broken)))
+    )
+    assert result.exit_code == 1
+    assert "expression does not parse" in result.stdout
+    assert "is not mapped" not in result.stdout

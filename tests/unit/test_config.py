@@ -53,7 +53,8 @@ def problems_of(content: str, environ: dict[str, str] | None = None) -> list[tup
 
 
 def test_the_documented_example_loads(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, docs_example()), environ=ENV)
+    environ = {**ENV, "AV_CLIENT_ID": "koppel", "AV_COMPANY": "1"}
+    config = load_config(write(tmp_path, docs_example()), environ=environ)
     assert (config.tenant, config.integration) == ("acme", "acme-pim-av")
     assert config.connections["av"].application is Application.ACCOUNTVIEW
     assert config.connections["av"].credentials["client_secret"] == "av-secret-456"
