@@ -58,7 +58,6 @@ class NeedsAuthorisation(KoppelError):
             f"{connection.state_reason or 'the API refused its grant'}\n"
             f"authorise it again: koppel connection authorize {connection.name} --config FILE"
         )
-        self.connection = connection.name
 
 
 def connection_fix(error: ConnectorError, name: str) -> str:

@@ -1,7 +1,9 @@
 """The use cases under both faces: the CLI's commands and the web app's routes call these.
 
 One module per area: `setup` (applying an integration file, choosing the integration and its
-flows), `connections` (testing one), `runs` (checking and running flows, their reports),
+flows), `checks` (what a run would find wrong in a file, before it is applied), `connections`
+(testing one), `authorization` (authorising one again), `runs` (checking and running flows,
+their reports),
 `worker` (schedules with retention and a report per finished run), `activity` (runs and their
 activity log), `dead_letters`, `mappings` (show, validate, preview, versions, restore) and `demo`
 (the sandboxes and the demo's integration).
