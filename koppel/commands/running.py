@@ -95,7 +95,7 @@ def _label(report: FlowReport) -> str:
 
 def summary_table(reports: Sequence[FlowReport], title: str) -> Table:
     table = Table(title=title)
-    table.add_column("flow", style="bold")
+    table.add_column("flow", style="bold", no_wrap=True, overflow="ellipsis")
     table.add_column("status")
     for name in OUTCOMES:
         table.add_column(name, justify="right")
@@ -111,7 +111,7 @@ def summary_table(reports: Sequence[FlowReport], title: str) -> Table:
         )
         for entity, numbers in sorted(entity_counts(counts).items()):
             table.add_row(
-                Text(f"  its {entity}", style="dim"),
+                Text(f"  {entity}", style="dim"),
                 "",
                 *(str(numbers[name]) for name in OUTCOMES),
                 "",
