@@ -433,11 +433,13 @@ EMPTY_RESULT_STATUS = 200
 
 FIELDS_ALWAYS_RETURNED = True
 """A row always carries its key and EXT_KEY (the row's internal number), whatever `Fields` asks
-for. Where a business object answers more than one table (AR1: CONTACT and USR_LINK; SO1: SO_HDR
-and SO_LINE; FLD: DCT_FLD and DCT_TAG) its main rows also carry <TABLE>_Id, their 0-based
-ordinal in this response, and detail rows carry their header's <HEADER>_Id but no _Id of their
-own: the Go client's structs have CONTACT_Id on AR1 rows, DJ_PAGE_Id on DJ_LINE rows, and none on
-VAT, LEDGER, COST or CON rows. A detail table that `Fields` does not mention comes back whole."""
+for; rows of the data dictionary (FLD, DBF) carry no EXT_KEY, as the Go client's DCT_FLD and
+DCT_FILE structs have none while all its data structs have one. Where a business object answers
+more than one table (AR1: CONTACT and USR_LINK; SO1: SO_HDR and SO_LINE; FLD: DCT_FLD and
+DCT_TAG) its main rows also carry <TABLE>_Id, their 0-based ordinal in this response, and detail
+rows carry their header's <HEADER>_Id but no _Id of their own: the Go client's structs have
+CONTACT_Id on AR1 rows, DJ_PAGE_Id on DJ_LINE rows, and none on VAT, LEDGER, COST or CON rows.
+A detail table that `Fields` does not mention comes back whole."""
 
 BOOK_DATE_IGNORED = True
 """Each sandbox company has one bookkeeping year, so BookDate (GET and POST) is accepted and

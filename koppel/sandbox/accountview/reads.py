@@ -254,7 +254,13 @@ def render(
     numbered = bool(bo.details or bo.extra_tables)
     body: dict[str, Any] = {
         header.name: [
-            _row(header, row, selection, (f"{header.name}_Id", index) if numbered else None)
+            _row(
+                header,
+                row,
+                selection,
+                (f"{header.name}_Id", index) if numbered else None,
+                ext_key=not bo.system,
+            )
             for index, row in enumerate(header_rows)
         ]
     }
@@ -274,7 +280,7 @@ def render(
         order = detail.key or ROW_ID
         lines.sort(key=lambda line: (ordinal[line[link]], line[order]))
         body[detail_name] = [
-            _row(detail, line, selection, (f"{header.name}_Id", ordinal[line[link]]))
+            _row(detail, line, selection, (f"{header.name}_Id", ordinal[line[link]]), ext_key=True)
             for line in lines
         ]
     for extra in bo.extra_tables:
@@ -287,8 +293,11 @@ def _row(
     row: sqlite3.Row,
     selection: dict[str, list[FieldDef]] | None,
     number: tuple[str, int] | None,
+    *,
+    ext_key: bool,
 ) -> dict[str, Any]:
-    """One row as the API shows it; `number` is its (or, for a detail row, its header's) _Id."""
+    """One row as the API shows it; `number` is its (or, for a detail row, its header's) _Id.
+    Dictionary rows carry no EXT_KEY (assumptions.FIELDS_ALWAYS_RETURNED)."""
     chosen = selection.get(table.name) if selection is not None else None
     if chosen is None:
         fields = list(table.fields.values())
@@ -297,7 +306,8 @@ def _row(
     else:
         fields = [table.fields[table.key], *chosen]
     result = {f.name: to_json(f, row[f.name]) for f in fields}
-    result["EXT_KEY"] = row[ROW_ID]
+    if ext_key:
+        result["EXT_KEY"] = row[ROW_ID]
     if number is not None:
         result[number[0]] = number[1]
     return result
