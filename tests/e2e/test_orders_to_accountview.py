@@ -180,7 +180,7 @@ async def test_company_and_private_orders_then_rerun_creates_nothing(
     assert debtor["SUB_NR"] == existing["SUB_NR"] == company_so["RPL_INV"]
     assert (debtor["ACCT_NAME"], debtor["IS_COMP"], debtor["MAIN_CONT"]) == (
         "Bakkerij de Vries B.V.",
-        True,
+        False,  # IS_COMP is "the relation is my competitor"
         "Piet de Vries",
     )
     assert (debtor["POST_CODE"], debtor["ST_NR"], debtor["ST_EXTRA"]) == ("3511 AB", "12", "A")

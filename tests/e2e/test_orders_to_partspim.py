@@ -57,6 +57,7 @@ def order_platform(
         [
             {
                 "SUB_NR": "50001",
+                "ACCT_NR": "1210",
                 "ACCT_NAME": "Garage Jansen B.V.",
                 "SRC_CODE": "JANSEN",
                 "MAIN_CONT": "Piet van Jansen",
@@ -66,6 +67,7 @@ def order_platform(
             },
             {
                 "SUB_NR": "50002",
+                "ACCT_NR": "1210",
                 "ACCT_NAME": "Els de Boer",
                 "SRC_CODE": "DEBOER",
                 "MAIL_BUS": "els.deboer@example.nl",
@@ -222,6 +224,7 @@ async def test_faults_neither_duplicate_nor_lose_orders(platform_factory: Any) -
         [
             {
                 "SUB_NR": str(60000 + n),
+                "ACCT_NR": "1210",
                 "ACCT_NAME": f"Klant {n}",
                 "SRC_CODE": f"KLANT{n}",
                 "MAIL_BUS": f"klant{n}@example.nl",

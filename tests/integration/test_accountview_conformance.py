@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from koppel.connectors.accountview import ENTITIES, AccountViewConnector
 from koppel.connectors.base import ClientLimits, Connector, Record
 from koppel.sandbox.accountview import AccountViewSandbox
+from koppel.sandbox.accountview.assumptions import PastLastPage
 from tests.connector_conformance import ConnectorHarness, EntityCase, Sandbox, conformance_suite
 
 FAST = ClientLimits(backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=12, timeout_s=10)
@@ -39,6 +41,13 @@ def row_ids(sandbox: Sandbox, entity: str) -> set[str]:
     return {str(row[id_field]) for row in as_av(sandbox).rows(spec.table)}
 
 
+def answer_past_last_page(choice: PastLastPage) -> Callable[[Sandbox], None]:
+    def switch(sandbox: Sandbox) -> None:
+        as_av(sandbox).past_last_page = choice
+
+    return switch
+
+
 def changed(field: str, value: str) -> Any:
     def change(record: Record) -> Record:
         return {**record, field: value}
@@ -53,6 +62,11 @@ HARNESS = ConnectorHarness(
     make_bad_connector=make_bad_connector,
     paging_entity="articles",
     row_ids=row_ids,
+    past_last_page={
+        "empty list": answer_past_last_page(PastLastPage.EMPTY),
+        "error body": answer_past_last_page(PastLastPage.ERROR),
+        "404": answer_past_last_page(PastLastPage.NOT_FOUND),
+    },
     cases=[
         EntityCase(
             entity="articles",
