@@ -60,11 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await state.runner.__aenter__()
         except ExecutorInUse as error:
-            logger.error(
-                "cannot run the flows in this process: %s. Let that process run them and "
-                "start this one with --no-worker, or stop it first",
-                error,
-            )
+            state.startup_error = error
             raise
         await state.runner.engine.start_worker(state.runner.schedules)
     housekeeping = asyncio.create_task(_housekeeping(state))

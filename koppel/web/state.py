@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from koppel.accounts.signin import SignInPolicy
 from koppel.engine.runner import FlowRunner
+from koppel.errors import KoppelError
 from koppel.settings import Settings
 from koppel.store import Store
 
@@ -54,6 +55,8 @@ class WebState:
     """The engine run in this process (`koppel serve`), None with --no-worker."""
     owns_store: bool
     first_run: FirstRun
+    startup_error: KoppelError | None = None
+    """Why the lifespan could not start (the engine held by another process), for `serve`."""
     policy: SignInPolicy = field(init=False)
     zone: ZoneInfo = field(init=False)
 

@@ -21,7 +21,8 @@ def refused(
     """The form's page again, with the rule that refused it and the status of its category."""
     page = page_context(request)
     problem = problem_for(error, page.locale)
-    return render(page, template, {**view, "error": problem.detail}, status=problem.status)
+    view = {**view, "error": problem.detail, "error_kind": problem.kind}
+    return render(page, template, view, status=problem.status)
 
 
 def redirect(path: str, notice: str | None = None) -> RedirectResponse:

@@ -64,8 +64,9 @@ def change_user_role(
     user_id: int,
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
+    target = current.store.users.require(user_id)  # another workspace's user: 404 first
     try:
-        change_role(current.store, current.user, user_id, parse_role(role))
+        change_role(current.store, current.user, target.id, parse_role(role))
     except AccountError as error:
         return refused(request, "users.html", _view(current), error)
     return redirect("/users", "role-changed")
