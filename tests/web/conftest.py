@@ -4,10 +4,11 @@ and clients signed in as any of them (sessions made the way sign-in makes them).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -93,16 +94,21 @@ def world(store: Store) -> World:
 
 
 @pytest.fixture
-def app(web_settings: Settings, store: Store, world: World) -> FastAPI:
-    return create_app(web_settings, store=store)
+def app(web_settings: Settings, store: Store, world: World) -> Iterator[FastAPI]:
+    app = create_app(web_settings, store=store)
+    with TestClient(app):
+        yield app
 
 
 class Browser(TestClient):
-    """A client that keeps cookies like a browser and knows its forms' anti-forgery token."""
+    """A client that keeps cookies like a browser and knows its forms' anti-forgery token.
+
+    Not entered as a context manager: the app's lifespan runs once, in the `app` fixture.
+    """
 
     csrf: str = ""
 
-    def form(self, path: str, data: dict[str, str] | None = None) -> object:
+    def form(self, path: str, data: dict[str, str] | None = None) -> httpx.Response:
         return self.post(path, data={"csrf_token": self.csrf, **(data or {})})
 
 
@@ -115,24 +121,13 @@ def signed_in(app: FastAPI, store: Store, user: User) -> Browser:
 
 
 @pytest.fixture
-def client_for(app: FastAPI, store: Store) -> Iterator[object]:
-    opened: list[Browser] = []
-
-    def make(user: User) -> Browser:
-        client = signed_in(app, store, user)
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
+def client_for(app: FastAPI, store: Store) -> Callable[[User], Browser]:
+    return lambda user: signed_in(app, store, user)
 
 
 @pytest.fixture
-def anonymous(app: FastAPI) -> Iterator[Browser]:
-    with Browser(app, follow_redirects=False) as client:
-        yield client
+def anonymous(app: FastAPI) -> Browser:
+    return Browser(app, follow_redirects=False)
 
 
 def form_token(html: str) -> str:
