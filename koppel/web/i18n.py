@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.core import negotiate_locale
-from babel.dates import format_datetime, format_timedelta
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -73,6 +73,12 @@ def format_moment(moment: datetime | None, locale: str, zone: ZoneInfo) -> str:
     return format_datetime(moment.astimezone(zone), format="medium", locale=Locale.parse(locale))
 
 
+def format_day(moment: datetime | None, locale: str, zone: ZoneInfo) -> str:
+    if moment is None:
+        return "–"
+    return format_date(moment.astimezone(zone), format="medium", locale=Locale.parse(locale))
+
+
 def format_interval(seconds: int, locale: str) -> str:
     """A schedule's interval in words: "5 minutes", "5 Minuten"."""
     return format_timedelta(timedelta(seconds=seconds), threshold=1, locale=Locale.parse(locale))
@@ -93,6 +99,7 @@ __all__ = [
     "LOCALE_DIR",
     "format_amount",
     "format_count",
+    "format_day",
     "format_interval",
     "format_moment",
     "negotiate",

@@ -24,6 +24,7 @@ from koppel.web.i18n import (
     LANGUAGE_NAMES,
     format_amount,
     format_count,
+    format_day,
     format_interval,
     format_moment,
     translations,
@@ -45,6 +46,11 @@ def _ngettext(context: Context, singular: str, plural: str, number: int) -> str:
 @pass_context
 def _moment(context: Context, value: datetime | None) -> str:
     return format_moment(value, context["locale"], context["zone"])
+
+
+@pass_context
+def _day(context: Context, value: datetime | None) -> str:
+    return format_day(value, context["locale"], context["zone"])
 
 
 @pass_context
@@ -73,7 +79,9 @@ def _environment() -> Environment:
     environment.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=_gettext, ngettext=_ngettext, newstyle=True
     )
-    environment.filters.update(moment=_moment, amount=_amount, count=_count, duration=_duration)
+    environment.filters.update(
+        moment=_moment, day=_day, amount=_amount, count=_count, duration=_duration
+    )
     environment.globals.update(language_names=LANGUAGE_NAMES)
     return environment
 

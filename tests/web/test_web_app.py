@@ -282,7 +282,7 @@ def test_numbers_and_dates_are_in_the_users_locale(client_for: Client, world: Wo
     viewer = client_for(world.a.viewer)
     viewer.form("/account/language", {"locale": "nl"})
     tokens = viewer.get("/account/tokens").text
-    assert re.search(r"gemaakt \d{1,2} [a-z]{3}\.? \d{4}", tokens), tokens  # e.g. 1 dec. 2026
+    assert re.search(r"gemaakt \d{1,2} [a-z]{3}\.? \d{4} ·", tokens), tokens  # 1 dec. 2026
     home = viewer.get("/").text
     assert "elke 1 minuut" in home  # the seeded flow's 60 s schedule, in words
 
