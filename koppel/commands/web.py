@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -18,6 +21,14 @@ from koppel.commands.common import (
 )
 from koppel.engine.runner import FlowRunner
 from koppel.web import create_app
+
+
+class _Stopped(Exception):
+    """SIGTERM, after uvicorn has shut the app down."""
+
+
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped
 
 
 @friendly_errors
@@ -63,7 +74,21 @@ def serve(
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
         )
-        server.run()
+        # A startup error of ours is said once, below, without uvicorn's traceback of it.
+        logging.getLogger("uvicorn.error").addFilter(
+            lambda record: state.startup_error is None or "Traceback" not in record.getMessage()
+        )
+        # uvicorn stops gracefully on SIGTERM, then raises the signal again: it ends here.
+        previous = signal.signal(signal.SIGTERM, _stopped)
+        try:
+            server.run()
+        except _Stopped:
+            pass
+        except SystemExit:  # uvicorn's way to say the startup failed
+            if state.startup_error is None:
+                raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     if state.startup_error is not None:
         error = state.startup_error
         fail(
@@ -73,6 +98,15 @@ def serve(
         )
     if not server.started:
         fail("the web app did not start; the lines above say why", ExitCode.FAILED)
+    console.print(
+        "koppel serve stopped"
+        + (
+            ": batches in flight were finished; unfinished runs resume at the next start"
+            if runner
+            else ""
+        ),
+        markup=False,
+    )
 
 
 __all__ = ["serve"]
