@@ -7,6 +7,7 @@ with store.transaction() as tx:            # one atomic step per batch
     tx.cursors.set(flow.id, value, tie_keys)
 """
 
+from koppel.store.accounts import ApiToken, EmailTakenError, Role, User, UserSession
 from koppel.store.activity import retry_backoff
 from koppel.store.context import NotFoundError, StoreError
 from koppel.store.database import DatabaseURLError, make_engine, upgrade
@@ -35,6 +36,7 @@ from koppel.store.records import (
 from koppel.store.store import Store, open_store
 
 __all__ = [
+    "ApiToken",
     "Application",
     "AuditEntry",
     "Connection",
@@ -43,6 +45,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterEntry",
     "DeadLetterStatus",
+    "EmailTakenError",
     "Flow",
     "Integration",
     "Link",
@@ -54,11 +57,14 @@ __all__ = [
     "OutcomeKind",
     "PurgeResult",
     "PutResult",
+    "Role",
     "Run",
     "RunStatus",
     "Store",
     "StoreError",
     "Tenant",
+    "User",
+    "UserSession",
     "make_engine",
     "open_store",
     "retry_backoff",
