@@ -312,11 +312,12 @@ class Engine:
 
     async def _release_dbos(self) -> None:
         global _active_engine
+        # DBOS made its own thread pool this loop's default executor, and destroy() shuts that
+        # pool down while tasks of the loop (the worker's purge and run reports) may still hand
+        # work to threads: give the loop a live pool of its own before, not after.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
         # destroy() joins DBOS's threads; off the loop, so tasks they hand to it can finish.
         await asyncio.to_thread(DBOS.destroy)
-        # DBOS made its own thread pool this loop's default executor and has just shut it
-        # down; give the loop a live one back for whoever runs on it after us.
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
         logging.getLogger("dbos").removeFilter(self._log_filter)
         if self._lock is not None:
             self._lock.release()
