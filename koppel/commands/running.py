@@ -144,10 +144,23 @@ async def started_runner(store: Store, settings: Settings) -> AsyncIterator[Flow
             f"{error}.\nLet that process run the flows, or stop it and try again.",
             ExitCode.BUSY,
         )
+    acknowledgement = asyncio.create_task(_acknowledge_a_stop(runner))
     try:
         yield runner
     finally:
+        # Cancelled first: the shutdown of a normal end is not a stop someone asked for.
+        acknowledgement.cancel()
         await runner.__aexit__(None, None, None)
+
+
+async def _acknowledge_a_stop(runner: FlowRunner) -> None:
+    """Say at once that Ctrl-C or SIGTERM was heard: the batches in flight may take a while."""
+    await runner.engine.wait_stopping()
+    err_console.print(
+        "stopping: the batches in flight finish and are recorded first "
+        "(Ctrl-C again cuts them; they run again on resume)",
+        markup=False,
+    )
 
 
 def _flow_progress() -> Progress:
@@ -246,11 +259,12 @@ def print_reports(reports: Sequence[FlowReport], title: str) -> None:
             )
 
 
-async def serve(runner: FlowRunner, store: Store) -> None:
-    """Run every enabled flow on its schedule until a stop; purge and report on the side."""
+async def serve(runner: FlowRunner, store: Store, *, purge_every_s: float = PURGE_EVERY_S) -> None:
+    """Run every enabled flow on its schedule until a stop; purge (at start, then every
+    `purge_every_s`) and report on the side."""
     started = datetime.now(UTC)
     helpers = [
-        asyncio.create_task(_purge_regularly(store)),
+        asyncio.create_task(_purge_regularly(store, purge_every_s)),
         asyncio.create_task(_report_finished_runs(store, started)),
     ]
     try:
@@ -263,7 +277,7 @@ async def serve(runner: FlowRunner, store: Store) -> None:
                 await helper
 
 
-async def _purge_regularly(store: Store) -> None:
+async def _purge_regularly(store: Store, every_s: float) -> None:
     while True:
         try:
             result = await asyncio.to_thread(store.retention.purge)
@@ -277,7 +291,7 @@ async def _purge_regularly(store: Store) -> None:
                     f"{result.dead_letter_payloads_cleared} dead-letter payloads",
                     markup=False,
                 )
-        await asyncio.sleep(PURGE_EVERY_S)
+        await asyncio.sleep(every_s)
 
 
 async def _report_finished_runs(store: Store, started: datetime) -> None:

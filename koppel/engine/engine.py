@@ -266,6 +266,10 @@ class Engine:
         # Kept referenced: the loop holds tasks only weakly.
         self._shutdown_task = asyncio.get_running_loop().create_task(self.shutdown())
 
+    async def wait_stopping(self) -> None:
+        """Return once a stop has begun (requested, or a shutdown called)."""
+        await self._stopping.wait()
+
     async def wait_stopped(self) -> None:
         """Return once the engine has shut down."""
         await self._stopped.wait()
