@@ -7,8 +7,9 @@ lives in the store (applied from an integration file, see koppel.config).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,11 +40,21 @@ class Settings(BaseSettings):
         description="the durable engine's (DBOS) system database; unset means the SQLite file "
         "{home}/dbos.sqlite. Use PostgreSQL when several workers share the load",
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING",
+        description="what the commands and the engine log to stderr; DEBUG shows every API "
+        "request and retry (never a credential)",
+    )
     worker_id: str = Field(
         default="local",
         description="this process's name for run recovery; every worker sharing a PostgreSQL "
         "engine database needs its own, stable id",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def store_url(self) -> str:

@@ -63,7 +63,15 @@ class RequestGate:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._holds: list[Hold] = []
+        self._taps: list[tuple[Callable[[SeenRequest], bool], list[bytes]]] = []
         self._lock = threading.Lock()
+
+    def tap(self, matches: Callable[[SeenRequest], bool]) -> list[bytes]:
+        """The response bodies of every request that matches from now on (e.g. tokens issued)."""
+        bodies: list[bytes] = []
+        with self._lock:
+            self._taps.append((matches, bodies))
+        return bodies
 
     def hold(self, matches: Callable[[SeenRequest], bool], *, count: int = 1) -> Hold:
         hold = Hold(matches, count)
@@ -78,7 +86,7 @@ class RequestGate:
             hold.release()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._holds:
+        if scope["type"] != "http" or not (self._holds or self._taps):
             await self.app(scope, receive, send)
             return
         body = b""
@@ -105,7 +113,22 @@ class RequestGate:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        with self._lock:
+            taps = [bodies for matches, bodies in self._taps if matches(seen)]
+        if not taps:
+            await self.app(scope, replay, send)
+            return
+        answer = b""
+
+        async def keep(message: Message) -> None:
+            nonlocal answer
+            if message["type"] == "http.response.body":
+                answer += message.get("body", b"")
+            await send(message)
+
+        await self.app(scope, replay, keep)
+        for bodies in taps:
+            bodies.append(answer)
 
     def _take(self, seen: SeenRequest) -> Hold | None:
         with self._lock:
@@ -178,8 +201,9 @@ def listing_after(resource: str) -> Callable[[SeenRequest], bool]:
     return matches
 
 
-def any_request(seen: SeenRequest) -> bool:
-    return True
+def token_requests(seen: SeenRequest) -> bool:
+    """AccountView's OAuth token endpoint: its answers hold every token issued."""
+    return seen.method == "POST" and seen.path.rstrip("/").lower().endswith("/token")
 
 
 __all__ = [
@@ -187,8 +211,8 @@ __all__ = [
     "Hold",
     "RequestGate",
     "SeenRequest",
-    "any_request",
     "gated_sandboxes",
     "listing_after",
     "post_of",
+    "token_requests",
 ]
