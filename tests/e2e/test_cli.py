@@ -14,6 +14,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from koppel.cli import app
+from koppel.store import DeadLetterStatus
 from tests.e2e.conftest import Platform
 from tests.e2e.processes import start_worker
 
@@ -247,3 +248,25 @@ def test_demo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = json.loads(koppel("runs", "--json").stdout)
     assert {r["flow"] for r in runs} == set(document["flows"])
     assert all(r["status"] == "succeeded" for r in runs), runs
+
+
+def test_replay_abandons_dead_letters_whose_record_is_gone_from_the_source(
+    cli_setup: Setup,
+) -> None:
+    config = cli_setup.write(cli_setup.document())
+    bad = cli_setup.add_product(TOO_LONG_SKU)
+    assert koppel("sync", "--config", str(config)).exit_code == 1
+    [letter] = json.loads(koppel("dead-letters", "--json").stdout)
+    assert letter["source_key"] == str(bad["id"])
+    cli_setup.platform.sandboxes.partspim.store.delete("products", bad["id"])
+
+    replayed = koppel("replay", "--flow", "products")
+    assert replayed.exit_code == 0, replayed.output
+    assert "1 dead letters were abandoned: their records are gone from the source" in (
+        replayed.stdout
+    )
+    assert json.loads(koppel("dead-letters", "--json").stdout) == []
+    flow = cli_setup.platform.flow("products")
+    [abandoned] = cli_setup.platform.store.dead_letters.list(flow.id)
+    assert abandoned.status is DeadLetterStatus.ABANDONED
+    assert TOO_LONG_SKU not in cli_setup.articles()

@@ -33,6 +33,12 @@ def make_bad_connector(sandbox: Sandbox, url: str) -> Connector:
     return AccountViewConnector(credentials, limits=FAST)
 
 
+def company_name(sandbox: Sandbox) -> str:
+    av = as_av(sandbox)
+    [company] = [c for c in av.companies() if c["Id"] == av.default_company()]
+    return company["Description"]
+
+
 def row_ids(sandbox: Sandbox, entity: str) -> set[str]:
     spec = ENTITIES[entity]
     id_field = spec.spec.id_field
@@ -53,6 +59,7 @@ HARNESS = ConnectorHarness(
     make_bad_connector=make_bad_connector,
     paging_entity="articles",
     row_ids=row_ids,
+    account_name=company_name,
     cases=[
         EntityCase(
             entity="articles",
