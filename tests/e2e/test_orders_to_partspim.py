@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from koppel.sandbox.common import FaultConfig
 from tests.e2e.conftest import Platform
 from tests.e2e.flow_helpers import counts, outcomes, run_flow
@@ -208,7 +206,6 @@ async def test_invoices_and_an_unmapped_payment_term(platform_factory: Any) -> N
     ) in failed
 
 
-@pytest.mark.slow
 async def test_faults_neither_duplicate_nor_lose_orders(platform_factory: Any) -> None:
     faults = FaultConfig(error_rate=0.1, rate_429=0.05, drop_rate=0.05, seed=3)
     platform: Platform = platform_factory(
