@@ -112,9 +112,12 @@ HARNESS = ConnectorHarness(
             },
             change=changed("COMMENT1", "Gewijzigde order"),
             changed_field="COMMENT1",
+            # The same fields as a valid order, so it goes in the same post and AccountView
+            # itself refuses it: the connector must isolate it from the orders beside it.
             invalid_record=lambda i: {
                 "ORD_REF": f"FOUT-{i}",
                 "RPL_INV": "10000",
+                "COMMENT1": f"Foute order {i}",
                 "SO_LINE": [{"ART_CODE": "GEEN-ARTIKEL", "ORD_QTY": 1}],
             },
             invalid_field="ART_CODE",
