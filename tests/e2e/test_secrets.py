@@ -191,7 +191,7 @@ async def test_connectors_leak_no_credential_through_their_failure_paths(
     for sandbox in (pim, av):
         statuses = {entry.status for entry in sandbox.faults.log.entries()}
         assert {-1, 401} <= statuses and statuses & {429, 500, 502, 503}, statuses
-    assert len(issued) >= 1 and saved, "the expired access token was refreshed over HTTP"
+    assert saved and any(b"refresh_token" in answer for answer in issued), "a refresh over HTTP"
     found.add_token_answers(issued)
     found.texts.append(debug_logs.text)
     found.texts += [repr(record.__dict__) for record in debug_logs.records]
@@ -365,6 +365,6 @@ def test_commands_at_debug_level_leak_no_credential_nor_database_password(
         av.faults.configure(FaultConfig())
 
     found.add_token_answers(issued)
-    assert len(issued) >= 2, "the expired access token was refreshed over HTTP"
+    assert any(b"refresh_token" in answer for answer in issued), "a refresh over HTTP"
     found.texts += [dump(password_databases.store_url), dump(password_databases.engine_url)]
     found.assert_none_leaked()
