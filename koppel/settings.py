@@ -7,6 +7,7 @@ lives in the store (applied from an integration file, see koppel.config).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
         default=None,
         description="the durable engine's (DBOS) system database; unset means the SQLite file "
         "{home}/dbos.sqlite. Use PostgreSQL when several workers share the load",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING",
+        description="what the commands and the engine log to stderr; DEBUG shows every API "
+        "request and retry (never a credential)",
     )
     worker_id: str = Field(
         default="local",
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
     web_timezone: str = Field(
         default="Europe/Amsterdam", description="the time zone dates are shown in on the web"
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("web_timezone")
     @classmethod

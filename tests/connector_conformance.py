@@ -59,6 +59,9 @@ class ConnectorHarness:
     """An entity that holds one row per generated product."""
     row_ids: Callable[[Sandbox, str], set[str]]
     """The ids of every row of an entity, read from the sandbox's own state (not over HTTP)."""
+    account_name: Callable[[Sandbox], str]
+    """The name of the account (company) the connector's credentials reach: the connection
+    test must say it, so a user sees which account they connected."""
     cases: list[EntityCase] = field(default_factory=list)
     large_rows: int = 10_500
     past_last_page: dict[str, Callable[[Sandbox], None]] = field(
@@ -112,8 +115,8 @@ def conformance_suite(harness: ConnectorHarness) -> type:
                 text = await connector.check()
             finally:
                 await connector.aclose()
-            assert isinstance(text, str)
-            assert text.strip()
+            assert harness.account_name(sandbox) in text
+            assert "?" not in text, text
 
         async def test_refused_credentials_say_what_to_do(self, small: tuple[Sandbox, str]) -> None:
             sandbox, url = small

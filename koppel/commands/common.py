@@ -117,9 +117,14 @@ def exit_code_for(error: KoppelError) -> ExitCode:
 
 
 def configure_logging() -> None:
-    """Warnings and errors only, to this invocation's stderr: commands print what happened."""
+    """Log records from KOPPEL_LOG_LEVEL up (warnings by default), to this invocation's stderr:
+    commands print what happened themselves."""
+    try:
+        level = get_settings().log_level
+    except ValidationError:
+        level = "WARNING"  # the command's load_settings() says what is wrong with the settings
     logging.basicConfig(
-        level=logging.WARNING,
+        level=level,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
         force=True,

@@ -35,6 +35,12 @@ def make_bad_connector(sandbox: Sandbox, url: str) -> Connector:
     return AccountViewConnector(credentials, limits=FAST)
 
 
+def company_name(sandbox: Sandbox) -> str:
+    av = as_av(sandbox)
+    [company] = [c for c in av.companies() if c["Id"] == av.default_company()]
+    return company["Description"]
+
+
 def row_ids(sandbox: Sandbox, entity: str) -> set[str]:
     spec = ENTITIES[entity]
     id_field = spec.spec.id_field
@@ -62,6 +68,7 @@ HARNESS = ConnectorHarness(
     make_bad_connector=make_bad_connector,
     paging_entity="articles",
     row_ids=row_ids,
+    account_name=company_name,
     past_last_page={
         "empty list": answer_past_last_page(PastLastPage.EMPTY),
         "error body": answer_past_last_page(PastLastPage.ERROR),
@@ -119,9 +126,12 @@ HARNESS = ConnectorHarness(
             },
             change=changed("COMMENT1", "Gewijzigde order"),
             changed_field="COMMENT1",
+            # The same fields as a valid order, so it goes in the same post and AccountView
+            # itself refuses it: the connector must isolate it from the orders beside it.
             invalid_record=lambda i: {
                 "ORD_REF": f"FOUT-{i}",
                 "RPL_INV": "10000",
+                "COMMENT1": f"Foute order {i}",
                 "SO_LINE": [{"ART_CODE": "GEEN-ARTIKEL", "ORD_QTY": 1}],
             },
             invalid_field="ART_CODE",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -58,6 +60,53 @@ async def test_refreshed_tokens_are_persisted_and_rotate(
     finally:
         await stale.aclose()
         await fresh.aclose()
+
+
+async def test_concurrent_reads_after_the_token_expired_refresh_once_and_all_succeed(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    """A refresh token works once: eight reads that find the access token expired must share
+    one refresh (the per-connection lock), or all but one would use a spent refresh token."""
+    sandbox, url = served
+    saved: list[dict[str, Any]] = []
+
+    async def on_tokens(credentials: dict[str, Any]) -> None:
+        saved.append(credentials)
+
+    credentials = {**sandbox.credentials(url), "expires_at": time.time() - 1}
+    sandbox.expire_access_tokens()
+    connector = AccountViewConnector(credentials, on_tokens=on_tokens, limits=FAST)
+
+    async def read_vat_codes() -> list[dict[str, Any]]:
+        return [row async for page in connector.read("vat_codes") for row in page]
+
+    try:
+        results = await asyncio.gather(*(read_vat_codes() for _ in range(8)))
+        refreshes = connector.client.calls.by_kind().get("POST token")
+    finally:
+        await connector.aclose()
+    assert [len(rows) for rows in results] == [5] * 8
+    assert refreshes == 1
+    assert len(saved) == 1 and saved[0]["refresh_token"] != credentials["refresh_token"]
+
+
+async def test_concurrent_reads_refused_for_an_expired_token_all_succeed(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    """The same when AccountView says so first (401 on a token the client still trusts): each
+    refused read waits for the refresh in progress instead of spending the refresh token."""
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    sandbox.expire_access_tokens()
+
+    async def read_vat_codes() -> list[dict[str, Any]]:
+        return [row async for page in connector.read("vat_codes") for row in page]
+
+    try:
+        results = await asyncio.gather(*(read_vat_codes() for _ in range(8)))
+    finally:
+        await connector.aclose()
+    assert [len(rows) for rows in results] == [5] * 8
 
 
 async def test_secrets_never_show(served: tuple[AccountViewSandbox, str]) -> None:
