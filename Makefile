@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+CHROMIUM := /usr/bin/chromium
+LOCALE := koppel/web/locale
+
 .PHONY: demo test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping clean venv
+	bench-stock bench-mapping clean venv messages
 
 venv: $(STAMP)
 
@@ -17,7 +20,11 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/koppel demo --once
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
+$(CHROMIUM):
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -m "not slow"
 
 test-slow: $(STAMP)
@@ -41,5 +48,13 @@ bench-quick: $(STAMP)
 bench-products bench-orders bench-stock bench-mapping: bench-%: $(STAMP)
 	$(BIN)/python -m bench $*
 
+# The web app's texts: extract them, then add the new ones to the Dutch and German catalogues
+# (translate the empty msgstr entries; tests/web/test_catalogue.py fails until they are).
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F $(LOCALE)/babel.cfg -o $(LOCALE)/messages.pot --no-location \
+		--omit-header --sort-output .
+	$(BIN)/pybabel -q update -i $(LOCALE)/messages.pot -d $(LOCALE) --no-fuzzy-matching \
+		--ignore-obsolete --ignore-pot-creation-date
+
 clean:
-	rm -rf $(VENV) .koppel .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .koppel .pytest_cache .mypy_cache .ruff_cache .artifacts

@@ -32,6 +32,8 @@ from koppel.commands.demo import demo
 from koppel.commands.flows import replay, sync, worker
 from koppel.commands.mapping import mapping_app
 from koppel.commands.setup import config_app, connection_app
+from koppel.commands.users import user_app
+from koppel.commands.web import serve
 
 _logger = logging.getLogger("koppel.cli")
 
@@ -123,6 +125,8 @@ app.command()(demo)
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(config_app, name="config")
 app.add_typer(connection_app, name="connection")
+app.command()(serve)
+app.add_typer(user_app, name="user")
 
 
 SANDBOX_PORTS = {SandboxName.partspim: 8101, SandboxName.accountview: 8102}

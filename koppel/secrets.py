@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -28,7 +28,18 @@ _GENERATE_HINT = (
     "generate one with: python -c "
     "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 )
-_password_hasher = PasswordHasher()
+# Argon2id with OWASP's Password Storage Cheat Sheet parameters: m=19 MiB, t=2, p=1.
+ARGON2_MEMORY_KIB = 19 * 1024
+ARGON2_TIME_COST = 2
+ARGON2_PARALLELISM = 1
+_password_hasher = PasswordHasher(
+    time_cost=ARGON2_TIME_COST,
+    memory_cost=ARGON2_MEMORY_KIB,
+    parallelism=ARGON2_PARALLELISM,
+    hash_len=32,
+    salt_len=16,
+    type=Type.ID,
+)
 
 
 class SecretKeyError(KoppelError, ValueError):
@@ -128,11 +139,20 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def password_needs_rehash(password_hash: str) -> bool:
+    """True for a hash made with other parameters than today's: rehash it at the next sign-in."""
+    try:
+        return _password_hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
 __all__ = [
     "KEY_FILE_NAME",
     "SecretBox",
     "SecretDecryptionError",
     "SecretKeyError",
     "hash_password",
+    "password_needs_rehash",
     "verify_password",
 ]

@@ -7,8 +7,10 @@ lives in the store (applied from an integration file, see koppel.config).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,11 +41,65 @@ class Settings(BaseSettings):
         description="the durable engine's (DBOS) system database; unset means the SQLite file "
         "{home}/dbos.sqlite. Use PostgreSQL when several workers share the load",
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING",
+        description="what the commands and the engine log to stderr; DEBUG shows every API "
+        "request and retry (never a credential)",
+    )
     worker_id: str = Field(
         default="local",
         description="this process's name for run recovery; every worker sharing a PostgreSQL "
         "engine database needs its own, stable id",
     )
+
+    web_https: bool = Field(
+        default=False,
+        description="the web app is reached over HTTPS (directly or behind a TLS proxy): "
+        "__Host- session cookie with Secure, and HSTS",
+    )
+    web_allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,[::1]",
+        description="comma-separated host names the web app answers to (the Host header); "
+        "others get 400. `*` allows any",
+    )
+    web_session_idle_minutes: int = Field(
+        default=30, ge=1, description="a web session ends after this many minutes unused"
+    )
+    web_session_absolute_hours: int = Field(
+        default=12, ge=1, description="a web session ends this many hours after sign-in"
+    )
+    web_login_attempts_per_account: int = Field(
+        default=5, ge=1, description="failed sign-ins per account in the window before refusal"
+    )
+    web_login_attempts_per_address: int = Field(
+        default=20, ge=1, description="failed sign-ins per client address in the window"
+    )
+    web_login_window_minutes: int = Field(
+        default=15, ge=1, description="the window of the sign-in rate limits"
+    )
+    web_timezone: str = Field(
+        default="Europe/Amsterdam", description="the time zone dates are shown in on the web"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("web_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use a name such as Europe/Amsterdam"
+            ) from None
+        return value
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        return [host.strip() for host in self.web_allowed_hosts.split(",") if host.strip()]
 
     @property
     def store_url(self) -> str:

@@ -59,8 +59,16 @@ class ConnectorHarness:
     """An entity that holds one row per generated product."""
     row_ids: Callable[[Sandbox, str], set[str]]
     """The ids of every row of an entity, read from the sandbox's own state (not over HTTP)."""
+    account_name: Callable[[Sandbox], str]
+    """The name of the account (company) the connector's credentials reach: the connection
+    test must say it, so a user sees which account they connected."""
     cases: list[EntityCase] = field(default_factory=list)
     large_rows: int = 10_500
+    past_last_page: dict[str, Callable[[Sandbox], None]] = field(
+        default_factory=lambda: {"as served": lambda sandbox: None}
+    )
+    """Each answer the sandbox can give to the page after a full last page, by name, with how to
+    switch the sandbox to it; the first is the sandbox's default (restored after the test)."""
 
 
 @contextmanager
@@ -107,8 +115,8 @@ def conformance_suite(harness: ConnectorHarness) -> type:
                 text = await connector.check()
             finally:
                 await connector.aclose()
-            assert isinstance(text, str)
-            assert text.strip()
+            assert harness.account_name(sandbox) in text
+            assert "?" not in text, text
 
         async def test_refused_credentials_say_what_to_do(self, small: tuple[Sandbox, str]) -> None:
             sandbox, url = small
@@ -153,6 +161,32 @@ def conformance_suite(harness: ConnectorHarness) -> type:
                 await connector.aclose()
             head = [id_of(connector, entity, r) for r in first]
             assert head + resumed == everything
+
+        async def test_paging_ends_whatever_follows_a_full_last_page(
+            self, small: tuple[Sandbox, str]
+        ) -> None:
+            sandbox, url = small
+            entity = harness.paging_entity
+            expected = harness.row_ids(sandbox, entity)
+            count = len(expected)
+            page_size = next(p for p in range(max(1, count // 3), 0, -1) if count % p == 0)
+            answers = list(harness.past_last_page.items())
+            try:
+                for answer, switch in answers:
+                    switch(sandbox)
+                    connector = harness.make_connector(sandbox, url)
+                    before = len(sandbox.faults.log.entries())
+                    try:
+                        rows = await read_all(connector, entity, page_size=page_size)
+                    finally:
+                        await connector.aclose()
+                    calls = len(sandbox.faults.log.entries()) - before
+                    ids = [id_of(connector, entity, r) for r in rows]
+                    assert len(ids) == len(set(ids)), f"{answer}: a row came twice"
+                    assert set(ids) == expected, f"{answer}: the read is incomplete"
+                    assert calls <= count // page_size + 1, f"{answer}: {calls} calls"
+            finally:
+                answers[0][1](sandbox)
 
         async def test_creates_then_updates_by_key(self, small: tuple[Sandbox, str]) -> None:
             sandbox, url = small

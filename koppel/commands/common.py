@@ -185,10 +185,16 @@ def _for_the_terminal(record: logging.LogRecord) -> bool:
 
 
 def configure_logging(*, debug: bool = False) -> None:
-    """Warnings as one line each on this invocation's stderr (commands print what happened);
-    tracebacks and the connectors' retries in KOPPEL_HOME/debug.log. With `debug`, everything
-    on stderr too, tracebacks included."""
+    """Records from KOPPEL_LOG_LEVEL up (warnings by default) as one line each on this
+    invocation's stderr (commands print what happened); tracebacks and the connectors' retries
+    in KOPPEL_HOME/debug.log. With `debug` (or KOPPEL_LOG_LEVEL=DEBUG), everything on stderr
+    too, tracebacks included."""
     global _debug_log, _debugging
+    try:
+        level = get_settings().log_level
+    except ValidationError:
+        level = "WARNING"  # the command's load_settings() says what is wrong with the settings
+    debug = debug or level == "DEBUG"
     _debugging = debug
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -199,7 +205,7 @@ def configure_logging(*, debug: bool = False) -> None:
         terminal.setLevel(logging.DEBUG)
         terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     else:
-        terminal.setLevel(logging.WARNING)
+        terminal.setLevel(level)
         terminal.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
         terminal.addFilter(_for_the_terminal)
     root.addHandler(terminal)

@@ -26,6 +26,7 @@ from koppel.commands.running import (
     print_reports,
     progress_lines,
     report_json,
+    stop_acknowledged,
 )
 from koppel.config import load_config
 from koppel.services import dead_letters, runs, setup
@@ -45,7 +46,7 @@ async def _run(
     store: Store, settings: Settings, flows: list[Flow], *, replay: bool
 ) -> list[FlowReport]:
     await runs.check_flows_can_run(store, flows)
-    async with runs.started_runner(store, settings) as runner:
+    async with runs.started_runner(store, settings) as runner, stop_acknowledged(runner):
         with progress_lines() as progress:
             return await runs.run_flows(runner, store, flows, replay=replay, progress=progress)
 
@@ -119,7 +120,7 @@ def replay(
 
 
 async def _work(store: Store, settings: Settings) -> None:
-    async with runs.started_runner(store, settings) as runner:
+    async with runs.started_runner(store, settings) as runner, stop_acknowledged(runner):
         schedules = await runner.schedules()
         names = {f.id: f.name for f in store.flows.list()}
         if schedules:

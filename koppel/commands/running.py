@@ -7,8 +7,9 @@ started it; the running itself is `koppel.services.runs` and `koppel.services.wo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -22,6 +23,7 @@ from koppel.commands.common import (
     describe_counts,
     err_console,
 )
+from koppel.engine.runner import FlowRunner
 from koppel.services.activity import RunView
 from koppel.services.runs import FlowReport
 from koppel.store import Flow, OutcomeKind, PurgeResult, RunStatus, counted, entity_counts
@@ -159,6 +161,26 @@ def print_reports(reports: Sequence[FlowReport], title: str) -> None:
             )
 
 
+@asynccontextmanager
+async def stop_acknowledged(runner: FlowRunner) -> AsyncIterator[None]:
+    """Say at once when Ctrl-C or SIGTERM is heard: the batches in flight may take a while."""
+
+    async def acknowledge() -> None:
+        await runner.engine.wait_stopping()
+        err_console.print(
+            "stopping: the batches in flight finish and are recorded first "
+            "(Ctrl-C again cuts them; they run again on resume)",
+            markup=False,
+        )
+
+    acknowledgement = asyncio.create_task(acknowledge())
+    try:
+        yield
+    finally:
+        # Cancelled before the runner shuts down: a normal end is not a stop someone asked for.
+        acknowledgement.cancel()
+
+
 class WorkerLines:
     """The worker's log on the console: a line per finished run, per purge that deleted."""
 
@@ -188,5 +210,6 @@ __all__ = [
     "print_reports",
     "progress_lines",
     "report_json",
+    "stop_acknowledged",
     "summary_table",
 ]

@@ -274,6 +274,10 @@ class Engine:
         # Kept referenced: the loop holds tasks only weakly.
         self._shutdown_task = asyncio.get_running_loop().create_task(self.shutdown())
 
+    async def wait_stopping(self) -> None:
+        """Return once a stop has begun (requested, or a shutdown called)."""
+        await self._stopping.wait()
+
     async def wait_stopped(self) -> None:
         """Return once the engine has shut down."""
         await self._stopped.wait()
@@ -320,11 +324,12 @@ class Engine:
 
     async def _release_dbos(self) -> None:
         global _active_engine
+        # DBOS made its own thread pool this loop's default executor, and destroy() shuts that
+        # pool down while tasks of the loop (the worker's purge and run reports) may still hand
+        # work to threads: give the loop a live pool of its own before, not after.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
         # destroy() joins DBOS's threads; off the loop, so tasks they hand to it can finish.
         await asyncio.to_thread(DBOS.destroy)
-        # DBOS made its own thread pool this loop's default executor and has just shut it
-        # down; give the loop a live one back for whoever runs on it after us.
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
         logging.getLogger("dbos").removeFilter(self._log_filter)
         if self._lock is not None:
             self._lock.release()

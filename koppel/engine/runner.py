@@ -36,6 +36,7 @@ class FlowRunner:
             database_url=settings.engine_database_url,
             home=settings.home,
             executor_id=settings.worker_id,
+            log_level=settings.log_level,
             handle_signals=handle_signals,
         )
         self.executor = settings.worker_id

@@ -15,6 +15,7 @@ recorded: the second writer then finds the first one's debtor instead of creatin
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,8 @@ _REFRESH_MARK_KEY = "refreshed"
 _DEBTORS = "debtors"
 _SEARCH_CODE_LENGTH = 10
 _LOCK_RETRY_S = 0.2
+
+log = logging.getLogger(__name__)
 
 
 def normalize_email(value: Any) -> str | None:
@@ -200,6 +203,13 @@ class DebtorWriter:
         ttl = timedelta(seconds=max(600.0, self.settings.customer_lock_wait_seconds * 4))
         deadline = asyncio.get_running_loop().time() + self.settings.customer_lock_wait_seconds
         held = locks.acquire_many(self.lock_scope, emails, run_id, ttl=ttl)
+        if len(held) < len(emails):
+            log.info(
+                "run %s waits up to %gs for %d debtor e-mail address(es) another flow is writing",
+                run_id,
+                self.settings.customer_lock_wait_seconds,
+                len(emails) - len(held),
+            )
         while len(held) < len(emails) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(_LOCK_RETRY_S)
             held |= locks.acquire_many(

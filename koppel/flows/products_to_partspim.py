@@ -19,7 +19,7 @@ PRODUCTS = "products"
 PRODUCTS_FROM_PARTSPIM = PRODUCTS
 """Link entity of the products flow Parts Pim -> AccountView: its target keys are ART_CODEs."""
 PRODUCT_LINKS = "products.from_accountview"
-"""Link entity of this flow (AccountView REC_ID -> Parts Pim SKU), apart from the links of the
+"""Link entity of this flow (AccountView ART_CODE -> Parts Pim SKU), apart from the links of the
 products flow that goes the other way."""
 
 
@@ -38,7 +38,7 @@ class ArticleToPartsPimSync:
         )
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
-        items = [Item(str(r["REC_ID"]), f"SKU '{r.get('ART_CODE')}'", r) for r in records]
+        items = [Item(str(r["ART_CODE"]), f"SKU '{r.get('ART_CODE')}'", r) for r in records]
         for item in items:
             product = to_canonical(item, self.runtime.mappings.get, Product)
             if product is None or not to_target(item, self.runtime.mappings.send, product):

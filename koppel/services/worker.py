@@ -30,14 +30,17 @@ class WorkerLog(Protocol):
         """The purge failed; it runs again at the next hour, the worker goes on."""
 
 
-async def serve(runner: FlowRunner, store: Store, log: WorkerLog) -> None:
-    """Run every enabled flow on its schedule until a stop; purge and report on the side.
+async def serve(
+    runner: FlowRunner, store: Store, log: WorkerLog, *, purge_every_s: float = PURGE_EVERY_S
+) -> None:
+    """Run every enabled flow on its schedule until a stop; purge (at start, then every
+    `purge_every_s`) and report on the side.
 
     Only the runs this worker ran are reported: several workers share the load, and each
     says what it did."""
     started = datetime.now(UTC)
     helpers = [
-        asyncio.create_task(_purge_regularly(store, log)),
+        asyncio.create_task(_purge_regularly(store, log, purge_every_s)),
         asyncio.create_task(_report_finished_runs(store, started, runner.executor, log)),
     ]
     try:
@@ -50,7 +53,7 @@ async def serve(runner: FlowRunner, store: Store, log: WorkerLog) -> None:
                 await helper
 
 
-async def _purge_regularly(store: Store, log: WorkerLog) -> None:
+async def _purge_regularly(store: Store, log: WorkerLog, every_s: float) -> None:
     while True:
         try:
             result = await asyncio.to_thread(store.retention.purge)
@@ -59,7 +62,7 @@ async def _purge_regularly(store: Store, log: WorkerLog) -> None:
         else:
             if result.outcomes_deleted or result.dead_letters_deleted:
                 log.purged(result)
-        await asyncio.sleep(PURGE_EVERY_S)
+        await asyncio.sleep(every_s)
 
 
 async def _report_finished_runs(

@@ -7,6 +7,7 @@ with store.transaction() as tx:            # one atomic step per batch
     tx.cursors.set(flow.id, value, tie_keys)
 """
 
+from koppel.store.accounts import ApiToken, EmailTakenError, Role, User, UserSession
 from koppel.store.activity import retry_backoff
 from koppel.store.context import NotFoundError, StoreError
 from koppel.store.database import DatabaseURLError, make_engine, upgrade
@@ -39,6 +40,7 @@ from koppel.store.records import (
 from koppel.store.store import Store, open_store
 
 __all__ = [
+    "ApiToken",
     "Application",
     "AuditEntry",
     "Connection",
@@ -48,6 +50,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterEntry",
     "DeadLetterStatus",
+    "EmailTakenError",
     "Flow",
     "Integration",
     "Link",
@@ -60,11 +63,14 @@ __all__ = [
     "PendingAuthorization",
     "PurgeResult",
     "PutResult",
+    "Role",
     "Run",
     "RunStatus",
     "Store",
     "StoreError",
     "Tenant",
+    "User",
+    "UserSession",
     "counted",
     "entity_counts",
     "make_engine",

@@ -12,6 +12,12 @@ from sqlalchemy.orm import Session
 
 from koppel.secrets import SecretBox
 from koppel.settings import Settings, get_settings
+from koppel.store.accounts import (
+    ApiTokenRepository,
+    LoginFailureRepository,
+    UserRepository,
+    UserSessionRepository,
+)
 from koppel.store.activity import (
     DeadLetterRepository,
     OutcomeRepository,
@@ -54,6 +60,10 @@ class Store:
         self.links = LinkRepository(context)
         self.cursors = CursorRepository(context)
         self.key_locks = KeyLockRepository(context)
+        self.users = UserRepository(context)
+        self.user_sessions = UserSessionRepository(context)
+        self.api_tokens = ApiTokenRepository(context)
+        self.login_failures = LoginFailureRepository(context)
 
     @classmethod
     def from_engine(

@@ -301,7 +301,67 @@ class AuditRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
+class UserRow(Base):
+    """A person who signs in to the web app; belongs to one workspace (tenant) with one role."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'viewer')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    # Stored lower-cased: one account per address, whatever the case it is typed in.
+    email: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    role: Mapped[str] = mapped_column(String(10))
+    # None: the language the browser asks for (Accept-Language).
+    locale: Mapped[str | None] = mapped_column(String(10))
+    # argon2id, never the password itself.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class UserSessionRow(Base):
+    """A signed-in browser. The id is the SHA-256 of the cookie's token: a copy of the database
+    gives no session away."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class ApiTokenRow(Base):
+    """A user's token for scripts; only its SHA-256 is kept, and a hint to recognise it by."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class LoginFailureRow(Base):
+    """One failed sign-in, counted per account and per address for the rate limit. The key is
+    hashed: people type passwords into the e-mail field, and addresses are personal data."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "key_hash", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
 __all__ = [
+    "ApiTokenRow",
     "AuditRow",
     "AuthorizationRow",
     "Base",
@@ -312,9 +372,12 @@ __all__ = [
     "IntegrationRow",
     "KeyLockRow",
     "LinkRow",
+    "LoginFailureRow",
     "MappingVersionRow",
     "OutcomeRow",
     "RunRow",
     "TenantRow",
+    "UserRow",
+    "UserSessionRow",
     "utc_now",
 ]

@@ -3,11 +3,6 @@ worker process, against both sandboxes over real HTTP."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,39 +51,3 @@ def sellable_skus(platform: Platform) -> set[str]:
         else:
             skus.add(product["sku"])
     return skus
-
-
-class WorkerProcess:
-    def __init__(self, home: Path) -> None:
-        self.log = home.parent / "worker.log"
-        env = {**os.environ, "KOPPEL_HOME": str(home), "COLUMNS": "200"}
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "koppel"), "worker"],
-            env=env,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-
-
-def start_worker(home: Path) -> WorkerProcess:
-    return WorkerProcess(home)
-
-
-def wait_for(condition: Any, *, what: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds}s for {what}")
-        time.sleep(0.2)

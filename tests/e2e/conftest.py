@@ -16,6 +16,7 @@ from koppel.services.demo import DemoSandboxes, running_sandboxes
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.store.records import Flow
+from tests.e2e.gates import Gates, gated_sandboxes
 
 if TYPE_CHECKING:
     from tests.e2e.cli import Setup
@@ -29,6 +30,8 @@ class Platform:
     sandboxes: DemoSandboxes
     settings: Settings
     store: Store
+    gates: Gates | None = None
+    """With `platform_factory(..., gated=True)`: requests the test may hold at each sandbox."""
 
     def apply(self, document: dict[str, Any]) -> None:
         path = self.home / "integration.yaml"
@@ -49,14 +52,20 @@ class Platform:
 def platform_factory(tmp_path: Path) -> Iterator[Any]:
     stack: list[Any] = []
 
-    def make(products: int, **kwargs: Any) -> Platform:
-        context = running_sandboxes(products, **kwargs)
-        sandboxes = context.__enter__()
-        stack.append(context)
+    def make(products: int, *, gated: bool = False, **kwargs: Any) -> Platform:
+        gates: Gates | None = None
+        if gated:
+            gated_context = gated_sandboxes(products, **kwargs)
+            sandboxes, gates = gated_context.__enter__()
+            stack.append(gated_context)
+        else:
+            context = running_sandboxes(products, **kwargs)
+            sandboxes = context.__enter__()
+            stack.append(context)
         settings = Settings(home=tmp_path / "koppel", secret_key=None)
         store = open_store(settings)
         stack.append(store)
-        return Platform(tmp_path, sandboxes, settings, store)
+        return Platform(tmp_path, sandboxes, settings, store, gates)
 
     yield make
     for item in reversed(stack):

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import json
 import stat
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from koppel.sandbox.common import FaultConfig
-from koppel.store import RunStatus
+from koppel.store import DeadLetterStatus
 from tests.e2e.cli import (
-    PRODUCTS_FLOW,
     TOO_LONG_SKU,
     Setup,
     koppel,
     sellable_skus,
-    start_worker,
-    wait_for,
 )
-from tests.e2e.conftest import Platform
+from tests.e2e.processes import start_worker
 
 
 def test_sync_runs_log_dead_letters_and_replay(cli_setup: Setup) -> None:
@@ -187,7 +181,6 @@ def test_sync_says_when_a_worker_holds_the_engine(cli_setup: Setup) -> None:
     assert koppel("config", "apply", str(config)).exit_code == 0
     worker = start_worker(cli_setup.platform.settings.home)
     try:
-        wait_for(lambda: "stop with Ctrl-C" in worker.output(), what="the worker to start")
         busy = koppel("sync", "--config", str(config))
     finally:
         stopped = worker.stop()
@@ -234,39 +227,23 @@ def test_demo_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not any("came from AccountView" in r for r in reasons), reasons
 
 
-def test_worker_stops_on_sigterm_and_its_run_resumes(
-    platform_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_replay_abandons_dead_letters_whose_record_is_gone_from_the_source(
+    cli_setup: Setup,
 ) -> None:
-    platform: Platform = platform_factory(300)
-    monkeypatch.setenv("KOPPEL_HOME", str(platform.settings.home))
-    for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    setup = Setup(platform, tmp_path / "acme.yaml")
-    document = platform.sandboxes.integration(
-        {"products": PRODUCTS_FLOW}, settings={"page_size": 20}
+    config = cli_setup.write(cli_setup.document())
+    bad = cli_setup.add_product(TOO_LONG_SKU)
+    assert koppel("sync", "--config", str(config)).exit_code == 1
+    [letter] = json.loads(koppel("dead-letters", "--json").stdout)
+    assert letter["source_key"] == str(bad["id"])
+    cli_setup.platform.sandboxes.partspim.store.delete("products", bad["id"])
+
+    replayed = koppel("replay", "--flow", "products")
+    assert replayed.exit_code == 0, replayed.output
+    assert "1 dead letters were abandoned: their records are gone from the source" in (
+        replayed.stdout
     )
-    config = setup.write(document)
-    assert koppel("config", "apply", str(config)).exit_code == 0
-    platform.sandboxes.accountview.faults.configure(FaultConfig(latency_ms=40))
-
-    worker = start_worker(platform.settings.home)
-    flow = platform.flow("products")
-
-    def recorded_a_batch() -> bool:
-        runs = platform.store.runs.list(flow_id=flow.id)
-        return bool(runs) and bool(platform.store.outcomes.list(runs[0].id, limit=1))
-
-    wait_for(recorded_a_batch, what="the worker's first batch")
-    assert worker.stop() == 0, worker.output()
-    assert "worker stopped" in worker.output()
-    assert "Traceback" not in worker.output()
-
-    platform.sandboxes.accountview.faults.configure(FaultConfig())
-    resumed = koppel("sync", "--config", str(config))
-    assert resumed.exit_code == 0, resumed.output
-    runs = platform.store.runs.list(flow_id=flow.id)
-    assert len(runs) == 2  # the worker's run, finished or resumed by sync's engine, and sync's
-    assert all(run.status is RunStatus.SUCCEEDED for run in runs), runs
-    codes = Counter(r["ART_CODE"] for r in platform.sandboxes.accountview.rows("ARTICLE"))
-    assert set(codes) == sellable_skus(platform)
-    assert max(codes.values()) == 1
+    assert json.loads(koppel("dead-letters", "--json").stdout) == []
+    flow = cli_setup.platform.flow("products")
+    [abandoned] = cli_setup.platform.store.dead_letters.list(flow.id)
+    assert abandoned.status is DeadLetterStatus.ABANDONED
+    assert TOO_LONG_SKU not in cli_setup.articles()

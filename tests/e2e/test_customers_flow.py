@@ -55,7 +55,7 @@ async def test_customers_create_then_update_only_on_change(platform_factory: Any
     [garage] = debtors["info@garage.nl"]
     assert (garage["ACCT_NAME"], garage["IS_COMP"], garage["MAIN_CONT"], garage["MC_MAILB"]) == (
         "Garage Jansen B.V.",
-        True,
+        False,  # IS_COMP is "the relation is my competitor"
         "Piet Jansen",
         "piet@garage.nl",
     )

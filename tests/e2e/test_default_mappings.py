@@ -26,7 +26,7 @@ RUN_TIME_TABLES = {"customers", "orders"}
 RESOLVED_BY_FLOW = {
     "products": {},
     "categories": {"group_code": "GRP01"},
-    "customers": {"search_code": "KLANT"},
+    "customers": {"search_code": "KLANT", "collective_account": "1210"},
 }
 
 

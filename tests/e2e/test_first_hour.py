@@ -22,7 +22,8 @@ from cryptography.fernet import Fernet
 
 from koppel.sandbox.common import FaultConfig
 from koppel.store import ConnectionState
-from tests.e2e.cli import PRODUCTS_FLOW, TOO_LONG_SKU, Setup, koppel, start_worker, wait_for
+from tests.e2e.cli import PRODUCTS_FLOW, TOO_LONG_SKU, Setup, koppel
+from tests.e2e.processes import start_worker, wait_for
 
 
 def as_a_user_writes_it(document: dict[str, Any]) -> dict[str, Any]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from koppel.sandbox.common import FaultConfig
 from koppel.store import DeadLetterStatus
 from tests.e2e.conftest import Platform
+from tests.e2e.gates import post_of
 
 PAYMENT_TERMS = {"DIR": "03", "14D": "01", "30D": "02"}
 PAYMENT_METHODS = {
@@ -180,7 +184,7 @@ async def test_company_and_private_orders_then_rerun_creates_nothing(
     assert debtor["SUB_NR"] == existing["SUB_NR"] == company_so["RPL_INV"]
     assert (debtor["ACCT_NAME"], debtor["IS_COMP"], debtor["MAIN_CONT"]) == (
         "Bakkerij de Vries B.V.",
-        True,
+        False,  # IS_COMP is "the relation is my competitor"
         "Piet de Vries",
     )
     assert (debtor["POST_CODE"], debtor["ST_NR"], debtor["ST_EXTRA"]) == ("3511 AB", "12", "A")
@@ -344,3 +348,86 @@ async def test_faults_end_synced_or_dead_lettered_and_replay_syncs_the_rest(
     refs = [r["ORD_REF"] for r in av.rows("SO_HDR")]
     assert len(refs) == len(set(refs)), "an order was posted twice"
     assert all(len(rows) == 1 for rows in debtors_by_email(platform).values())
+
+
+def locked_race_platform(
+    platform_factory: Any, lock_wait_seconds: float
+) -> tuple[Platform, dict[str, Any]]:
+    """A relation with one order (RACE-1); the orders flow waits `lock_wait_seconds` for a
+    debtor lock."""
+    platform: Platform = platform_factory(20, gated=True)
+    setup(platform)
+    relation = add_relation(
+        platform,
+        type="company",
+        company_name="Racebaan B.V.",
+        contact_person={"first_name": "Ria", "last_name": "Snel"},
+        email="inkoop@racebaan.nl",
+    )
+    add_order(platform, relation, some_skus(platform, 1), reference="RACE-1")
+    integration(platform, customer_lock_wait_seconds=lock_wait_seconds)
+    return platform, relation
+
+
+async def test_a_debtor_being_written_by_one_flow_is_not_created_again_by_the_other(
+    platform_factory: Any,
+) -> None:
+    """DESIGN guarantee 2, forced: the customers flow is held inside its e-mail lock, between
+    its lookup and its post of the debtor, while the orders flow wants the same debtor. The
+    orders flow must not create it (with no wait it fails the record, to be retried), and once
+    retried it books the order on the debtor the customers flow made."""
+    platform, relation = locked_race_platform(platform_factory, 0)
+    assert platform.gates is not None
+    async with platform.runner() as runner:
+        await runner.run(platform.flow("products").id)
+        debtor_post = platform.gates.accountview.hold(post_of("AR1"))
+        customers = asyncio.ensure_future(runner.run(platform.flow("customers").id))
+        await debtor_post.arrived()
+        orders = await runner.run(platform.flow("orders").id)
+        debtor_post.release()
+        assert (await customers).status == "completed"
+        failed = reasons(platform, orders.run_id)
+        assert (
+            "another flow is writing the debtor with e-mail inkoop@racebaan.nl"
+            in (failed[f"customer:{relation['id']}"])
+        )
+        assert "RACE-1" not in {o["COMMENT2"] for o in orders_in_av(platform).values()}
+        replay = await runner.replay(platform.flow("orders").id)
+        assert reasons(platform, replay.run_id) == {}
+    [debtor] = debtors_by_email(platform)["inkoop@racebaan.nl"]
+    [order] = [o for o in orders_in_av(platform).values() if o["COMMENT2"] == "RACE-1"]
+    assert order["RPL_INV"] == debtor["SUB_NR"]
+
+
+async def test_the_other_flow_waits_for_a_debtor_lock_then_uses_that_debtor(
+    platform_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """customer_lock_wait_seconds: within the wait, the orders flow waits for the customers
+    flow's debtor and then books the order on it: no failure, no second debtor."""
+    caplog.set_level(logging.INFO, logger="koppel.flows.customers")
+    platform, _ = locked_race_platform(platform_factory, 600)
+    assert platform.gates is not None
+    async with platform.runner() as runner:
+        await runner.run(platform.flow("products").id)
+        debtor_post = platform.gates.accountview.hold(post_of("AR1"))
+        customers = asyncio.ensure_future(runner.run(platform.flow("customers").id))
+        await debtor_post.arrived()
+        orders = asyncio.ensure_future(runner.run(platform.flow("orders").id))
+        await until(lambda: any("waits up to 600s" in r.getMessage() for r in caplog.records))
+        assert not orders.done()
+        debtor_post.release()
+        assert (await customers).status == "completed"
+        orders_run = await orders
+    assert reasons(platform, orders_run.run_id) == {}
+    [debtor] = debtors_by_email(platform)["inkoop@racebaan.nl"]
+    [order] = [o for o in orders_in_av(platform).values() if o["COMMENT2"] == "RACE-1"]
+    assert order["RPL_INV"] == debtor["SUB_NR"]
+
+
+async def until(condition: Any) -> None:
+    """Wait for a state of the run (a bound, not a timing: fails after two minutes)."""
+    for _ in range(2400):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the state never came")

@@ -41,12 +41,22 @@ async def test_faults_then_replay(platform_factory: Any) -> None:
                     flow.id, status=DeadLetterStatus.PENDING, limit=100_000
                 )
             }
+            keys = [o.source_key for o in outcomes]
+            assert len(keys) == len(set(keys)), "a record has two outcomes in one run"
+            written = articles_by_code(accountview)
             for outcome in outcomes:
-                assert outcome.outcome in ("created", "updated", "skipped", "failed")
                 if outcome.outcome == "failed":
                     assert outcome.reason, outcome
                     assert outcome.source_key in pending, outcome
+                elif outcome.outcome in ("created", "updated") and outcome.target_key:
+                    if not outcome.source_key.startswith("category:"):
+                        assert outcome.target_key in written, outcome
+                else:
+                    assert outcome.outcome == "skipped" and outcome.reason, outcome
             if summary.status == "completed":
+                # The cursor had not moved: this run read every product, each to one outcome.
+                products = {k for k in keys if not k.startswith("category:")}
+                assert products == {_key(entry) for entry in expected.values()}
                 completed = summary
                 break
         assert completed is not None, "no run completed under 20% faults in six tries"
@@ -74,6 +84,10 @@ async def test_faults_then_replay(platform_factory: Any) -> None:
     }
     for letter in left:
         assert "ART_CODE" in letter.reason
+
+
+def articles_by_code(accountview: Any) -> set[str]:
+    return {str(row["ART_CODE"]) for row in accountview.rows("ARTICLE")}
 
 
 def _key(entry: dict[str, Any]) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from koppel.store import DeadLetterStatus
+from koppel.store.records import DeadLetter
+from koppel.store.tables import DeadLetterRow, utc_now
 from tests.e2e.conftest import Platform
 from tests.e2e.flow_helpers import counts, outcomes, requests, run_flow
 
@@ -100,16 +105,74 @@ async def test_only_changed_levels_are_written(platform_factory: Any) -> None:
     assert outcomes(platform, again)[changed].reason == "unchanged since the last sync"
 
 
-async def test_missing_article_is_synced_once_it_exists(platform_factory: Any) -> None:
+def letters(platform: Platform) -> dict[str, DeadLetter]:
+    flow = platform.flow("stock")
+    return {d.source_key: d for d in platform.store.dead_letters.list(flow.id)}
+
+
+def backoff_passes(platform: Platform, sku: str) -> None:
+    """Time passes for one dead letter: its next attempt is due now."""
+    with platform.store.engine.begin() as connection:
+        connection.execute(
+            update(DeadLetterRow)
+            .where(DeadLetterRow.source_key == sku)
+            .values(next_attempt_at=utc_now() - timedelta(minutes=1))
+        )
+
+
+async def test_a_failed_record_is_retried_by_the_next_run_once_due_and_not_before(
+    platform_factory: Any,
+) -> None:
+    """DESIGN guarantee 1: a failed record waits on the dead-letter list and is retried with
+    backoff by the scheduled runs, even when nothing about it changes in the source."""
+    # No cursor margin: the next run reads no stock row again, so only the retry can sync it.
+    platform = stock_platform(platform_factory, {"cursor_margin_seconds": 0})
+    skus = sorted({row["sku"] for row in platform.sandboxes.partspim.store.all("stock")})
+    missing = skus[-1]
+    first = await run_flow(platform, "stock")
+    assert outcomes(platform, first)[missing].outcome == "failed"
+    letter = letters(platform)[missing]
+    assert (letter.status, letter.attempts) == (DeadLetterStatus.PENDING, 1)
+    assert letter.next_attempt_at.replace(tzinfo=UTC) > utc_now()
+    platform.sandboxes.accountview.write("ARTICLE", [{"ART_CODE": missing, "ART_DESC1": "Nieuw"}])
+
+    too_early = await run_flow(platform, "stock")
+    assert missing not in outcomes(platform, too_early)
+    assert letters(platform)[missing].attempts == 1
+    assert quantities(platform)[missing] == 0
+
+    backoff_passes(platform, missing)
+    due = await run_flow(platform, "stock")
+    assert outcomes(platform, due)[missing].outcome == "updated"
+    assert letters(platform)[missing].status == DeadLetterStatus.RESOLVED
+    assert quantities(platform)[missing] == expected_quantity(platform, missing, "available", None)
+
+
+async def test_replay_retries_a_failed_record_before_it_is_due(platform_factory: Any) -> None:
     platform = stock_platform(platform_factory, {})
     skus = sorted({row["sku"] for row in platform.sandboxes.partspim.store.all("stock")})
     await run_flow(platform, "stock")
+    assert letters(platform)[skus[-1]].next_attempt_at.replace(tzinfo=UTC) > utc_now()
     platform.sandboxes.accountview.write("ARTICLE", [{"ART_CODE": skus[-1], "ART_DESC1": "Nieuw"}])
     replay = await run_flow(platform, "stock", replay=True)
     assert outcomes(platform, replay)[skus[-1]].outcome == "updated"
+    assert letters(platform)[skus[-1]].status == DeadLetterStatus.RESOLVED
     assert quantities(platform)[skus[-1]] == expected_quantity(
         platform, skus[-1], "available", None
     )
+
+
+async def test_missing_article_skip_skips_with_the_reason_and_keeps_no_dead_letter(
+    platform_factory: Any,
+) -> None:
+    platform = stock_platform(platform_factory, {"missing_article": "skip"})
+    skus = sorted({row["sku"] for row in platform.sandboxes.partspim.store.all("stock")})
+    summary = await run_flow(platform, "stock")
+    skipped = outcomes(platform, summary)[skus[-1]]
+    assert skipped.outcome == "skipped"
+    assert f"article '{skus[-1]}' does not exist in AccountView" in (skipped.reason or "")
+    assert letters(platform) == {}
+    assert counts(platform, summary) == {"updated": len(skus) - 1, "skipped": 1}
 
 
 async def test_stock_not_managed_writes_nothing(platform_factory: Any) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from koppel.sandbox.common.server import free_port
-from tests.e2e.cli import Setup, koppel, wait_for
+from tests.e2e.cli import Setup, koppel
+from tests.e2e.processes import wait_for
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from koppel.connectors.accountview import ENTITIES, AccountViewConnector
 from koppel.connectors.base import ClientLimits, Connector, Record
 from koppel.sandbox.accountview import AccountViewSandbox
+from koppel.sandbox.accountview.assumptions import PastLastPage
 from tests.connector_conformance import ConnectorHarness, EntityCase, Sandbox, conformance_suite
 
 FAST = ClientLimits(backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=12, timeout_s=10)
@@ -33,10 +35,23 @@ def make_bad_connector(sandbox: Sandbox, url: str) -> Connector:
     return AccountViewConnector(credentials, limits=FAST)
 
 
+def company_name(sandbox: Sandbox) -> str:
+    av = as_av(sandbox)
+    [company] = [c for c in av.companies() if c["Id"] == av.default_company()]
+    return company["Description"]
+
+
 def row_ids(sandbox: Sandbox, entity: str) -> set[str]:
     spec = ENTITIES[entity]
     id_field = spec.spec.id_field
     return {str(row[id_field]) for row in as_av(sandbox).rows(spec.table)}
+
+
+def answer_past_last_page(choice: PastLastPage) -> Callable[[Sandbox], None]:
+    def switch(sandbox: Sandbox) -> None:
+        as_av(sandbox).past_last_page = choice
+
+    return switch
 
 
 def changed(field: str, value: str) -> Any:
@@ -53,6 +68,12 @@ HARNESS = ConnectorHarness(
     make_bad_connector=make_bad_connector,
     paging_entity="articles",
     row_ids=row_ids,
+    account_name=company_name,
+    past_last_page={
+        "empty list": answer_past_last_page(PastLastPage.EMPTY),
+        "error body": answer_past_last_page(PastLastPage.ERROR),
+        "404": answer_past_last_page(PastLastPage.NOT_FOUND),
+    },
     cases=[
         EntityCase(
             entity="articles",
@@ -105,9 +126,12 @@ HARNESS = ConnectorHarness(
             },
             change=changed("COMMENT1", "Gewijzigde order"),
             changed_field="COMMENT1",
+            # The same fields as a valid order, so it goes in the same post and AccountView
+            # itself refuses it: the connector must isolate it from the orders beside it.
             invalid_record=lambda i: {
                 "ORD_REF": f"FOUT-{i}",
                 "RPL_INV": "10000",
+                "COMMENT1": f"Foute order {i}",
                 "SO_LINE": [{"ART_CODE": "GEEN-ARTIKEL", "ORD_QTY": 1}],
             },
             invalid_field="ART_CODE",

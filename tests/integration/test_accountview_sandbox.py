@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -11,6 +12,8 @@ import pytest
 
 from koppel.sandbox.accountview import AccountViewSandbox
 from koppel.sandbox.common import SandboxServer
+
+DOCS = Path(__file__).parents[2] / "docs" / "connectors" / "accountview.md"
 
 
 @pytest.fixture(scope="module")
@@ -234,10 +237,10 @@ def test_last_key_paging_is_exclusive_and_complete(api: httpx.Client) -> None:
         if last_key:
             params["lastKey"] = last_key
         rows = api.get("/accountviewdata", params=params).json()["ARTICLE"]
-        seen += [r["REC_ID"] for r in rows]
+        seen += [r["ART_CODE"] for r in rows]
         if len(rows) < 100:
             break
-        last_key = rows[-1]["REC_ID"]
+        last_key = rows[-1]["ART_CODE"]
     assert len(seen) == len(set(seen)) and len(seen) >= 300
     contacts = api.get(
         "/accountviewdata", params={"BusinessObject": "AR1", "PageSize": 2, "lastKey": "10000"}
@@ -256,8 +259,8 @@ def test_post_inserts_updates_and_assigns_numbers(
     body = post_body(
         "CONTACT",
         "AR1",
-        ["ACCT_NAME", "SRC_CODE", "MAIL_BUS"],
-        [["Nieuwe Klant BV", "NIEUW", "nieuw@example.nl"]],
+        ["ACCT_NR", "ACCT_NAME", "SRC_CODE", "MAIL_BUS"],
+        [["1210", "Nieuwe Klant BV", "NIEUW", "nieuw@example.nl"]],
     )
     inserted = api.post("/accountviewdata", json=body).json()["CONTACT"][0]
     assert inserted["SUB_NR"].isdigit() and inserted["INP_DATE"] == inserted["CNG_DATE"]
@@ -373,3 +376,20 @@ def test_dictionary_and_business_objects(api: httpx.Client) -> None:
     fields = api.get("/accountviewfields", params={"BusinessObject": "AR1"}).json()["DCT_FLD"]
     sub_nr = next(f for f in fields if f["FIELD_NAME"] == "SUB_NR")
     assert sub_nr["FIELD_LEN"] == 10 and sub_nr["INP_MAND"] and sub_nr["FLD_FMT"] == "!"
+
+
+def test_the_fixture_example_in_the_docs_loads(tmp_path: Path) -> None:
+    page = DOCS.read_text(encoding="utf-8")
+    example = page.split("### Fixtures", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    fixture = tmp_path / "fixture.json"
+    fixture.write_text(example, encoding="utf-8")
+    sandbox = AccountViewSandbox()
+    sandbox.load_fixture(fixture)
+    [company] = sandbox.companies()
+    assert company["Code"] == "DEMO1"
+    [debtor] = sandbox.rows("CONTACT")
+    assert (debtor["SUB_NR"], debtor["ACCT_NR"]) == ("10000", "1210")
+    [order] = sandbox.rows("SO_HDR")
+    assert [line["ART_CODE"] for line in sandbox.rows("SO_LINE", ORD_NR=order["ORD_NR"])] == [
+        "100001"
+    ]

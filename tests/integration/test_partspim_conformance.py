@@ -61,6 +61,7 @@ HARNESS = ConnectorHarness(
     make_bad_connector=make_bad_connector,
     paging_entity="products",
     row_ids=row_ids,
+    account_name=lambda sandbox: as_pim(sandbox).store.company,
     cases=[
         EntityCase(
             entity="products",

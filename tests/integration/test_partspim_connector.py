@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -9,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from koppel.connectors.base import ClientLimits
+from koppel.connectors.base import ApiClient, ClientLimits
 from koppel.connectors.errors import AuthenticationError, ConnectorError
 from koppel.connectors.partspim import PartsPimConnector
 from koppel.sandbox.common import FaultConfig, SandboxServer
 from koppel.sandbox.partspim import PartsPimSandbox
+from koppel.sandbox.partspim.app import API_KEY_HEADER, API_PREFIX
 
 FAST = ClientLimits(backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=12, timeout_s=10)
 
@@ -205,3 +207,28 @@ async def test_a_catalogue_of_100_000_products_reads_completely() -> None:
             await connector.aclose()
     assert len(ids) == len(set(ids)) == 100_000
     assert sku in [product["sku"], *(v["sku"] for v in product["variants"])]
+
+
+async def test_a_connection_rate_limit_keeps_a_burst_under_the_api_limit(
+    served: tuple[PartsPimSandbox, str],
+) -> None:
+    """`rate_per_second` of a connection: a burst of ten requests from one client, which the
+    API (eight a second) would partly refuse at once, is spread so that none is refused."""
+    sandbox, url = served
+    sandbox.faults.configure(FaultConfig(rate_limit_per_s=8))
+    sandbox.faults.log.clear()
+    client = ApiClient(url, limits=ClientLimits(rate_per_second=2, max_attempts=1))
+    key = {API_KEY_HEADER: sandbox.store.api_key}
+    try:
+        answers = await asyncio.gather(
+            *(
+                client.send("GET", f"{API_PREFIX}/account", kind="GET account", headers=key)
+                for _ in range(10)
+            )
+        )
+    finally:
+        sandbox.faults.configure(FaultConfig())
+        await client.aclose()
+    assert [answer.status_code for answer in answers] == [200] * 10
+    assert [entry.status for entry in sandbox.faults.log.entries()] == [200] * 10
+    assert client.calls.total == 10

@@ -153,13 +153,31 @@ async def test_scheduler_runs_each_enabled_flow_again_and_again(
     assert len(blocks) == len(set(blocks))
 
 
-async def test_loop_stays_usable_after_shutdown(tmp_path: Path) -> None:
+async def test_threads_of_the_loop_work_through_every_moment_of_a_shutdown(
+    tmp_path: Path,
+) -> None:
+    """The worker's helpers (purge, run reports) hand work to threads while the engine stops:
+    DBOS makes its own pool the loop's default and shuts it down on destroy, so a call that
+    lands in between used to fail with "cannot schedule new futures after shutdown"."""
     engine = _engine(tmp_path)
-    async with engine:
-        summary = await engine.run_now("counting", counting_args(tmp_path / "l", total=1, size=1))
-
+    await engine.start()
+    summary = await engine.run_now("counting", counting_args(tmp_path / "l", total=1, size=1))
     assert summary.status == "completed"
-    assert await asyncio.to_thread(sum, [1, 2]) == 3
+    stopped = asyncio.Event()
+    calls = 0
+
+    async def hand_work_to_threads() -> None:
+        nonlocal calls
+        while not stopped.is_set():
+            calls += await asyncio.to_thread(len, "x")
+
+    helper = asyncio.create_task(hand_work_to_threads())
+    await asyncio.to_thread(len, "ready")
+    await engine.shutdown()
+    stopped.set()
+    await helper  # raises what a thread hand-off raised during the shutdown
+    assert calls > 0
+    assert await asyncio.to_thread(len, "after") == 5
     with pytest.raises(EngineError, match="not running"):
         await engine.run_now("counting", "")
 

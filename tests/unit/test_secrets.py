@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 
 from koppel.secrets import (
@@ -14,6 +15,7 @@ from koppel.secrets import (
     SecretDecryptionError,
     SecretKeyError,
     hash_password,
+    password_needs_rehash,
     verify_password,
 )
 from koppel.settings import Settings
@@ -71,9 +73,14 @@ def test_without_a_configured_key_one_is_generated_owner_only_and_reused(tmp_pat
     assert [p.name for p in key_file.parent.iterdir()] == [KEY_FILE_NAME]
 
 
-def test_passwords_are_hashed_with_argon2() -> None:
+def test_passwords_are_hashed_with_argon2id_at_owasp_parameters() -> None:
     hashed = hash_password("correct horse")
-    assert hashed.startswith("$argon2") and "correct horse" not in hashed
+    # OWASP's Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert "correct horse" not in hashed
+    assert not password_needs_rehash(hashed)
+    older = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash("correct horse")
+    assert password_needs_rehash(older) and verify_password(older, "correct horse")
     assert verify_password(hashed, "correct horse")
     assert not verify_password(hashed, "wrong horse")
     assert not verify_password("not-a-hash", "correct horse")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -35,6 +37,11 @@ from koppel.connectors.errors import (
     GrantLost,
     RefreshAnswerLost,
 )
+
+log = logging.getLogger(__name__)
+
+AV_TIMEZONE = ZoneInfo("Europe/Amsterdam")
+"""AccountView datetimes are zone-less local time of a Dutch installation (assumed)."""
 
 MAX_PAGE_SIZE = 1000
 """The sandbox refuses larger pages (assumed, as the real maximum is unknown)."""
@@ -129,10 +136,12 @@ def foxpro_datetime(moment: datetime) -> str:
 
 
 def _json_value(value: Any) -> Any:
+    """A value as posted: datetimes always in AccountView's local time, without a zone."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S")
+        local = value.astimezone(AV_TIMEZONE) if value.tzinfo is not None else value
+        return local.strftime("%Y-%m-%dT%H:%M:%S")
     if isinstance(value, date):
         return value.strftime("%Y-%m-%dT00:00:00")
     return value
@@ -330,8 +339,10 @@ class AccountViewClient(ApiClient):
     ) -> AsyncIterator[dict[str, list[Record]]]:
         """Every page (table-keyed, detail tables beside the main one), keyset paged on lastKey.
 
-        Stops on a short page; a full last page is followed by one empty answer, not yielded.
-        `after` starts after that key, as a resumed run does.
+        Stops on a short page. A full last page is followed by one more call, whose answer ends
+        the read whether it is an empty list, an error body or a 404: what AccountView answers
+        there is not known. A request without lastKey that fails is an error. `after` starts
+        after that key, as a resumed run does.
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         base: dict[str, str] = {"BusinessObject": business_object, "PageSize": str(page_size)}
@@ -345,12 +356,20 @@ class AccountViewClient(ApiClient):
         last_key: str | None = after
         while True:
             params = dict(base) if last_key is None else {**base, "lastKey": last_key}
-            response = await self.send(
-                "GET",
-                "accountviewdata",
-                kind=f"GET accountviewdata {business_object}",
-                params=params,
-            )
+            try:
+                response = await self.send(
+                    "GET",
+                    "accountviewdata",
+                    kind=f"GET accountviewdata {business_object}",
+                    params=params,
+                )
+            except FatalAPIError as error:
+                if last_key is None or not _means_no_more_rows(error):
+                    raise
+                log.debug(
+                    "AccountView %s after %r: %s; no more rows", business_object, last_key, error
+                )
+                return
             body = _body(response)
             if not isinstance(body, dict):
                 raise FatalAPIError(f"AccountView {business_object}: the answer is not an object")
@@ -438,6 +457,12 @@ class AccountViewClient(ApiClient):
         return answer
 
 
+def _means_no_more_rows(error: FatalAPIError) -> bool:
+    """A refused page after a full one: 404, or an AccountViewError body (a refused login is
+    an AuthenticationError, neither of these)."""
+    return error.status == 404 or isinstance(error, AccountViewError)
+
+
 def _body(response: httpx.Response) -> Any:
     """The JSON body with exact decimals, or None when it is not JSON."""
     try:
@@ -447,6 +472,7 @@ def _body(response: httpx.Response) -> Any:
 
 
 __all__ = [
+    "AV_TIMEZONE",
     "LIST_SEPARATOR",
     "MAX_PAGE_SIZE",
     "SCOPES",

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from koppel.connectors.accountview.client import (
+    AV_TIMEZONE,
     LIST_SEPARATOR,
     MAX_PAGE_SIZE,
     AccountViewClient,
@@ -28,13 +28,16 @@ from koppel.connectors.accountview.client import (
     Filter,
     foxpro_datetime,
 )
-from koppel.connectors.accountview.dictionary import AVField, record_schema, table_fields
+from koppel.connectors.accountview.dictionary import (
+    AVField,
+    object_fields,
+    record_schema,
+    table_fields,
+)
 from koppel.connectors.base import ClientLimits, EntitySpec, Record, WriteResult
 from koppel.connectors.credentials import CredentialStore
 from koppel.connectors.errors import ConnectorError, RecordValidationError
 
-AV_TIMEZONE = ZoneInfo("Europe/Amsterdam")
-"""AccountView datetimes are zone-less local time of a Dutch installation (assumed)."""
 LOOKUP_CHUNK = 100
 """Values per list filter: keeps the URL short; 41 keys take one call."""
 DEFAULT_PAGE_SIZE = 500
@@ -47,6 +50,8 @@ class _Entity:
     spec: EntitySpec
     business_object: str
     table: str
+    fields: Mapping[str, AVField]
+    """The table's fields with the rules of the business object (AR1 adds ACCT_REC's)."""
     detail_table: str | None = None
     assigned_key: str | None = None
     """The field AccountView fills in on insert; a record without it needs a recheck."""
@@ -62,22 +67,33 @@ def _entity(
     writable: bool = True,
     detail: str | None = None,
     assigned: str | None = None,
+    overlay: str | None = None,
 ) -> _Entity:
-    schema = record_schema(table, details=(detail,) if detail else ())
+    fields = object_fields(table, overlay)
+    schema = record_schema(table, fields, details=(detail,) if detail else ())
     if assigned is not None and assigned in schema.fields:
         # AccountView fills it in on insert, so a mapping need not (and for a new record cannot)
         # give it: SUB_NR is mandatory in the dictionary yet omitted by integrators on insert.
-        fields = {**schema.fields, assigned: replace(schema.fields[assigned], required=False)}
-        schema = replace(schema, fields=fields)
-    return _Entity(EntitySpec(name, key, id_field, schema, writable), bo, table, detail, assigned)
+        specs = {**schema.fields, assigned: replace(schema.fields[assigned], required=False)}
+        schema = replace(schema, fields=specs)
+    spec = EntitySpec(name, key, id_field, schema, writable)
+    return _Entity(spec, bo, table, fields, detail, assigned)
 
 
 ENTITIES: dict[str, _Entity] = {
     e.spec.name: e
     for e in (
-        _entity("articles", "AK1", "ARTICLE", "ART_CODE", "REC_ID"),
-        _entity("article_groups", "AG1", "ART_GRP", "AG_CODE", "REC_ID"),
-        _entity("debtors", "AR1", "CONTACT", "MAIL_BUS", "SUB_NR", assigned="SUB_NR"),
+        _entity("articles", "AK1", "ARTICLE", "ART_CODE", "ART_CODE"),
+        _entity("article_groups", "AG1", "ART_GRP", "AG_CODE", "AG_CODE"),
+        _entity(
+            "debtors",
+            "AR1",
+            "CONTACT",
+            "MAIL_BUS",
+            "SUB_NR",
+            assigned="SUB_NR",
+            overlay="ACCT_REC",
+        ),
         _entity("delivery_addresses", "ADDR", "DEL_ADDR", "REC_ID", "REC_ID", assigned="REC_ID"),
         _entity(
             "sales_orders",
@@ -88,12 +104,15 @@ ENTITIES: dict[str, _Entity] = {
             detail="SO_LINE",
             assigned="REC_ID",
         ),
-        _entity("vat_codes", "VA1", "VAT", "VAT_CODE", "REC_ID", writable=False),
-        _entity("payment_conditions", "BC1", "PAY_COND", "DISC_CODE", "REC_ID", writable=False),
-        _entity("payment_methods", "BW1", "PAY_MTH", "PAY_TYPE", "REC_ID", writable=False),
-        _entity("employees", "MW1", "EMPLOYEE", "EMP_NR", "REC_ID", writable=False),
+        _entity("vat_codes", "VA1", "VAT", "VAT_CODE", "VAT_CODE", writable=False),
+        _entity("payment_conditions", "BC1", "PAY_COND", "DISC_CODE", "DISC_CODE", writable=False),
+        _entity("payment_methods", "BW1", "PAY_MTH", "PAY_TYPE", "PAY_TYPE", writable=False),
+        _entity("employees", "MW1", "EMPLOYEE", "EMP_NR", "EMP_NR", writable=False),
     )
 }
+"""Each entity's id_field is its table's key in AccountView: the field keyset paging (lastKey)
+runs on, and the id flows keep links and dead letters by. Reference rows are keyed by their own
+codes, delivery addresses and sales orders by their REC_ID."""
 
 
 @dataclass
@@ -176,11 +195,10 @@ class AccountViewConnector:
     async def _pages(
         self, ent: _Entity, filters: Sequence[Filter], page_size: int, after: str | None = None
     ) -> AsyncIterator[list[Record]]:
-        key = ent.spec.id_field if ent.table != "CONTACT" else "SUB_NR"
         async for body in self.client.pages(
             ent.business_object,
             table=ent.table,
-            key_field=key,
+            key_field=ent.spec.id_field,
             filters=filters,
             page_size=page_size,
             after=after,
@@ -191,7 +209,7 @@ class AccountViewConnector:
         """Records whose `field` is one of `values`: one list-filter call per 100 values, all
         in flight at once (the client's concurrency limit spaces them)."""
         ent = self._entity(entity)
-        av_field = table_fields()[ent.table].get(field.upper())
+        av_field = ent.fields.get(field.upper())
         if av_field is None:
             raise ConnectorError(f"{entity}: {field} is not a field of AccountView {ent.table}")
         unique = list(dict.fromkeys(str(v) for v in values if str(v) != ""))
@@ -401,7 +419,7 @@ def _clean(ent: _Entity, record: Record) -> Record:
     """Upper-case field names; drop what AccountView returns but does not take (read-only fields,
     EXT_KEY, <TABLE>_Id), except REC_ID where it is the record's key (delivery addresses); a
     sales order gets its REC_ID from the lookup by ORD_REF."""
-    fields = table_fields()[ent.table]
+    fields = ent.fields
     row: Record = {}
     for name, value in record.items():
         upper = name.upper()
@@ -440,7 +458,7 @@ def _check_values(ent: _Entity, item: _Item) -> RecordValidationError | None:
     if ent.detail_table is not None:
         tables += [(ent.detail_table, line) for line in item.row.get(ent.detail_table, [])]
     for table, row in tables:
-        fields = table_fields()[table]
+        fields = ent.fields if table == ent.table else table_fields()[table]
         for name, value in row.items():
             if name == ent.detail_table and table == ent.table:
                 continue
@@ -506,7 +524,8 @@ def _check_required(ent: _Entity, item: _Item) -> RecordValidationError | None:
         tables += [(ent.detail_table, line, True) for line in row.get(ent.detail_table, [])]
     for table, values, insert in tables:
         assigned = {"REC_ID", "SUB_NR" if table == "CONTACT" else "REC_ID"}
-        for av_field in table_fields()[table].values():
+        fields = ent.fields if table == ent.table else table_fields()[table]
+        for av_field in fields.values():
             if not av_field.mandatory or av_field.read_only or av_field.name in assigned:
                 continue
             path = av_field.name if table == ent.table else f"{table}.{av_field.name}"

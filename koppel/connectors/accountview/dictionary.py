@@ -1,13 +1,14 @@
 """The AccountView data dictionary the connector validates against and builds schemas from.
 
-dictionary.json holds DCT_FLD rows (the shape of /accountviewfields) of the tables the connector
-uses: CONTACT and VAT as published, the others as assumed in the sandbox's assumptions module.
+dictionary.json holds DCT_FLD rows of the tables the connector uses: CONTACT, VAT and ACCT_REC as
+published, the others as assumed in the sandbox's assumptions module.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -63,9 +64,21 @@ def table_fields() -> dict[str, dict[str, AVField]]:
     return result
 
 
-def record_schema(table: str, *, details: tuple[str, ...] = ()) -> RecordSchema:
+def object_fields(table: str, overlay: str | None = None) -> dict[str, AVField]:
+    """A table's fields as a business object writes them: an overlay table's dictionary (ACCT_REC
+    for AR1) makes the table's fields it names mandatory when it marks them so."""
+    fields = dict(table_fields()[table])
+    for name, rule in table_fields()[overlay].items() if overlay is not None else ():
+        if rule.mandatory and name in fields:
+            fields[name] = replace(fields[name], mandatory=True)
+    return fields
+
+
+def record_schema(
+    table: str, fields: Mapping[str, AVField], *, details: tuple[str, ...] = ()
+) -> RecordSchema:
     """A table's fields as a RecordSchema; detail rows appear as a list under the detail's name."""
-    specs = [_spec(field.name, field) for field in table_fields()[table].values()]
+    specs = [_spec(field.name, field) for field in fields.values()]
     for detail in details:
         specs.append(FieldSpec(path=detail, type=FieldType.LIST, description="lines"))
         specs += [_spec(f"{detail}[].{f.name}", f) for f in table_fields()[detail].values()]
@@ -83,4 +96,4 @@ def _spec(path: str, field: AVField) -> FieldSpec:
     )
 
 
-__all__ = ["AVField", "record_schema", "table_fields"]
+__all__ = ["AVField", "object_fields", "record_schema", "table_fields"]

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from koppel.sandbox.accountview.auth import SCOPES, OAuthError
@@ -25,14 +27,16 @@ _DENIED = "Authorization has been denied for this request."
 
 
 class CaseInsensitivePaths:
-    """Clients write `/AccountViewData` and `/Companies`: route on the lower-case path."""
+    """Clients write `/AccountViewData` and `/Companies`: route on the lower-case path, without
+    a trailing slash (assumptions.TRAILING_SLASH_IGNORED)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = dict(scope, path=scope["path"].lower())
+            path = scope["path"].lower()
+            scope = dict(scope, path=path.rstrip("/") or "/")
         await self.app(scope, receive, send)
 
 
@@ -40,7 +44,7 @@ def kind_of(scope: Scope) -> str:
     """The request log's name of a call: "GET accountviewdata AK1", "POST token"."""
     path = scope["path"].lower().rstrip("/").rsplit("/", 1)[-1]
     kind = f"{scope['method']} {path}"
-    if path == "accountviewdata" and scope["method"] == "GET":
+    if path in ("accountviewdata", "accountviewsystemdata") and scope["method"] == "GET":
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         bo = next((v[0] for k, v in query.items() if k.lower() == "businessobject"), "")
         kind += f" {bo.upper()}"
@@ -52,11 +56,36 @@ def _params(request: Request) -> dict[str, str]:
 
 
 def build_app(sandbox: AccountViewSandbox) -> FastAPI:
-    app = FastAPI(title="AccountView.Net Web API v3 (Koppel sandbox)", docs_url="/_admin/docs")
+    app = FastAPI(
+        title="AccountView.Net Web API v3 (Koppel sandbox)",
+        docs_url="/_admin/docs",
+        redirect_slashes=False,
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            message = f"No HTTP resource was found that matches the request URI '{request.url}'."
+        elif error.status_code == 405:
+            message = f"The requested resource does not support http method '{request.method}'."
+        else:
+            message = str(error.detail)
+        return JSONResponse(ApiError(error.status_code, message).body(), error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        return JSONResponse(ApiError(400, f"The request is invalid: {problems}").body(), 400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(ApiError(500, "An error has occurred.").body(), status_code=500)
 
     @app.exception_handler(OAuthError)
     async def oauth_error(request: Request, error: OAuthError) -> JSONResponse:
@@ -144,17 +173,25 @@ def build_app(sandbox: AccountViewSandbox) -> FastAPI:
 
     @app.get(f"{API}/accountviewfields")
     def fields(request: Request) -> dict[str, Any]:
+        """Koppel's own shape (assumptions.OWN_FIELDS_ENDPOINT)."""
         authorize(request)
         bo = business_object(_params(request).get("businessobject"))
         rows = [f.dct_fld() for table in bo_tables(bo) for f in table.fields.values()]
         return {"DCT_FLD": [dict(row, DCT_FLD_Id=index) for index, row in enumerate(rows)]}
+
+    @app.get(f"{API}/accountviewsystemdata")
+    def read_system_data(request: Request) -> dict[str, Any]:
+        company = authorize(request)
+        read = parse_read(_params(request), system=True)
+        with sandbox.store.transaction() as conn:
+            return run_read(conn, company, read, sandbox.past_last_page)
 
     @app.get(f"{API}/accountviewdata")
     def read_data(request: Request) -> dict[str, Any]:
         company = authorize(request)
         read = parse_read(_params(request))
         with sandbox.store.transaction() as conn:
-            return run_read(conn, company, read)
+            return run_read(conn, company, read, sandbox.past_last_page)
 
     @app.post(f"{API}/accountviewdata")
     async def write_data(request: Request) -> dict[str, Any]:

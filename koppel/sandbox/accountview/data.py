@@ -150,7 +150,6 @@ def generate_company(
         "VAT",
         (
             {
-                "REC_ID": rec_id("VAT"),
                 "VAT_CODE": code,
                 "VAT_NAME": name,
                 "VAT_PCT": pct,
@@ -170,7 +169,6 @@ def generate_company(
         "PAY_COND",
         (
             {
-                "REC_ID": rec_id("PAY_COND"),
                 "DISC_CODE": code,
                 "DISC_DESC": desc,
                 "CRED_DAYS": days,
@@ -185,10 +183,7 @@ def generate_company(
         conn,
         company,
         "PAY_MTH",
-        (
-            {"REC_ID": rec_id("PAY_MTH"), "PAY_TYPE": code, "PAY_DESC": desc, **_audit(rng, now)}
-            for code, desc in _PAY_MTH
-        ),
+        ({"PAY_TYPE": code, "PAY_DESC": desc, **_audit(rng, now)} for code, desc in _PAY_MTH),
     )
     employees = [("999999", "Webshop", "webshop@example.nl")]
     employees += [
@@ -200,7 +195,6 @@ def generate_company(
         "EMPLOYEE",
         (
             {
-                "REC_ID": rec_id("EMPLOYEE"),
                 "EMP_NR": nr,
                 "EMP_NAME": name,
                 "MAIL_BUS": mail,
@@ -215,10 +209,7 @@ def generate_company(
         conn,
         company,
         "ART_GRP",
-        (
-            {"REC_ID": rec_id("ART_GRP"), "AG_CODE": code, "AG_DESC": desc, **_audit(rng, now)}
-            for code, desc in groups
-        ),
+        ({"AG_CODE": code, "AG_DESC": desc, **_audit(rng, now)} for code, desc in groups),
     )
     memos = [fakers["NL"].paragraph(nb_sentences=3) for _ in range(40)]
     article_codes: list[tuple[str, str, float]] = []
@@ -238,7 +229,6 @@ def generate_company(
             article_codes.append((code, desc, price))
             batch.append(
                 {
-                    "REC_ID": rec_id("ARTICLE"),
                     "ART_CODE": code,
                     "ART_DESC1": desc[:40],
                     "ART_DESC2": "",

@@ -1,12 +1,12 @@
-"""The sandbox's data dictionary: the published tables (fields.json) plus the assumed ones.
+"""The sandbox's data dictionary: the published tables (published_fields.tsv) plus the assumed ones.
 
 Every table, column, type, length and rule the sandbox enforces comes from here, so the API, the
-storage and `/accountviewfields` cannot disagree.
+storage and the dictionary it serves (DCT_FLD, DCT_FILE) cannot disagree.
 """
 
 from __future__ import annotations
 
-import json
+import csv
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -27,23 +27,30 @@ class FieldDef:
     type: str
     length: int
     mandatory: bool
-    upper: bool
+    format: str
+    """FLD_FMT: "!" upper case, "D" a date format, or empty."""
     read_only: bool
     mask: str
     description: str
 
+    @property
+    def upper(self) -> bool:
+        return self.format == "!"
+
     def dct_fld(self) -> dict[str, Any]:
-        """The field as a DCT_FLD row of /accountviewfields."""
+        """The field as a DCT_FLD row (the data dictionary's own table)."""
         return {
             "DBF_NAME": self.table,
             "FIELD_NAME": self.name,
             "FIELD_TYPE": self.type,
             "FIELD_LEN": self.length,
             "INP_MAND": self.mandatory,
-            "FLD_FMT": "!" if self.upper else "",
+            "FLD_FMT": self.format,
             "FLD_MASK": self.mask,
             "COM_BLK": self.read_only,
             "FLD_DESC": self.description,
+            "PKY_TBL": "",
+            "REC_CUST": False,
         }
 
 
@@ -51,8 +58,8 @@ class FieldDef:
 class TableDef:
     name: str
     fields: dict[str, FieldDef]
-    paging_key: str
-    upsert_key: str
+    key: str | None
+    """The key field (assumptions.TABLE_KEYS); None: rows in insertion order, no lastKey."""
 
     def field(self, name: str) -> FieldDef | None:
         return self.fields.get(name.upper())
@@ -66,55 +73,72 @@ def _from_row(table: str, row: assumptions.FieldRow) -> FieldDef:
         type=type_,
         length=length,
         mandatory="M" in flags,
-        upper="!" in flags,
+        format="!" if "!" in flags else "",
         read_only="R" in flags,
         mask="",
         description=description,
     )
 
 
-def _published() -> dict[str, list[FieldDef]]:
-    text = resources.files(__package__).joinpath("fields.json").read_text(encoding="utf-8")
-    tables: dict[str, list[FieldDef]] = {}
-    for row in json.loads(text)["DCT_FLD"]:
-        tables.setdefault(row["DBF_NAME"], []).append(
-            FieldDef(
-                table=row["DBF_NAME"],
-                name=row["FIELD_NAME"],
-                type=row["FIELD_TYPE"],
-                length=row["FIELD_LEN"],
-                mandatory=row["INP_MAND"],
-                upper=row["FLD_FMT"] == "!",
-                read_only=row["COM_BLK"],
-                mask=row["FLD_MASK"],
-                description=row["FLD_DESC"],
-            )
+@cache
+def published() -> dict[str, dict[str, FieldDef]]:
+    """The published dictionaries, by table (published_fields.tsv; docs page for its source)."""
+    text = resources.files(__package__).joinpath("published_fields.tsv").read_text("utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    result: dict[str, dict[str, FieldDef]] = {}
+    for row in csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE):
+        result.setdefault(row["table"], {})[row["field"]] = FieldDef(
+            table=row["table"],
+            name=row["field"],
+            type=row["type"],
+            length=int(row["length"]),
+            mandatory=row["mandatory"] == "1",
+            format=row["format"],
+            read_only=row["read_only"] == "1",
+            mask=row["mask"],
+            description=row["description"],
         )
-    return tables
+    return result
 
 
 @cache
 def tables() -> dict[str, TableDef]:
-    """Every table the sandbox's business objects use, by name."""
-    published = _published()
+    """Every table the sandbox's business objects store, by name."""
     result: dict[str, TableDef] = {}
     for bo in assumptions.BUSINESS_OBJECTS:
         for name in (bo.table, *bo.details):
-            if name in published:
-                fields = list(published[name])
+            if name in published():
+                fields = list(published()[name].values())
             else:
-                rows = assumptions.ASSUMED_TABLES[name] + assumptions.AUDIT_FIELDS
-                fields = [_from_row(name, row) for row in rows]
-            paging_key = assumptions.PAGING_KEYS.get(name, assumptions.DEFAULT_PAGING_KEY)
-            if paging_key == "REC_ID" and not any(f.name == "REC_ID" for f in fields):
-                fields.insert(0, _from_row(name, assumptions.REC_ID_FIELD))
+                fields = [_from_row(name, row) for row in assumptions.ASSUMED_TABLES[name]]
             result[name] = TableDef(
                 name=name,
                 fields={f.name: f for f in sorted(fields, key=lambda f: f.name)},
-                paging_key=paging_key,
-                upsert_key=assumptions.UPSERT_KEYS.get(name, "REC_ID"),
+                key=assumptions.TABLE_KEYS[name],
             )
     return result
+
+
+def mandatory_fields(bo: assumptions.BusinessObjectDef, table: TableDef) -> list[FieldDef]:
+    """The fields a row of `table` must have when written through `bo`: the table's own mandatory
+    fields, and for the main table those its business object's overlay marks (ACCT_REC for AR1)."""
+    mandatory = {f.name: f for f in table.fields.values() if f.mandatory}
+    if bo.overlay is not None and table.name == bo.table:
+        for name, rule in published()[bo.overlay].items():
+            if rule.mandatory and name in table.fields:
+                mandatory.setdefault(name, table.fields[name])
+    return sorted(mandatory.values(), key=lambda f: f.name)
+
+
+def dictionary_tables() -> list[str]:
+    """The tables DCT_FLD and DCT_FILE describe: every stored table and every overlay."""
+    overlays = [bo.overlay for bo in assumptions.BUSINESS_OBJECTS if bo.overlay is not None]
+    return sorted({*tables(), *overlays})
+
+
+def table_fields(name: str) -> dict[str, FieldDef]:
+    """The fields of a stored table or of an overlay."""
+    return tables()[name].fields if name in tables() else published()[name]
 
 
 @cache
@@ -130,5 +154,9 @@ __all__ = [
     "FieldDef",
     "TableDef",
     "business_objects",
+    "dictionary_tables",
+    "mandatory_fields",
+    "published",
+    "table_fields",
     "tables",
 ]

@@ -17,7 +17,8 @@ from koppel.sandbox.accountview.dictionary import (
     tables,
 )
 from koppel.sandbox.accountview.errors import ApiError
-from koppel.sandbox.accountview.store import COMPANY, ROW_ID, quote, table_sql
+from koppel.sandbox.accountview.expressions import column, compile_filter, scoped
+from koppel.sandbox.accountview.store import COMPANY, ROW_ID, key_order, quote, table_sql
 from koppel.sandbox.accountview.values import parse_datetime, to_json
 
 _FILTER_PARAM = re.compile(r"^filtercontrolsource(\d+)$")
@@ -40,6 +41,8 @@ class ReadRequest:
     selection: dict[str, list[FieldDef]] | None
     filters: tuple[Filter, ...]
     match_any: bool
+    expression: tuple[str, tuple[Any, ...]] | None
+    """`Filter=` compiled to SQL on the header row (alias h), with its arguments."""
     sort_fields: tuple[FieldDef, ...]
     descending: bool
     page_size: int
@@ -47,12 +50,17 @@ class ReadRequest:
     last_key: str | None
 
 
-def business_object(code: str | None) -> assumptions.BusinessObjectDef:
+def business_object(code: str | None, *, system: bool = False) -> assumptions.BusinessObjectDef:
+    """The business object of a code (any case); `system`: only the data dictionary's."""
     if not code:
         raise ApiError(400, "BusinessObject is required")
     bo = business_objects().get(code.strip().upper())
     if bo is None:
         raise ApiError(400, f"Business object '{code}' does not exist")
+    if system and not bo.system:
+        raise ApiError(
+            400, f"Business object '{code}' is not system data; read it from /accountviewdata"
+        )
     return bo
 
 
@@ -136,12 +144,13 @@ def _parse_selection(
     return selection
 
 
-def parse_read(params: Mapping[str, str]) -> ReadRequest:
-    """Parameters (names already lower case) to a request; ApiError(400) says what is wrong."""
-    bo = business_object(params.get("businessobject"))
-    page_size = _int_param(params, "PageSize", assumptions.DEFAULT_PAGE_SIZE)
+def parse_read(params: Mapping[str, str], *, system: bool = False) -> ReadRequest:
+    """Parameters (names already lower case) to a request; ApiError(400) says what is wrong.
+    `system`: the request came to /accountviewsystemdata."""
+    bo = business_object(params.get("businessobject"), system=system)
+    page_size = _int_param(params, "PageSize", 0) or assumptions.DEFAULT_PAGE_SIZE
     if not 1 <= page_size <= assumptions.MAX_PAGE_SIZE:
-        raise ApiError(400, f"PageSize must be between 1 and {assumptions.MAX_PAGE_SIZE}")
+        raise ApiError(400, f"PageSize must be between 0 and {assumptions.MAX_PAGE_SIZE}")
     page_number = _int_param(params, "PageNumber", 1)
     if page_number < 1:
         raise ApiError(400, "PageNumber must be 1 or more")
@@ -153,11 +162,21 @@ def parse_read(params: Mapping[str, str]) -> ReadRequest:
                 raise ApiError(400, f"SortFields: '{name.strip()}' is not a field of {bo.table}")
             sort_fields.append(field)
     last_key = params.get("lastkey", "")
+    if last_key.strip() and tables()[bo.table].key is None:
+        raise ApiError(400, f"lastKey: {bo.table} has no key to page on; page it with PageNumber")
+    expression = params.get("filter", "")
+    compiled = None
+    if expression.strip():
+        sql, args = compile_filter(
+            expression, tables()[bo.table], lambda name: resolve_field(bo, name)
+        )
+        compiled = (sql, tuple(args))
     return ReadRequest(
         bo=bo,
         selection=_parse_selection(bo, params.get("fields", "")),
         filters=tuple(_parse_filters(bo, params)),
         match_any=params.get("matchanyfilter", "false").strip().lower() == "true",
+        expression=compiled,
         sort_fields=tuple(sort_fields),
         descending=params.get("sortorder", "").strip().lower().startswith("desc"),
         page_size=page_size,
@@ -167,9 +186,7 @@ def parse_read(params: Mapping[str, str]) -> ReadRequest:
 
 
 def _condition(flt: Filter, header: TableDef) -> tuple[str, list[Any]]:
-    column = quote(flt.field.name)
-    alias = "h" if flt.table.name == header.name else "d"
-    expr = f"{alias}.{column}"
+    expr = column(flt.table, header, flt.field)
     if flt.value_type == "D" and flt.field.type in DATE_TYPES:
         expr = f"substr({expr}, 1, 10)"
     marks = ", ".join("?" for _ in flt.values)
@@ -182,19 +199,17 @@ def _condition(flt: Filter, header: TableDef) -> tuple[str, list[Any]]:
         sql = "(" + " OR ".join(f"instr({expr}, ?) > 0" for _ in flt.values) + ")"
     else:
         sql = f"({expr} != '' AND {expr} >= ?)"
-    if alias == "h":
-        return sql, args
-    link = quote(assumptions.DETAIL_LINKS[flt.table.name])
-    detail_sql = (
-        f"EXISTS (SELECT 1 FROM {table_sql(flt.table.name)} d WHERE d.{COMPANY} = h.{COMPANY} "
-        f"AND d.{link} = h.{link} AND {sql})"
-    )
-    return detail_sql, args
+    return scoped(flt.table, header, sql), args
 
 
-def run_read(conn: sqlite3.Connection, company: str, request: ReadRequest) -> dict[str, Any]:
+def run_read(
+    conn: sqlite3.Connection,
+    company: str,
+    request: ReadRequest,
+    past_last_page: assumptions.PastLastPage = assumptions.PAST_LAST_PAGE,
+) -> dict[str, Any]:
     header = tables()[request.bo.table]
-    key = quote(header.paging_key)
+    key = f"h.{key_order(header)}"
     where = [f"h.{COMPANY} = ?"]
     args: list[Any] = [company]
     if request.filters:
@@ -202,21 +217,28 @@ def run_read(conn: sqlite3.Connection, company: str, request: ReadRequest) -> di
         joiner = " OR " if request.match_any else " AND "
         where.append("(" + joiner.join(sql for sql, _ in parts) + ")")
         args += [a for _, part_args in parts for a in part_args]
+    if request.expression is not None:
+        where.append(request.expression[0])
+        args += request.expression[1]
     direction = "DESC" if request.descending else "ASC"
     offset = 0
     if request.last_key is not None:
-        where.append(f"h.{key} {'<' if request.descending else '>'} ?")
+        where.append(f"{key} {'<' if request.descending else '>'} ?")
         args.append(request.last_key)
-        order = f"h.{key} {direction}"
+        order = f"{key} {direction}"
     else:
         order = ", ".join(f"h.{quote(f.name)} {direction}" for f in request.sort_fields)
-        order = f"{order}, h.{key} {direction}" if order else f"h.{key} {direction}"
+        order = f"{order}, {key} {direction}" if order else f"{key} {direction}"
         offset = (request.page_number - 1) * request.page_size
     sql = (
         f"SELECT h.* FROM {table_sql(header.name)} h WHERE {' AND '.join(where)} "
         f"ORDER BY {order} LIMIT ? OFFSET ?"
     )
     rows = conn.execute(sql, (*args, request.page_size, offset)).fetchall()
+    paging_on = request.last_key is not None or request.page_number > 1
+    if not rows and paging_on and past_last_page is not assumptions.PastLastPage.EMPTY:
+        status = 404 if past_last_page is assumptions.PastLastPage.NOT_FOUND else 400
+        raise ApiError(status, "There are no more rows.")
     return render(conn, company, request.bo, rows, request.selection)
 
 
@@ -229,9 +251,17 @@ def render(
 ) -> dict[str, Any]:
     """The response body: one array per table, main table first, detail rows beside it."""
     header = tables()[bo.table]
+    numbered = bool(bo.details or bo.extra_tables)
     body: dict[str, Any] = {
         header.name: [
-            _row(header, row, index, selection, None) for index, row in enumerate(header_rows)
+            _row(
+                header,
+                row,
+                selection,
+                (f"{header.name}_Id", index) if numbered else None,
+                ext_key=not bo.system,
+            )
+            for index, row in enumerate(header_rows)
         ]
     }
     for detail_name in bo.details:
@@ -247,11 +277,11 @@ def render(
                 f"{quote(link)} IN ({', '.join('?' for _ in chunk)})",
                 (company, *chunk),
             ).fetchall()
-        lines.sort(key=lambda line: (ordinal[line[link]], line[detail.paging_key]))
-        parent = (f"{header.name}_Id", ordinal)
+        order = detail.key or ROW_ID
+        lines.sort(key=lambda line: (ordinal[line[link]], line[order]))
         body[detail_name] = [
-            _row(detail, line, index, selection, (parent[0], parent[1][line[link]]))
-            for index, line in enumerate(lines)
+            _row(detail, line, selection, (f"{header.name}_Id", ordinal[line[link]]), ext_key=True)
+            for line in lines
         ]
     for extra in bo.extra_tables:
         body[extra] = []
@@ -261,21 +291,25 @@ def render(
 def _row(
     table: TableDef,
     row: sqlite3.Row,
-    index: int,
     selection: dict[str, list[FieldDef]] | None,
-    parent: tuple[str, int] | None,
+    number: tuple[str, int] | None,
+    *,
+    ext_key: bool,
 ) -> dict[str, Any]:
+    """One row as the API shows it; `number` is its (or, for a detail row, its header's) _Id.
+    Dictionary rows carry no EXT_KEY (assumptions.FIELDS_ALWAYS_RETURNED)."""
     chosen = selection.get(table.name) if selection is not None else None
     if chosen is None:
         fields = list(table.fields.values())
+    elif table.key is None or table.fields[table.key] in chosen:
+        fields = chosen
     else:
-        key = table.fields[table.paging_key]
-        fields = chosen if key in chosen else [key, *chosen]
+        fields = [table.fields[table.key], *chosen]
     result = {f.name: to_json(f, row[f.name]) for f in fields}
-    result["EXT_KEY"] = row[ROW_ID]
-    if parent is not None:
-        result[parent[0]] = parent[1]
-    result[f"{table.name}_Id"] = index
+    if ext_key:
+        result["EXT_KEY"] = row[ROW_ID]
+    if number is not None:
+        result[number[0]] = number[1]
     return result
 
 

@@ -19,7 +19,9 @@ from koppel.sandbox.accountview.app import API, CaseInsensitivePaths, build_app,
 from koppel.sandbox.accountview.auth import Auth
 from koppel.sandbox.accountview.data import FIXTURE_ORDER, generate_company
 from koppel.sandbox.accountview.dictionary import business_objects, tables
-from koppel.sandbox.accountview.store import COMPANY, ROW_ID, Store, quote, table_sql
+from koppel.sandbox.accountview.errors import ApiError
+from koppel.sandbox.accountview.store import COMPANY, ROW_ID, Store, key_order, quote, table_sql
+from koppel.sandbox.accountview.system_data import refresh_dictionary
 from koppel.sandbox.accountview.values import to_json
 from koppel.sandbox.accountview.writes import PostedRow, PostedTable, PostRequest, run_post
 from koppel.sandbox.common import FaultConfig, FaultMiddleware, admin_router
@@ -41,18 +43,30 @@ class AccountViewSandbox:
         *,
         access_token_lifetime_s: float = assumptions.ACCESS_TOKEN_LIFETIME_S,
         validation_error_status: int = assumptions.VALIDATION_ERROR_STATUS,
+        past_last_page: assumptions.PastLastPage = assumptions.PAST_LAST_PAGE,
     ) -> None:
         self.store = Store(db_path)
         self.auth = Auth(self.store, access_token_lifetime_s=access_token_lifetime_s)
         self.client_app = self.auth.ensure_client("Koppel")
         self.validation_error_status = validation_error_status
+        # What a page past the last row answers (assumptions.PAST_LAST_PAGE); tests switch it.
+        self.past_last_page = past_last_page
         self.clock: Callable[[], datetime] = lambda: datetime.now(_TIMEZONE)
         if not self.companies():
             self._create_companies(
                 [{"Code": c, "Description": d} for c, d in _DEFAULT_COMPANIES], seed
             )
+        else:
+            with self.store.transaction() as conn:
+                for company in self.companies():
+                    refresh_dictionary(conn, company["Id"])
         app: FastAPI = build_app(self)
-        self.faults = FaultMiddleware(CaseInsensitivePaths(app), faults, kind_of=kind_of)
+        self.faults = FaultMiddleware(
+            CaseInsensitivePaths(app),
+            faults,
+            kind_of=kind_of,
+            error_body=lambda message: json.dumps(ApiError(0, message).body()).encode(),
+        )
         app.include_router(admin_router(self.faults))
 
     # -- the common sandbox API -------------------------------------------------------------
@@ -191,9 +205,11 @@ class AccountViewSandbox:
     def edit(
         self, table: str, key: str, changes: Mapping[str, Any], *, company_id: str | None = None
     ) -> dict[str, Any]:
-        """A manual edit of one row, found by its upsert key (ART_CODE, SUB_NR, REC_ID...)."""
+        """A manual edit of one row, found by its key (ART_CODE, SUB_NR, REC_ID...)."""
         table_def = tables()[table.upper()]
-        row = {table_def.upsert_key: key, **changes}
+        if table_def.key is None:
+            raise ValueError(f"{table_def.name} rows have no key to edit them by")
+        row = {table_def.key: key, **changes}
         [written] = self.write(table, [row], company_id=company_id)[table_def.name]
         return dict(written)
 
@@ -206,7 +222,7 @@ class AccountViewSandbox:
         with self.store.transaction() as conn:
             found = conn.execute(
                 f"SELECT * FROM {table_sql(table_def.name)} WHERE {' AND '.join(where)} "
-                f"ORDER BY {quote(table_def.paging_key)}",
+                f"ORDER BY {key_order(table_def)}",
                 (company_id or self.default_company(), *equal.values()),
             ).fetchall()
         return [
@@ -242,6 +258,7 @@ class AccountViewSandbox:
                     "INSERT INTO companies VALUES (?, ?, ?, ?)",
                     (company_id, company["Code"], company["Description"], position),
                 )
+                refresh_dictionary(conn, company_id)
 
     def _company_by_code(self, code: str) -> str:
         return next(c["Id"] for c in self.companies() if c["Code"] == code)

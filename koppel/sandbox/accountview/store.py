@@ -98,9 +98,8 @@ def _create_table(conn: sqlite3.Connection, table: TableDef) -> None:
     columns += [f"{quote(f.name)} {sql_type(f)}" for f in table.fields.values()]
     name = table_sql(table.name)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)})")
-    unique = {table.paging_key, *_UNIQUE_CODES.get(table.name, ())}
-    if table.upsert_key != "REC_ID":
-        unique.add(table.upsert_key)
+    order = key_order(table)
+    unique = {*([table.key] if table.key is not None else []), *_UNIQUE_CODES.get(table.name, ())}
     for column in sorted(unique):
         conn.execute(
             f"CREATE UNIQUE INDEX IF NOT EXISTS {quote(f'U_{table.name}_{column}')} "
@@ -112,8 +111,13 @@ def _create_table(conn: sqlite3.Connection, table: TableDef) -> None:
     for column in plain:
         conn.execute(
             f"CREATE INDEX IF NOT EXISTS {quote(f'I_{table.name}_{column}')} "
-            f"ON {name} ({COMPANY}, {quote(column)}, {quote(table.paging_key)})"
+            f"ON {name} ({COMPANY}, {quote(column)}, {order})"
         )
+
+
+def key_order(table: TableDef) -> str:
+    """The SQL column a table's rows are ordered by: its key, or insertion order."""
+    return quote(table.key) if table.key is not None else ROW_ID
 
 
 def next_rec_id(conn: sqlite3.Connection, company: str, table: str) -> int:
@@ -176,6 +180,7 @@ __all__ = [
     "find_row",
     "format_rec_id",
     "insert_row",
+    "key_order",
     "next_number",
     "next_rec_id",
     "quote",

@@ -7,15 +7,20 @@ so input is read leniently and checked strictly against the dictionary.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from koppel.sandbox.accountview import assumptions
 from koppel.sandbox.accountview.dictionary import DATE_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef
 
 _DATETIME = re.compile(
     r"^\s*(?:\{\^)?\s*(\d{4})-(\d{1,2})-(\d{1,2})"
     r"(?:[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d+)?)?)?"
-    r"\s*(?:Z|[+-]\d{2}:?\d{2})?\s*\}?\s*$"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?\s*\}?\s*$",
+    re.IGNORECASE,
 )
+_LOCAL = ZoneInfo(assumptions.TIMEZONE)
 _TRUE = frozenset({"true", "t", ".t.", "1", "yes", "y"})
 _FALSE = frozenset({"false", "f", ".f.", "0", "no", "n", ""})
 
@@ -25,17 +30,29 @@ class ValueRuleError(ValueError):
 
 
 def parse_datetime(text: str) -> str | None:
-    """`{^2020-01-01 12:00:00}`, `2020-1-1`, `2021-07-02T10:39:05.276Z` -> `2020-01-01T12:00:00`.
-
-    A zone suffix is ignored: AccountView works in the installation's local time.
-    """
+    """`{^2020-01-01 12:00:00}`, `2020-1-1`, `2021-07-02T10:39:05.276+02:00` -> local time
+    `2020-01-01T12:00:00`: a value with a Z or an offset is converted to the installation's local
+    time (assumptions.TIMEZONE); one without is local time already."""
     match = _DATETIME.match(text)
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60):
+    *parts, zone = match.groups()
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in parts)
+    try:
+        moment = datetime(year, month, day, hour, minute, second)
+    except ValueError:
         return None
-    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+    if zone is not None:
+        moment = moment.replace(tzinfo=_zone(zone)).astimezone(_LOCAL).replace(tzinfo=None)
+    return moment.strftime(assumptions.DATETIME_FORMAT)
+
+
+def _zone(text: str) -> timezone:
+    if text.upper() == "Z":
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
 
 
 def coerce(field: FieldDef, raw: Any) -> Any:

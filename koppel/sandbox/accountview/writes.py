@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from koppel.sandbox.accountview import assumptions
-from koppel.sandbox.accountview.dictionary import FIELD_TYPES, NUMBER_TYPES, TableDef, tables
+from koppel.sandbox.accountview.dictionary import (
+    FIELD_TYPES,
+    NUMBER_TYPES,
+    TableDef,
+    mandatory_fields,
+    tables,
+)
 from koppel.sandbox.accountview.errors import ApiError, RowError
 from koppel.sandbox.accountview.reads import business_object, render
 from koppel.sandbox.accountview.store import (
@@ -137,9 +143,16 @@ class _Writer:
     """Writes the rows of one POST inside the caller's transaction."""
 
     def __init__(
-        self, conn: sqlite3.Connection, company: str, now: str, user: str, system: bool
+        self,
+        conn: sqlite3.Connection,
+        bo: assumptions.BusinessObjectDef,
+        company: str,
+        now: str,
+        user: str,
+        system: bool,
     ) -> None:
         self.conn = conn
+        self.bo = bo
         self.system = system
         self.company = company
         self.now = now
@@ -153,7 +166,7 @@ class _Writer:
         def fail(field: str, rule: str) -> RowError:
             return RowError(table.name, row.position, row.row_id, row.header_id, field, rule)
 
-        key = table.upsert_key
+        key = table.key
         values: dict[str, Any] = {}
         for name, raw in row.values.items():
             field = table.field(name)
@@ -167,7 +180,7 @@ class _Writer:
             except ValueRuleError as error:
                 raise fail(field.name, str(error)) from None
         existing = None
-        if values.get(key):
+        if key is not None and values.get(key):
             existing = find_row(self.conn, self.company, table.name, key, values[key])
             if existing is None and key == "REC_ID" and not self.system:
                 raise fail(key, f"no {table.name} row has REC_ID '{values[key]}'")
@@ -187,8 +200,8 @@ class _Writer:
         self, table: TableDef, values: dict[str, Any], existing: Any, fail: Any
     ) -> None:
         assigned = {"REC_ID", "SUB_NR" if table.name == "CONTACT" else ""}
-        for field in table.fields.values():
-            if not field.mandatory or field.name in assigned:
+        for field in mandatory_fields(self.bo, table):
+            if field.name in assigned:
                 continue
             if field.name not in values:
                 if existing is None:
@@ -259,7 +272,7 @@ def run_post(
 
     `system` is for fixtures: read-only fields (REC_ID, CNG_DATE...) are taken as given.
     """
-    writer = _Writer(conn, company, now, user, system)
+    writer = _Writer(conn, request.bo, company, now, user, system)
     headers: list[sqlite3.Row] = []
     for row in request.header.rows:
         existed = bool(row.values) and _updates(request.header.table, row)
@@ -288,7 +301,7 @@ def run_post(
 
 
 def _updates(table: TableDef, row: PostedRow) -> bool:
-    key = next((k for k in row.values if k.upper() == table.upsert_key), None)
+    key = next((k for k in row.values if k.upper() == table.key), None)
     return key is not None and bool(row.values[key])
 
 

@@ -8,6 +8,7 @@ never hears of it, which is the case that creates duplicates in careless integra
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import threading
@@ -110,6 +111,14 @@ class _RateLimiter:
             return self._count <= per_second
 
 
+ErrorBody = Callable[[str], bytes]
+"""The body of an injected error answer, in the emulated API's error shape."""
+
+
+def default_error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
 class FaultMiddleware:
     """Wraps a sandbox app: injects the configured faults and logs every API request."""
 
@@ -119,10 +128,12 @@ class FaultMiddleware:
         config: FaultConfig | None = None,
         log: RequestLog | None = None,
         kind_of: KindOf = default_kind,
+        error_body: ErrorBody = default_error_body,
     ) -> None:
         self.app = app
         self.log = log or RequestLog()
         self.kind_of = kind_of
+        self.error_body = error_body
         self._limiter = _RateLimiter()
         logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
         self.configure(config or FaultConfig())
@@ -187,17 +198,17 @@ class FaultMiddleware:
 
     async def _server_error(self, send: Send) -> None:
         status = self._random.choice((500, 502, 503))
-        await _send_json(send, status, b'{"error":"injected server error"}')
+        await _send_json(send, status, self.error_body("injected server error"))
 
     async def _too_many_requests(self, send: Send) -> None:
         retry_after = f"{self._config.retry_after_s:g}".encode()
         await _send_json(
-            send, 429, b'{"error":"too many requests"}', [(b"retry-after", retry_after)]
+            send, 429, self.error_body("too many requests"), [(b"retry-after", retry_after)]
         )
 
     async def _timeout(self, send: Send) -> None:
         await asyncio.sleep(self._config.timeout_s)
-        await _send_json(send, 504, b'{"error":"injected gateway timeout"}')
+        await _send_json(send, 504, self.error_body("injected gateway timeout"))
 
     async def _handle_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request, swallow its response and cut the connection mid-response."""

@@ -577,6 +577,16 @@ class PartsPimStore:
         self._emit(f"{resource.event}.updated", record)
         return record
 
+    def delete(self, name: str, record_id: int) -> None:
+        """A record removed in Parts Pim itself (its admin area; the API has no DELETE): no
+        listing or lookup returns it any more."""
+        resource = self.resource(name)
+        with self._lock, self._transaction():
+            self.get(name, record_id)  # 404 when there is no such record
+            if resource.table == "products":
+                self._db.execute("DELETE FROM product_skus WHERE product_id = ?", (record_id,))
+            self._db.execute(f"DELETE FROM {resource.table} WHERE id = ?", (record_id,))
+
     def upsert_stock(self, rows: Any) -> list[dict[str, Any]]:
         """PUT /stock: set stock rows by (warehouse_id, sku); all rows or none."""
         if not isinstance(rows, list) or not rows:

@@ -1,0 +1,83 @@
+"""`koppel` commands in processes of their own (worker, sync), as an operator runs them.
+
+Signals, exit codes and the engine's process-wide state (DBOS is a singleton) can only be seen
+from outside. Tests wait for states (a line of output, a row in the store), never for time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+WAIT_S = 120.0
+"""The bound on every wait: a test that waits longer fails (it is not a timing)."""
+
+
+def wait_for(condition: Callable[[], bool], *, what: str, seconds: float = WAIT_S) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds:g}s for {what}")
+        time.sleep(0.1)
+
+
+class KoppelProcess:
+    """`koppel ARGS` with KOPPEL_HOME set; stdout and stderr together in a file."""
+
+    def __init__(
+        self, home: Path, *args: str, name: str = "", env: Mapping[str, str] | None = None
+    ) -> None:
+        self.log = home.parent / f"{name or args[0]}.log"
+        environment = {**os.environ, "KOPPEL_HOME": str(home), "COLUMNS": "200", **(env or {})}
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "koppel"), *args],
+            env=environment,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_output(self, text: str) -> None:
+        wait_for(
+            lambda: text in self.output() or self.process.poll() is not None,
+            what=f"{text!r} in the output of koppel",
+        )
+        assert text in self.output(), self.output()
+
+    def send(self, signum: signal.Signals) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self) -> int:
+        try:
+            return self.process.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+    def stop(self) -> int:
+        """SIGTERM (if still running), then the exit code."""
+        if self.process.poll() is None:
+            self.send(signal.SIGTERM)
+        return self.wait()
+
+
+STARTED = "stop with Ctrl-C or SIGTERM"
+"""The worker's line once its engine runs and its signal handlers are in place."""
+STOPPING = "stopping: the batches in flight finish"
+"""The line a command prints when it has heard Ctrl-C or SIGTERM."""
+
+
+def start_worker(home: Path, *, name: str = "worker", **env: str) -> KoppelProcess:
+    worker = KoppelProcess(home, "worker", name=name, env=env)
+    worker.wait_for_output(STARTED)
+    return worker
+
+
+__all__ = ["STARTED", "STOPPING", "KoppelProcess", "start_worker", "wait_for"]

@@ -1,0 +1,136 @@
+"""The web app over a real store: two workspaces with an admin and a viewer each, API tokens,
+and clients signed in as any of them (sessions made the way sign-in makes them)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from koppel.accounts.signin import IssuedToken, csrf_token, issue_token, start_session
+from koppel.accounts.users import create_user
+from koppel.settings import Settings
+from koppel.store import Role, Store, User
+from koppel.web import create_app
+from tests.fixtures_store import SeededIntegration, seed_integration
+
+PASSWORD = "correct horse battery staple"
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Workspace:
+    name: str
+    tenant_id: int
+    admin: User
+    viewer: User
+    admin_token: IssuedToken
+    viewer_token: IssuedToken
+    seeded: SeededIntegration
+
+
+@dataclass(frozen=True)
+class World:
+    """Workspace `a` (acme) holds the objects the route walk asks for; `b` (globex) is the
+    other workspace whose users must never see them."""
+
+    a: Workspace
+    b: Workspace
+
+
+def make_workspace(store: Store, name: str) -> Workspace:
+    seeded = seed_integration(store, name)
+    tenant_id = seeded.tenant.id
+    admin = create_user(
+        store,
+        actor="test",
+        tenant_id=tenant_id,
+        email=f"admin@{name}.example",
+        name=f"{name.title()} Admin",
+        password=PASSWORD,
+        role=Role.ADMIN,
+    )
+    viewer = create_user(
+        store,
+        actor="test",
+        tenant_id=tenant_id,
+        email=f"viewer@{name}.example",
+        name=f"{name.title()} Viewer",
+        password=PASSWORD,
+        role=Role.VIEWER,
+    )
+    return Workspace(
+        name=name,
+        tenant_id=tenant_id,
+        admin=admin,
+        viewer=viewer,
+        admin_token=issue_token(store, admin, name=f"{name} admin script", days=30),
+        viewer_token=issue_token(store, viewer, name=f"{name} viewer script", days=30),
+        seeded=seeded,
+    )
+
+
+@pytest.fixture
+def web_settings(tmp_path: Path, store_url: str, secret_key: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "home": tmp_path / "home",
+            "database_url": store_url,
+            "secret_key": secret_key,
+            "web_allowed_hosts": "testserver,127.0.0.1,localhost",
+        }
+    )
+
+
+@pytest.fixture
+def world(store: Store) -> World:
+    return World(a=make_workspace(store, "acme"), b=make_workspace(store, "globex"))
+
+
+@pytest.fixture
+def app(web_settings: Settings, store: Store, world: World) -> Iterator[FastAPI]:
+    app = create_app(web_settings, store=store)
+    with TestClient(app):
+        yield app
+
+
+class Browser(TestClient):
+    """A client that keeps cookies like a browser and knows its forms' anti-forgery token.
+
+    Not entered as a context manager: the app's lifespan runs once, in the `app` fixture.
+    """
+
+    csrf: str = ""
+
+    def form(self, path: str, data: dict[str, str] | None = None) -> httpx.Response:
+        return self.post(path, data={"csrf_token": self.csrf, **(data or {})})
+
+
+def signed_in(app: FastAPI, store: Store, user: User) -> Browser:
+    client = Browser(app, follow_redirects=False)
+    token = start_session(store, user)
+    client.cookies.set("koppel_session", token)
+    client.csrf = csrf_token(token)
+    return client
+
+
+@pytest.fixture
+def client_for(app: FastAPI, store: Store) -> Callable[[User], Browser]:
+    return lambda user: signed_in(app, store, user)
+
+
+@pytest.fixture
+def anonymous(app: FastAPI) -> Browser:
+    return Browser(app, follow_redirects=False)
+
+
+def form_token(html: str) -> str:
+    found = CSRF_INPUT.search(html)
+    assert found, "the page has no form with an anti-forgery token"
+    return found.group(1)
