@@ -94,13 +94,14 @@ class OrderToPartsPimSync:
         self._filter_statuses(items, orders)
         relinked = await self._skip_existing(items, orders)
         resolved = await self._resolve(items, orders)
-        relations = await self._customers(items, orders)
-        for item in items:
-            if item.pending:
-                order = orders[item.source_key]
-                values = {**resolved[item.source_key], "relation_id": relations[item.source_key]}
-                to_target(item, self.runtime.mappings.send, {**order, RESOLVED: values})
+        # Every check before the first side effect: an order that cannot be posted makes no
+        # relation in Parts Pim. The send mapping runs once before the relation is known (id 0)
+        # to check the order; then again with it.
+        self._map(items, orders, resolved, {})
+        self._require_lines(items)
         await self._check_products(items)
+        relations = await self._customers(items, orders)
+        self._map(items, orders, resolved, relations)
         await self._post(items)
         counts = self.writer.record(run_id, items)
         if relinked:
@@ -134,6 +135,33 @@ class OrderToPartsPimSync:
             }
             for record in records
         ]
+
+    def _map(
+        self,
+        items: list[Item],
+        orders: dict[str, dict[str, Any]],
+        resolved: dict[str, dict[str, Any]],
+        relations: dict[str, int],
+    ) -> None:
+        """The send mapping of every pending order, with its relation id (0 until it is known)."""
+        for item in items:
+            if item.pending:
+                values = {
+                    **resolved[item.source_key],
+                    "relation_id": relations.get(item.source_key, 0),
+                }
+                to_target(
+                    item, self.runtime.mappings.send, {**orders[item.source_key], RESOLVED: values}
+                )
+
+    @staticmethod
+    def _require_lines(items: list[Item]) -> None:
+        for item in items:
+            if item.pending and not (item.create or {}).get("lines"):
+                item.fail(
+                    f"{item.label}: field lines: the order has no lines; Parts Pim takes an order "
+                    "only with at least one line: add them in AccountView, the order is retried"
+                )
 
     def _filter_statuses(self, items: list[Item], orders: dict[str, dict[str, Any]]) -> None:
         if self.statuses is None:

@@ -172,9 +172,16 @@ class TargetWriter:
         pending = [i for i in pending if i.pending]
         if not pending:
             return
-        links = self.store.links.get_many(
-            self.integration_id, self.link_entity, [i.source_key for i in pending]
-        )
+        # A pending link's write may never have happened: the item is looked up as if unlinked.
+        links = {
+            key: link
+            for key, link in self.store.links.get_many(
+                self.integration_id, self.link_entity, [i.source_key for i in pending]
+            ).items()
+            if not link.pending
+        }
+        self._refuse_shared_keys(pending)
+        pending = [i for i in pending if i.pending]
         unlinked = [i for i in pending if i.source_key not in links]
         # The lookup by natural key, handed to the target's write so it does not ask again.
         found: dict[str, Record | None] = {}
@@ -214,20 +221,73 @@ class TargetWriter:
             writing.append(item)
         if not writing:
             return
+        new = [i for i in writing if i.source_key not in links]
+        self._claim(new)
         try:
             results = await self.target.write(self.target_entity, payloads, found=found)
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
+            # The pending links stay: the target may have taken some of them before it failed.
             for item in writing:
                 item.fail(f"{item.label}: the target did not take it: {error}")
             return
+        refused: list[str] = []
         for item, result in zip(writing, results, strict=True):
             if result.error is not None:
                 item.fail(str(result.error))
+                refused.append(item.source_key)
             else:
                 item.outcome = OutcomeKind.CREATED if result.created else OutcomeKind.UPDATED
                 item.target_key = result.key or item.target_key
+        if refused and new:
+            self.store.links.delete_pending(self.integration_id, self.link_entity, refused)
+
+    def _claim(self, items: Sequence[Item]) -> None:
+        """Pending links for items that have none, before they are written (guarantee 2).
+
+        A process killed between the target write and `record` would otherwise leave target
+        records no link names, and the flow going the other way would take them for its own
+        source's records and write them back. The pending link keeps their origin;
+        `record` confirms it.
+        """
+        if items:
+            self.store.links.upsert_many(
+                self.integration_id,
+                self.link_entity,
+                [LinkEntry(i.source_key, str(i.target_key), pending=True) for i in items],
+            )
+
+    def _refuse_shared_keys(self, items: Sequence[Item]) -> None:
+        """Fail every item whose target key another source record holds (guarantee 2).
+
+        A mapping that cuts or cleans keys (`overflow: truncate`, `digits_only`) can give two
+        source records one target key; writing both would make the second overwrite the first.
+        The key belongs to the source record linked to it earlier, else to the first of the batch.
+        """
+        claimed: dict[str, set[str]] = {}
+        for link in self.store.links.find_by_target(
+            self.integration_id, self.link_entity, [str(i.target_key) for i in items]
+        ):
+            claimed.setdefault(link.target_key, set()).add(link.source_key)
+        first: dict[str, Item] = {}
+        for item in items:
+            key = str(item.target_key)
+            owners = claimed.get(key)
+            if owners is None:
+                other = first.setdefault(key, item)
+                if other.source_key == item.source_key:
+                    continue
+                holder = f"{other.label} (source key {other.source_key!r}) in the same batch"
+            elif item.source_key in owners:
+                continue
+            else:
+                holder = f"source record {min(owners)!r}, synced earlier"
+            item.fail(
+                f"{item.label}: field {self.key_field}: target key {key!r} is already taken by "
+                f"{holder}; two source records never become one target record: change the "
+                f"mapping of {self.key_field} (or the source) so the keys differ"
+            )
 
     def record(self, run_id: str, items: Sequence[Item]) -> dict[str, int]:
         """Outcomes, links and dead letters of a batch in one transaction; returns the counts."""

@@ -115,7 +115,7 @@ class CategorySync:
         """Sync the categories with these keys that have no link yet (products need their code)."""
         wanted = list(dict.fromkeys(keys))
         linked = self.runtime.store.links.get_many(self.runtime.integration.id, CATEGORIES, wanted)
-        missing = [k for k in wanted if k not in linked]
+        missing = [k for k in wanted if k not in linked or linked[k].pending]
         if not missing:
             return
         records = await self.runtime.source.lookup(
@@ -180,7 +180,7 @@ class ProductSync:
             resolved: dict[str, Any] = {"sell_price": product[self.sell_price_field]}
             if product["category_keys"]:
                 link = links.get(product["category_keys"][0])
-                if link is None:
+                if link is None or link.pending:
                     item.warnings.append(
                         f"category {product['category_keys'][0]} could not be synced; "
                         "the article has no group"

@@ -352,6 +352,13 @@ def _fit(compiled: CompiledRule, value: Any, field: str, warnings: list[FieldWar
                 FieldWarning(field, f"truncated from {len(value)} to {limit} characters")
             )
             return value[:limit]
+        if spec.key:
+            raise _FieldFailure(
+                field,
+                f"{compiled.describe()}: is {len(value)} characters; the target holds {limit} "
+                "and finds its records by this field: shorten it in the source (a key cut to "
+                "fit could make two records one)",
+            )
         raise _FieldFailure(
             field,
             f"{compiled.describe()}: is {len(value)} characters; the target holds {limit}: "

@@ -184,6 +184,15 @@ class _Checker:
             )
             return
         origin = f"source {compiled.source.text}" if compiled.source else "the value"
+        if target.key:
+            self.add(
+                Severity.WARNING,
+                field,
+                f"target field {field} is {limit} characters and the target finds its records "
+                f"by it; {origin} may be {longest}: a longer value fails its record (do not "
+                "truncate a key: two records could become one)",
+            )
+            return
         self.add(
             Severity.WARNING,
             field,

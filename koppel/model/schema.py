@@ -10,7 +10,7 @@ import datetime as dt
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
@@ -40,6 +40,9 @@ class FieldSpec:
     required: bool = False
     upper_case: bool = False
     description: str = ""
+    key: bool = False
+    """The target finds its records by this field (SKU, ART_CODE): a value cut to fit could make
+    two source records one, so no hint ever suggests truncating it."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class RecordSchema:
 
     def get(self, path: str) -> FieldSpec | None:
         return self.fields.get(path)
+
+    def with_key(self, path: str) -> RecordSchema:
+        """The schema with `path` marked as the field records are found by."""
+        spec = self.fields.get(path)
+        if spec is None:
+            return self
+        return RecordSchema(
+            self.name, {**self.fields, path: replace(spec, key=True)}, self.open_paths
+        )
 
     def knows(self, path: str) -> bool:
         if path in self.fields:

@@ -186,6 +186,8 @@ class LinkEntry:
     target_key: str
     content_hash: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    pending: bool = False
+    """Written before the target write: the record is on its way, its outcome not yet recorded."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,9 @@ class Link:
     extra: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    pending: bool = False
+    """Written before a target write whose outcome is not recorded yet (it may have crashed): the
+    target record may or may not exist, but it is this flow's."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ def _link(row: LinkRow) -> Link:
         extra=dict(row.extra),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        pending=row.pending,
     )
 
 
@@ -82,6 +83,7 @@ class LinkRepository:
                 "target_key": entry.target_key,
                 "content_hash": entry.content_hash,
                 "extra": dict(entry.extra),
+                "pending": entry.pending,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -94,8 +96,23 @@ class LinkRepository:
                 LinkRow,
                 rows,
                 key=("integration_id", "entity", "source_key"),
-                update=("target_key", "content_hash", "extra", "updated_at"),
+                update=("target_key", "content_hash", "extra", "pending", "updated_at"),
             )
+
+    def delete_pending(self, integration_id: int, entity: str, source_keys: Sequence[str]) -> None:
+        """Drop the pending links of these source keys (their write was refused); confirmed
+        links stay."""
+        with self._context.write() as session:
+            self._context.require_integration(session, integration_id)
+            for keys in chunks(list(dict.fromkeys(source_keys))):
+                session.execute(
+                    delete(LinkRow).where(
+                        LinkRow.integration_id == integration_id,
+                        LinkRow.entity == entity,
+                        LinkRow.source_key.in_(keys),
+                        LinkRow.pending.is_(True),
+                    )
+                )
 
 
 class CursorRepository:

@@ -244,6 +244,9 @@ class LinkRow(Base):
     target_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
     content_hash: Mapped[str | None] = mapped_column(String(128))
     extra: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """Written before the target write, confirmed (False) when the outcome is recorded: the
+    record's origin survives a crash between the two."""
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 

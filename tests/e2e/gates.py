@@ -41,6 +41,8 @@ class Hold:
 
     matches: Callable[[SeenRequest], bool]
     count: int = 1
+    answered: bool = False
+    """Hold the answer instead: the sandbox has done the request, the caller has not heard."""
     held: list[SeenRequest] = field(default_factory=list)
     _arrived: threading.Event = field(default_factory=threading.Event)
     _released: threading.Event = field(default_factory=threading.Event)
@@ -73,8 +75,12 @@ class RequestGate:
             self._taps.append((matches, bodies))
         return bodies
 
-    def hold(self, matches: Callable[[SeenRequest], bool], *, count: int = 1) -> Hold:
-        hold = Hold(matches, count)
+    def hold(
+        self, matches: Callable[[SeenRequest], bool], *, count: int = 1, answered: bool = False
+    ) -> Hold:
+        """Hold matching requests before the sandbox sees them, or with `answered` their
+        answers after the sandbox has done them (a crash between a write and its record)."""
+        hold = Hold(matches, count, answered)
         with self._lock:
             self._holds.append(hold)
         return hold
@@ -101,7 +107,7 @@ class RequestGate:
         }
         seen = SeenRequest(scope["method"], scope["path"], query, body)
         hold = self._take(seen)
-        if hold is not None:
+        if hold is not None and not hold.answered:
             hold._arrived.set()
             await asyncio.to_thread(hold._released.wait)
         replayed = False
@@ -113,6 +119,18 @@ class RequestGate:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
+        if hold is not None and hold.answered:
+            answer_messages: list[Message] = []
+
+            async def buffer(message: Message) -> None:
+                answer_messages.append(message)
+
+            await self.app(scope, replay, buffer)
+            hold._arrived.set()
+            await asyncio.to_thread(hold._released.wait)
+            for message in answer_messages:
+                await send(message)
+            return
         with self._lock:
             taps = [bodies for matches, bodies in self._taps if matches(seen)]
         if not taps:

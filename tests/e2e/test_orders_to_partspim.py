@@ -301,3 +301,46 @@ async def test_customers_made_from_accountview_are_not_sent_back(platform_factor
     debtors_after = {d["SUB_NR"]: d for d in av.rows("CONTACT")}
     for number in ("50001", "50002"):
         assert debtors_after[number]["CNG_NR"] == debtors_before[number]["CNG_NR"], number
+
+
+async def test_an_order_that_cannot_be_posted_makes_no_relation(platform_factory: Any) -> None:
+    platform = order_platform(platform_factory)
+    pim, av = platform.sandboxes.partspim, platform.sandboxes.accountview
+    av.write(
+        "CONTACT",
+        [
+            {
+                "SUB_NR": number,
+                "ACCT_NR": "1210",
+                "ACCT_NAME": name,
+                "SRC_CODE": name.upper()[:10],
+                "MAIL_BUS": email,
+                "CNT_CODE": "NL",
+            }
+            for number, name, email in (
+                ("50003", "Kees Zonderregels", "kees@example.nl"),
+                ("50004", "Anna Onbekend", "anna@example.nl"),
+            )
+        ],
+    )
+    av.write(
+        "SO_HDR",
+        [
+            {"ORD_REF": "WEB-4", "RPL_INV": "50003", "SO_LINE": []},
+            {
+                "ORD_REF": "WEB-5",
+                "RPL_INV": "50004",
+                "SO_LINE": [{"ART_CODE": UNKNOWN_SKU, "ORD_QTY": 1, "ART_PX": 9.95}],
+            },
+        ],
+    )
+    summary = await run_flow(platform, "orders")
+    reasons = {o.source_key: o.reason for o in outcomes(platform, summary).values()}
+    labelled = {r.split(":")[0]: r for r in reasons.values() if r}
+    assert labelled["order 'WEB-4'"] == (
+        "order 'WEB-4': field lines: the order has no lines; Parts Pim takes an order only with "
+        "at least one line: add them in AccountView, the order is retried"
+    )
+    assert "not in Parts Pim" in labelled["order 'WEB-5'"]
+    emails = {str(r["email"]).lower() for r in pim.store.all("relations")}
+    assert not emails & {"kees@example.nl", "anna@example.nl"}, "a relation was made first"

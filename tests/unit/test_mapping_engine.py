@@ -481,3 +481,31 @@ def test_renderers_give_plain_text() -> None:
     assert "mapping is valid" in to_text(render_issues([]))
     issues = validate(parse_mapping("fields: {ART_CODE: x}"), PIM_SCHEMA, AV_ARTICLE)
     assert "source field x is not in Parts Pim product" in to_text(render_issues(issues), 200)
+
+
+KEYED_ARTICLE = RecordSchema.of("AccountView ART", [FieldSpec("ART_CODE", max_length=15)]).with_key(
+    "ART_CODE"
+)
+
+
+def test_the_length_hint_never_suggests_truncating_a_key_field() -> None:
+    warnings = issues_of("fields: {ART_CODE: sku}", target=KEYED_ARTICLE)
+    assert warnings == [
+        "warning: ART_CODE: target field ART_CODE is 15 characters and the target finds its "
+        "records by it; source sku may be 20: a longer value fails its record (do not truncate a "
+        "key: two records could become one)"
+    ]
+    mapping = compiled("fields: {ART_CODE: sku}", target_schema=KEYED_ARTICLE)
+    with pytest.raises(MappingError) as caught:
+        apply(mapping, {"sku": "1234567890123456"}, record_key="SKU '1234567890123456'")
+    assert "truncate" not in str(caught.value)
+    assert "shorten it in the source" in str(caught.value)
+
+
+def test_connectors_mark_the_field_their_records_are_found_by() -> None:
+    from koppel.connectors.accountview.connector import ENTITIES as AV_ENTITIES
+    from koppel.connectors.partspim.connector import ENTITIES as PIM_ENTITIES
+
+    assert AV_ENTITIES["articles"].spec.schema.fields["ART_CODE"].key
+    assert not AV_ENTITIES["articles"].spec.schema.fields["ART_DESC1"].key
+    assert PIM_ENTITIES["products"].schema.fields["sku"].key

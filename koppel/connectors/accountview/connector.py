@@ -76,7 +76,7 @@ def _entity(
         # give it: SUB_NR is mandatory in the dictionary yet omitted by integrators on insert.
         specs = {**schema.fields, assigned: replace(schema.fields[assigned], required=False)}
         schema = replace(schema, fields=specs)
-    spec = EntitySpec(name, key, id_field, schema, writable)
+    spec = EntitySpec(name, key, id_field, schema.with_key(key), writable)
     return _Entity(spec, bo, table, fields, detail, assigned)
 
 

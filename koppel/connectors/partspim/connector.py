@@ -35,7 +35,7 @@ ENTITIES: dict[str, EntitySpec] = {
         name=name,
         key_field=resource.key_field,
         id_field="id",
-        schema=contract.SCHEMAS[name],
+        schema=contract.SCHEMAS[name].with_key(resource.key_field),
         writable=resource.writable,
     )
     for name, resource in contract.RESOURCES.items()
