@@ -8,7 +8,10 @@ without losing access to what the old one encrypted (rotate, then drop the old k
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -21,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from koppel.errors import ErrorCategory, KoppelError
+from koppel.files import private_directory
 from koppel.settings import Settings
 
 KEY_FILE_NAME = "secret.key"
@@ -76,6 +80,8 @@ class SecretBox:
                     f"(32 url-safe base64-encoded bytes); {_GENERATE_HINT}"
                 ) from None
         self._fernet = MultiFernet(fernets)
+        primary = base64.urlsafe_b64decode(keys[0].strip().encode())
+        self._hash_key = hmac.new(primary, b"koppel keyed hash v1", hashlib.sha256).digest()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -98,6 +104,14 @@ class SecretBox:
             raise SecretDecryptionError()
         return value
 
+    def keyed_hash(self, text: str) -> str:
+        """HMAC-SHA256 of `text` under a key derived from the primary key, in hex.
+
+        For personal data Koppel must find again but need not read back (the debtor e-mail
+        index): a copy of the database alone cannot tell which addresses it holds. Another
+        primary key gives other hashes."""
+        return hmac.new(self._hash_key, text.encode(), hashlib.sha256).hexdigest()
+
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt a token under the primary (first) key."""
         try:
@@ -109,7 +123,7 @@ class SecretBox:
 def _read_or_create_key_file(path: Path) -> str:
     """Create the key file owner-only and atomically: concurrent first starts agree on one key."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         # mkstemp creates the file with mode 0600: the key is never readable by others.
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".secret-", suffix=".tmp")
         try:

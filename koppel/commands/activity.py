@@ -1,7 +1,9 @@
-"""`koppel runs`, `koppel log RUN`, `koppel dead-letters`: what moved, what did not, and why."""
+"""`koppel runs`, `koppel log RUN`, `koppel dead-letters`: what moved, what did not, and why;
+`koppel purge`: forget what the retention no longer allows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from enum import StrEnum
@@ -25,6 +27,7 @@ from koppel.commands.common import (
     plain,
     when,
 )
+from koppel.commands.running import purge_line
 from koppel.mapping.preview import flatten
 from koppel.services import activity, setup
 from koppel.services import dead_letters as dead_letter_service
@@ -292,3 +295,18 @@ def dead_letters(
 
 
 __all__ = ["dead_letters", "log", "runs"]
+
+
+@friendly_errors
+def purge(as_json: JsonOption = False) -> None:
+    """Run the retention purge once: delete log entries older than the retention
+    (KOPPEL_LOG_RETENTION_DAYS), closed dead letters and the payloads of old ones, and remove
+    e-mail addresses from old dead letters' reasons. The worker does this every hour; run it
+    from cron beside `koppel sync`."""
+    settings = load_settings()
+    with opened_store(settings) as store:
+        result = store.retention.purge()
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
+        return
+    console.print(purge_line(result), markup=False)

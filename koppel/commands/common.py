@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from koppel.config import load_config
 from koppel.errors import ErrorCategory, KoppelError, validation_message
+from koppel.files import private_directory
 from koppel.services import setup
 from koppel.settings import Settings, get_settings
 from koppel.store import Integration, Store, entity_counts, open_store
@@ -167,7 +168,7 @@ class _PrivateLogFile(RotatingFileHandler):
 
     def _open(self) -> Any:
         path = Path(self.baseFilename)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(path.parent)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return os.fdopen(descriptor, "a", encoding=self.encoding or "utf-8")
 

@@ -181,6 +181,16 @@ async def stop_acknowledged(runner: FlowRunner) -> AsyncIterator[None]:
         acknowledgement.cancel()
 
 
+def purge_line(result: PurgeResult) -> str:
+    """What a retention purge did, in one line (the worker's log, `koppel purge`)."""
+    return (
+        f"retention: deleted {result.outcomes_deleted} log entries and "
+        f"{result.dead_letters_deleted} closed dead letters, cleared "
+        f"{result.dead_letter_payloads_cleared} dead-letter payloads, removed e-mail addresses "
+        f"from {result.dead_letter_reasons_redacted} dead-letter reasons"
+    )
+
+
 class WorkerLines:
     """The worker's log on the console: a line per finished run, per purge that deleted."""
 
@@ -193,12 +203,7 @@ class WorkerLines:
         )
 
     def purged(self, result: PurgeResult) -> None:
-        console.print(
-            f"retention: deleted {result.outcomes_deleted} log entries and "
-            f"{result.dead_letters_deleted} closed dead letters, cleared "
-            f"{result.dead_letter_payloads_cleared} dead-letter payloads",
-            markup=False,
-        )
+        console.print(purge_line(result), markup=False)
 
     def purge_failed(self, error: Exception) -> None:
         err_console.print(f"retention purge failed: {error}", markup=False)
@@ -209,6 +214,7 @@ __all__ = [
     "exit_code",
     "print_reports",
     "progress_lines",
+    "purge_line",
     "report_json",
     "stop_acknowledged",
     "summary_table",

@@ -17,6 +17,7 @@ from typing import IO
 import sqlalchemy as sa
 
 from koppel.engine.errors import ExecutorInUse
+from koppel.files import private_file
 
 __all__ = ["ExecutorLock"]
 
@@ -36,6 +37,7 @@ class ExecutorLock:
         )
         if url.get_backend_name() == "sqlite":
             path = Path(f"{url.database}.{executor_id}.lock")
+            private_file(path)
             file = path.open("ab")
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)

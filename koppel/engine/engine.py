@@ -37,6 +37,7 @@ from koppel.engine.jobs import (
     flow_key,
 )
 from koppel.errors import reason_of
+from koppel.files import private_file
 
 __all__ = ["Engine"]
 
@@ -167,7 +168,7 @@ class Engine:
             raise EngineError("this engine was already started; create a new one")
         url = make_url(self._database_url)
         if url.get_backend_name() == "sqlite":
-            Path(url.database or "dbos.sqlite").parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(url.database or "dbos.sqlite"))
         else:
             # The lock below needs the database to exist before DBOS.launch() would create it.
             await asyncio.to_thread(DBOS.migrate, self._database_url)

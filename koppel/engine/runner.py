@@ -13,6 +13,7 @@ import httpx
 from koppel.engine.engine import Engine
 from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
+from koppel.files import private_directory
 from koppel.settings import Settings
 from koppel.store import Store
 
@@ -31,7 +32,7 @@ class FlowRunner:
         """`handle_signals=False` leaves SIGTERM and Ctrl-C to the host (a web app's server);
         `transport` replaces the network under every flow's connectors (in-process tests)."""
         self.store = store
-        settings.home.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.home)
         self.engine = Engine(
             database_url=settings.engine_database_url,
             home=settings.home,

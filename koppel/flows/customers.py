@@ -3,13 +3,15 @@
 A debtor is found by e-mail address, trimmed and in any letter case, so a debtor typed in
 AccountView as `Info@Garage.NL` is updated rather than duplicated. AccountView's filters compare
 text case-sensitively, so an exact lookup cannot find it; the flow keeps an index of debtor
-e-mail addresses (lower case -> SUB_NR) in the links table, refreshed at the start of each run
+e-mail addresses (a keyed hash of the lower-case address -> SUB_NR; the addresses themselves are
+not kept) in the links table, refreshed at the start of each run
 with the debtors changed since the last refresh (CNG_DATE), so a run costs O(changes). Every
 index hit is checked against the debtor's current MAIL_BUS before it is trusted.
 
 Two flows create debtors (this one and the orders flow), so every write holds a per-key lock on
-the lower-case e-mail address in the store from the lookup until its outcome and index entry are
-recorded: the second writer then finds the first one's debtor instead of creating another.
+the lower-case e-mail address (its keyed hash) in the store from the lookup until its outcome and
+index entry are recorded: the second writer then finds the first one's debtor instead of creating
+another.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from koppel.store.records import LinkEntry, OutcomeKind
 CUSTOMERS = "customers"
 CUSTOMER_LOG_PREFIX = "customer:"
 DEBTOR_EMAILS = "accountview:debtor-emails"
-"""Link entity of the e-mail index: source key = lower-case e-mail, target key = SUB_NR."""
+"""Link entity of the e-mail index: source key = keyed hash of the lower-case e-mail (no
+address is stored: `Store.keyed_hash`), target key = SUB_NR."""
 DEBTOR_EMAILS_REFRESHED = "accountview:debtor-emails-refreshed"
 """Link entity holding one row: when the index was last brought up to date (target key)."""
 _REFRESH_MARK_KEY = "refreshed"
@@ -170,19 +173,19 @@ class DebtorWriter:
                     f"{item.label}: field email: is empty; Koppel finds and creates debtors "
                     "by e-mail address"
                 )
-        wanted = sorted({e for e in emails.values() if e is not None})
-        held = await self._lock(run_id, wanted)
+        hashed = {e: store.keyed_hash(e) for e in emails.values() if e is not None}
+        held = await self._lock(run_id, sorted(set(hashed.values())))
         try:
             for item in pending:
                 email = emails[item.source_key]
-                if item.pending and email is not None and email not in held:
+                if item.pending and email is not None and hashed[email] not in held:
                     item.fail(
                         f"{item.label}: another flow is writing the debtor with e-mail "
                         f"{email} right now; the record is retried later"
                     )
             await self._write(run_id, [i for i in pending if i.pending], emails, links)
             index = [
-                LinkEntry(email, i.target_key)
+                LinkEntry(hashed[email], i.target_key)
                 for i in items
                 if i.outcome in (OutcomeKind.CREATED, OutcomeKind.UPDATED, OutcomeKind.SKIPPED)
                 and i.target_key
@@ -297,14 +300,15 @@ class DebtorWriter:
             return numbers
         await self._refresh_index()
         store, integration_id = self.runtime.store, self.runtime.integration.id
-        index = store.links.get_many(integration_id, DEBTOR_EMAILS, sorted(set(unlinked.values())))
+        hashed = {email: store.keyed_hash(email) for email in unlinked.values()}
+        index = store.links.get_many(integration_id, DEBTOR_EMAILS, sorted(set(hashed.values())))
         candidates = sorted({link.target_key for link in index.values()})
         target = self.runtime.target
         found = await target.lookup(_DEBTORS, "SUB_NR", candidates) if candidates else []
         by_email: dict[str, str] = {}
         for debtor in found:
             email = normalize_email(debtor.get("MAIL_BUS"))
-            link = index.get(email or "")
+            link = index.get(hashed.get(email or "", ""))
             if email is not None and link is not None and link.target_key == debtor["SUB_NR"]:
                 by_email[email] = str(debtor["SUB_NR"])
         missing = [
@@ -341,11 +345,11 @@ class DebtorWriter:
             for debtor in page:
                 email = normalize_email(debtor.get("MAIL_BUS"))
                 if email is not None:
-                    entries.setdefault(email, str(debtor["SUB_NR"]))
+                    entries.setdefault(store.keyed_hash(email), str(debtor["SUB_NR"]))
             store.links.upsert_many(
                 integration_id,
                 DEBTOR_EMAILS,
-                [LinkEntry(email, number) for email, number in entries.items()],
+                [LinkEntry(digest, number) for digest, number in entries.items()],
             )
         store.links.upsert_many(
             integration_id,

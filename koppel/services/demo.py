@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from koppel.config import apply_config, load_config
+from koppel.files import private_directory
 from koppel.flows.registry import FLOW_TYPES
 from koppel.sandbox.accountview import AccountViewSandbox
 from koppel.sandbox.common import FaultConfig, SandboxServer
@@ -240,7 +241,7 @@ class Demo:
 @contextmanager
 def _only_demo(home: Path) -> Iterator[None]:
     """Held while a demo runs, so a second demo does not wipe the first one's state."""
-    home.mkdir(parents=True, exist_ok=True)
+    private_directory(home)
     with (home / "demo.lock").open("ab") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

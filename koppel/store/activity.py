@@ -7,6 +7,7 @@ trip per record.
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -540,11 +541,35 @@ class RetentionService:
                 .where(*old_dead_letter, DeadLetterRow.payload.is_not(None))
                 .values(payload=None)
             ).rowcount  # type: ignore[attr-defined]
+            quoting = session.execute(
+                select(DeadLetterRow.id, DeadLetterRow.reason).where(
+                    *old_dead_letter, DeadLetterRow.reason.contains("@")
+                )
+            ).all()
+            redacted = 0
+            for row_id, reason in quoting:
+                plain = redact_emails(reason)
+                if plain != reason:
+                    session.execute(
+                        update(DeadLetterRow).where(DeadLetterRow.id == row_id).values(reason=plain)
+                    )
+                    redacted += 1
         return PurgeResult(
             outcomes_deleted=outcomes_deleted,
             dead_letter_payloads_cleared=cleared,
             dead_letters_deleted=closed_deleted,
+            dead_letter_reasons_redacted=redacted,
         )
+
+
+_EMAIL = re.compile(r"[^\s'\"<>()\[\],;:]+@[^\s'\"<>()\[\],;:]+")
+REDACTED_EMAIL = "<e-mail removed>"
+
+
+def redact_emails(text: str) -> str:
+    """`text` with every e-mail address replaced: what a dead letter's reason keeps past
+    retention (the reason stays readable, the person is gone)."""
+    return _EMAIL.sub(REDACTED_EMAIL, text)
 
 
 __all__ = [
@@ -553,5 +578,6 @@ __all__ = [
     "OutcomeRepository",
     "RetentionService",
     "RunRepository",
+    "redact_emails",
     "retry_backoff",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import StaticPool
 
 from koppel.errors import ErrorCategory, KoppelError
+from koppel.files import private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -53,7 +55,7 @@ def make_engine(url: str | URL) -> Engine:
         return create_engine(parsed, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database is not None:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(parsed.database))
     engine = create_engine(
         parsed,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -96,8 +98,16 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
-def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
-    """Bring the schema to `revision`; safe when several processes start at once."""
+def upgrade(
+    engine_or_url: Engine | str | URL,
+    revision: str = "head",
+    *,
+    keyed_hash: Callable[[str], str] | None = None,
+) -> None:
+    """Bring the schema to `revision`; safe when several processes start at once.
+
+    `keyed_hash` (the application key's `SecretBox.keyed_hash`) lets a migration turn personal
+    data into keyed hashes in place; without it such data is deleted and built again."""
     engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
@@ -107,6 +117,7 @@ def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
                 )
             config = alembic_config()
             config.attributes["connection"] = connection
+            config.attributes["keyed_hash"] = keyed_hash
             command.upgrade(config, revision)
     finally:
         if engine is not engine_or_url:

@@ -267,6 +267,8 @@ class PurgeResult:
     outcomes_deleted: int
     dead_letter_payloads_cleared: int
     dead_letters_deleted: int
+    dead_letter_reasons_redacted: int = 0
+    """Reasons of dead letters past retention that quoted an e-mail address, now without it."""
 
 
 __all__ = [

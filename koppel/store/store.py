@@ -83,6 +83,10 @@ class Store:
             )
         )
 
+    def keyed_hash(self, text: str) -> str:
+        """A keyed hash (HMAC) of personal data that is looked up but never read back."""
+        return self._context.secret_box.keyed_hash(text)
+
     @property
     def engine(self) -> Engine:
         return self._context.engine
@@ -127,11 +131,12 @@ def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Sto
     """Open the store the settings name, bringing its schema up to date first."""
     settings = settings or get_settings()
     engine = make_engine(settings.store_url)
+    box = SecretBox.from_settings(settings)
     if migrate:
-        upgrade(engine)
+        upgrade(engine, keyed_hash=box.keyed_hash)
     return Store.from_engine(
         engine,
-        SecretBox.from_settings(settings),
+        box,
         log_retention_days=settings.log_retention_days,
         payload_excerpts=settings.payload_excerpts,
     )

@@ -396,6 +396,38 @@ def test_retention_purge_removes_old_log_and_payloads(store_factory: StoreFactor
     assert store.retention.purge() == type(result)(0, 0, 0)
 
 
+def test_retention_purge_removes_e_mail_addresses_from_old_dead_letter_reasons(
+    store_factory: StoreFactory,
+) -> None:
+    store = store_factory(log_retention_days=30)
+    flow = seed_integration(store).flow
+    quoting = "relation 'Els.deBoer@example.nl': another flow is writing the debtor with e-mail"
+    store.dead_letters.add_many(
+        flow.id,
+        [
+            DeadLetterEntry("7", f"{quoting} els.deboer@example.nl right now"),
+            DeadLetterEntry("8", f"{quoting} fresh@example.nl right now"),
+        ],
+    )
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(DeadLetterRow)
+            .where(DeadLetterRow.source_key == "7")
+            .values(updated_at=utc_now() - timedelta(days=31))
+        )
+
+    result = store.retention.purge()
+
+    assert result.dead_letter_reasons_redacted == 1
+    reasons = {d.source_key: d.reason for d in store.dead_letters.list(flow.id)}
+    assert reasons["7"] == (
+        "relation '<e-mail removed>': another flow is writing the debtor with e-mail "
+        "<e-mail removed> right now"
+    )
+    assert "fresh@example.nl" in reasons["8"]
+    assert store.retention.purge().dead_letter_reasons_redacted == 0
+
+
 # --- key locks ------------------------------------------------------------------------------------
 
 

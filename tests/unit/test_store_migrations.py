@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from threading import Thread
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from koppel.store import Store, make_engine, upgrade
+from koppel.secrets import SecretBox
+from koppel.settings import Settings
+from koppel.store import Store, make_engine, open_store, upgrade
 from koppel.store.database import alembic_config
-from koppel.store.tables import Base
+from koppel.store.tables import Base, utc_now
+from tests.fixtures_store import seed_integration
 
 
 def assert_migrated_to_head(url: str) -> None:
@@ -60,3 +65,56 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(store: Store
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+
+
+def _index_at_0004(store: Store, secret_box: SecretBox) -> tuple[int, str]:
+    """The store moved back to 0004 with an e-mail index of plain addresses, as 0004 kept it."""
+    integration_id = seed_integration(store).integration.id
+    with store.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+        connection.execute(
+            text(
+                "INSERT INTO links (integration_id, entity, source_key, target_key, extra, "
+                "created_at, updated_at) VALUES (:i, :e, :s, '50001', '{}', :now, :now)"
+            ),
+            [
+                {"i": integration_id, "e": e, "s": s, "now": utc_now()}
+                for e, s in (
+                    ("accountview:debtor-emails", "inkoop@garage-jansen.nl"),
+                    ("accountview:debtor-emails-refreshed", "refreshed"),
+                )
+            ],
+        )
+    return integration_id, secret_box.keyed_hash("inkoop@garage-jansen.nl")
+
+
+def test_0006_turns_the_e_mail_index_into_keyed_hashes(store: Store, secret_box: SecretBox) -> None:
+    integration_id, digest = _index_at_0004(store, secret_box)
+    upgrade(store.engine, keyed_hash=secret_box.keyed_hash)
+    index = store.links.get_many(integration_id, "accountview:debtor-emails", [digest])
+    assert index[digest].target_key == "50001"
+    with store.engine.connect() as connection:
+        keys = connection.execute(text("SELECT source_key FROM links")).scalars().all()
+    assert not [key for key in keys if "@" in key]
+
+
+def test_0006_without_the_key_drops_the_index_to_be_built_again(
+    store: Store, secret_box: SecretBox
+) -> None:
+    _index_at_0004(store, secret_box)
+    upgrade(store.engine)
+    with store.engine.connect() as connection:
+        entities = connection.execute(text("SELECT entity FROM links")).scalars().all()
+    assert not [e for e in entities if e.startswith("accountview:debtor-emails")]
+
+
+def test_a_new_home_and_its_database_are_the_owners_only(tmp_path: Path) -> None:
+    home = tmp_path / "new" / "home"
+    database = f"sqlite:///{home / 'koppel.db'}"
+    store = open_store(Settings(home=home, database_url=database, secret_key=None))
+    store.close()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "koppel.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "secret.key").stat().st_mode) == 0o600

@@ -1,5 +1,10 @@
 """Data safety: pending links (a record's origin survives a crash between the target write and
-its outcome).
+its outcome); the debtor e-mail index holds keyed hashes instead of addresses.
+
+The index's rows are converted in place with the application key's keyed hash when
+`koppel.store.upgrade` is given it (`open_store` does); otherwise they are deleted with the
+index's refresh mark, and the next customers or orders run builds the index again from
+AccountView. Locks on debtor e-mail addresses (short-lived) are dropped either way.
 
 Revision ID: 0006
 Revises: 0004
@@ -19,10 +24,46 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+DEBTOR_EMAILS = "accountview:debtor-emails"
+DEBTOR_EMAILS_REFRESHED = "accountview:debtor-emails-refreshed"
+
+
 def upgrade() -> None:
     op.add_column(
         "links",
         sa.Column("pending", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+    )
+    config = op.get_context().config
+    keyed_hash = config.attributes.get("keyed_hash") if config is not None else None
+    connection = op.get_bind()
+    if keyed_hash is None:
+        connection.execute(
+            sa.text("DELETE FROM links WHERE entity IN (:index, :mark)"),
+            {"index": DEBTOR_EMAILS, "mark": DEBTOR_EMAILS_REFRESHED},
+        )
+    else:
+        addresses = connection.execute(
+            sa.text(
+                "SELECT integration_id, source_key FROM links "
+                "WHERE entity = :entity AND source_key LIKE '%@%'"
+            ),
+            {"entity": DEBTOR_EMAILS},
+        ).all()
+        for integration_id, address in addresses:
+            connection.execute(
+                sa.text(
+                    "UPDATE links SET source_key = :digest WHERE integration_id = :integration "
+                    "AND entity = :entity AND source_key = :address"
+                ),
+                {
+                    "digest": keyed_hash(address),
+                    "integration": integration_id,
+                    "entity": DEBTOR_EMAILS,
+                    "address": address,
+                },
+            )
+    connection.execute(
+        sa.text("DELETE FROM key_locks WHERE scope LIKE :scope"), {"scope": "%:debtor-email"}
     )
 
 
