@@ -139,6 +139,8 @@ def print_reports(reports: Sequence[FlowReport], title: str) -> None:
             )
         elif report.status == RunStatus.FAILED.value:
             console.print(f"{label}: the run failed: {report.error}", markup=False)
+        elif report.status == RunStatus.WAITING.value:
+            console.print(f"{label}: did not run: {report.error}", markup=False)
         if failed := counted(counts, OutcomeKind.FAILED):
             console.print(
                 f"{label}: {failed} records failed; see why: koppel log "

@@ -23,9 +23,9 @@ from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
 from koppel.engine.jobs import BatchResult, JsonState
 from koppel.errors import reason_of
-from koppel.flows.registry import FlowType, RecordSync, flow_type
+from koppel.flows.registry import FlowType, RecordSync, dependents, flow_type, prerequisites
 from koppel.flows.runtime import FlowRuntime, connection_fix, ready
-from koppel.store import DeadLetterStatus, OutcomeKind, RunStatus, Store, counted
+from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, counted
 
 DEAD_LETTERS = "dead_letters"
 FLOW_JOB = "flow"
@@ -97,8 +97,14 @@ class FlowJob:
             raise
         cursor = self.store.cursors.get(self.flow_id)
         started = _now() - timedelta(seconds=runtime.settings.cursor_margin_seconds)
+        waiting = None if self.replay else self._waiting_for(runtime.flow)
+        if waiting is not None:
+            phases_to_run = []
+        else:
+            phases_to_run = [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS]
         return {
-            "phases": [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS],
+            "phases": phases_to_run,
+            "waiting": waiting,
             "phase": 0,
             "since": self._since(cursor.value if cursor else None),
             "after": None,
@@ -106,6 +112,20 @@ class FlowJob:
             "api_calls": 0,
             "counts": {},
         }
+
+    def _waiting_for(self, flow: Flow) -> str | None:
+        """Why the run is deferred: the flows it depends on that have not completed a run yet
+        (on a first sync, stock would fail against articles the products flow has not made)."""
+        first = [
+            f for f in prerequisites(self.store, flow) if not self.store.runs.has_completed(f.id)
+        ]
+        if not first:
+            return None
+        names = ", ".join(f.name for f in first)
+        return (
+            f"waits for flow {names} to complete a run first: it syncs what this flow needs; "
+            f"this flow runs at its next turn after that (now: koppel sync --flow {first[0].name})"
+        )
 
     def _since(self, cursor: str | None) -> str | None:
         """Where reading starts: the cursor, else the flow's `retrieve_from` setting (a date or
@@ -120,6 +140,8 @@ class FlowJob:
     async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
         runtime = self.runtime
         calls_before = self._calls_before = runtime.api_calls()
+        if state["phase"] >= len(state["phases"]):  # a deferred run reads nothing
+            return BatchResult(dict(state), True, {})
         phase = state["phases"][state["phase"]]
         if phase == DEAD_LETTERS:
             counts, after = await self._retry_dead_letters(run_id, state)
@@ -269,15 +291,20 @@ class FlowJob:
         entities = self._other_entities()
         try:
             with self.store.transaction() as tx:
-                if failure is None and not self.replay:
+                waiting = state.get("waiting")
+                if failure is None and waiting is None and not self.replay:
                     tx.cursors.set(self.flow_id, state["started"])
                 counts = tx.outcomes.counts(run_id, entities)
                 if failure is not None:
                     status = RunStatus.FAILED
+                elif waiting is not None:
+                    status, failure = RunStatus.WAITING, str(waiting)
                 elif counted(counts, OutcomeKind.FAILED):
                     status = RunStatus.PARTIAL
                 else:
                     status = RunStatus.SUCCEEDED
+                if status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+                    self._wake_dependents(tx)
                 api_calls = int(state["api_calls"])
                 if failure is not None and self._runtime is not None:
                     api_calls += self._runtime.api_calls() - self._calls_before
@@ -287,6 +314,15 @@ class FlowJob:
         finally:
             if self._runtime is not None:
                 await self._runtime.aclose()
+
+    def _wake_dependents(self, tx: Store) -> None:
+        """The records of flows depending on this one that failed for want of what it syncs
+        (`waits_for` its entity) are due at once: their flow's next run retries them, not the
+        backoff's."""
+        flow = tx.flows.get(self.flow_id)
+        if flow is not None:
+            waiting = [d.id for d in dependents(tx, flow)]
+            tx.dead_letters.due_now(waiting, waits_for=flow.entity)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -26,6 +26,7 @@ from koppel.flows.customers import (
 )
 from koppel.flows.mappings import CANONICAL_MODELS, RESOLVED, default_mapping
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.products import PRODUCTS
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import OrderSettings, retrieve_from_date
 from koppel.mapping import CompiledMapping, MappingError, apply, compile_mapping
@@ -322,7 +323,8 @@ class OrderSync:
                 item.fail(
                     f"{item.label}: product(s) not in AccountView (ART_CODE): "
                     f"{', '.join(f'SKU {m!r}' for m in missing)}; the order is retried when "
-                    "they exist (sync the products first)"
+                    "they exist (sync the products first)",
+                    waits_for=PRODUCTS,
                 )
 
     async def _delivery_addresses(

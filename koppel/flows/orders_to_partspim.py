@@ -20,6 +20,7 @@ from koppel.connectors.errors import ConnectorError
 from koppel.flows.keys import content_hash
 from koppel.flows.mappings import RESOLVED, default_mapping
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.products import PRODUCTS
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import OrdersToPartsPimSettings
 from koppel.mapping import CompiledMapping, MappingError, apply, compile_mapping
@@ -394,7 +395,8 @@ class OrderToPartsPimSync:
                 item.fail(
                     f"{item.label}: field lines[].sku: "
                     + ", ".join(f"SKU {sku!r}" for sku in missing)
-                    + " not in Parts Pim; the order is retried until the products exist"
+                    + " not in Parts Pim; the order is retried until the products exist",
+                    waits_for=PRODUCTS,
                 )
 
     async def _post(self, items: list[Item]) -> None:

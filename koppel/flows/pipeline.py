@@ -40,10 +40,14 @@ class Item:
     warnings: list[str] = field(default_factory=list)
     outcome: OutcomeKind | None = None
     reason: str | None = None
+    waits_for: str | None = None
+    """The entity another flow syncs that this failed record needs (`products` for an order
+    naming an article that is not there yet): it is retried as soon as that flow completes."""
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, *, waits_for: str | None = None) -> None:
         self.outcome = OutcomeKind.FAILED
         self.reason = reason
+        self.waits_for = waits_for
 
     @property
     def pending(self) -> bool:
@@ -321,7 +325,8 @@ class TargetWriter:
             )
             if outcome is OutcomeKind.FAILED:
                 payload = plain_json(item.source)
-                dead.append(DeadLetterEntry(logged_key, item.reason or "failed", payload))
+                reason = item.reason or "failed"
+                dead.append(DeadLetterEntry(logged_key, reason, payload, item.waits_for))
                 continue
             resolved.append(logged_key)
             if outcome is not OutcomeKind.SKIPPED and item.target_key and item.update is not None:

@@ -25,12 +25,17 @@ from koppel.flows.products import (
 from koppel.flows.products_to_partspim import ArticleToPartsPimSync
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.stock import STOCK, StockSync
+from koppel.store import Flow, Store
 
 
 class RecordSync(Protocol):
     """Syncs one page of source records of one phase and records their outcomes."""
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]: ...
+
+
+FlowKind = tuple[str, str]
+"""A kind of flow: (source application, canonical entity)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,10 @@ class FlowType:
     retry_keys: dict[str, str] = field(default_factory=dict)
     """Phase -> the source field its logged keys are (default: the source entity's id field), by
     which a dead letter's record is read again; stock logs SKUs, one per SKU of many rows."""
+    requires: tuple[FlowKind, ...] = ()
+    """Flows of the same integration that must have completed a run before this one runs (the
+    articles stock is written to come from the products flow); those the integration has and
+    enables count, others are not waited for."""
 
     def phase_of(self, entity: str, logged_key: str) -> tuple[str, str]:
         """The phase that logged a key, and the record key: `category:7` -> (categories, 7)."""
@@ -58,6 +67,7 @@ FLOW_TYPES: dict[tuple[str, str], FlowType] = {
         phases=(CATEGORIES, PRODUCTS),
         syncs={CATEGORIES: CategorySync, PRODUCTS: ProductSync},
         log_prefixes={CATEGORIES: CATEGORY_LOG_PREFIX},
+        requires=(("partspim", CATEGORIES),),
     ),
     ("partspim", CATEGORIES): FlowType(phases=(CATEGORIES,), syncs={CATEGORIES: CategorySync}),
     ("partspim", CUSTOMERS): FlowType(phases=(CUSTOMERS,), syncs={CUSTOMERS: CustomerSync}),
@@ -65,13 +75,23 @@ FLOW_TYPES: dict[tuple[str, str], FlowType] = {
         phases=(ORDERS,),
         syncs={ORDERS: OrderSync, CUSTOMERS: CustomerSync},
         log_prefixes={CUSTOMERS: CUSTOMER_LOG_PREFIX},
+        # Not the customers flow: this one writes the debtors its orders need itself, under
+        # the same per-e-mail lock, so waiting for it would only delay the orders.
+        requires=(("partspim", PRODUCTS),),
     ),
-    ("accountview", ORDERS): FlowType(phases=(ORDERS,), syncs={ORDERS: OrderToPartsPimSync}),
+    ("accountview", ORDERS): FlowType(
+        phases=(ORDERS,),
+        syncs={ORDERS: OrderToPartsPimSync},
+        requires=(("accountview", PRODUCTS),),
+    ),
     ("accountview", PRODUCTS): FlowType(
         phases=(PRODUCTS,), syncs={PRODUCTS: ArticleToPartsPimSync}
     ),
     ("partspim", STOCK): FlowType(
-        phases=(STOCK,), syncs={STOCK: StockSync}, retry_keys={STOCK: "sku"}
+        phases=(STOCK,),
+        syncs={STOCK: StockSync},
+        retry_keys={STOCK: "sku"},
+        requires=(("partspim", PRODUCTS),),
     ),
 }
 
@@ -86,4 +106,67 @@ def flow_type(source_application: str, entity: str) -> FlowType:
         ) from None
 
 
-__all__ = ["FLOW_TYPES", "FlowType", "RecordSync", "flow_type"]
+def flow_kind(store: Store, flow: Flow) -> FlowKind:
+    connection = store.connections.get(flow.source_connection_id)
+    assert connection is not None
+    return (connection.application.value, flow.entity)
+
+
+def _requires(store: Store, flow: Flow) -> tuple[FlowKind, ...]:
+    """What the flow waits for; nothing for a flow of no known type (that is refused later,
+    with its reason, by the checks before a run)."""
+    known = FLOW_TYPES.get(flow_kind(store, flow))
+    return () if known is None else known.requires
+
+
+def prerequisites(store: Store, flow: Flow) -> list[Flow]:
+    """The enabled flows of the flow's integration that it waits for (`FlowType.requires`)."""
+    required = set(_requires(store, flow))
+    return [
+        other
+        for other in store.flows.list(flow.integration_id)
+        if other.enabled and other.id != flow.id and flow_kind(store, other) in required
+    ]
+
+
+def dependents(store: Store, flow: Flow) -> list[Flow]:
+    """The flows of the flow's integration that wait for it (it is among their prerequisites)."""
+    kind = flow_kind(store, flow)
+    return [
+        other
+        for other in store.flows.list(flow.integration_id)
+        if other.id != flow.id and kind in _requires(store, other)
+    ]
+
+
+def in_dependency_order(store: Store, flows: Sequence[Flow]) -> list[Flow]:
+    """The flows with each one after those it waits for; otherwise in the order given."""
+    ordered: list[Flow] = []
+    placed: set[int] = set()
+    chosen = {flow.id: flow for flow in flows}
+
+    def place(flow: Flow, path: frozenset[int]) -> None:
+        if flow.id in placed or flow.id in path:
+            return
+        for first in prerequisites(store, flow):
+            if first.id in chosen:
+                place(chosen[first.id], path | {flow.id})
+        placed.add(flow.id)
+        ordered.append(flow)
+
+    for flow in flows:
+        place(flow, frozenset())
+    return ordered
+
+
+__all__ = [
+    "FLOW_TYPES",
+    "FlowKind",
+    "FlowType",
+    "RecordSync",
+    "dependents",
+    "flow_kind",
+    "flow_type",
+    "in_dependency_order",
+    "prerequisites",
+]

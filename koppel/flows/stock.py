@@ -16,6 +16,7 @@ from typing import Any
 from koppel.connectors.base import Record
 from koppel.flows.mappings import RESOLVED, FlowSetupError
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.products import PRODUCTS
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import StockSettings
 from koppel.model import StockLevel
@@ -134,7 +135,7 @@ class StockSync:
             item.outcome = OutcomeKind.SKIPPED
             item.reason = reason
         else:
-            item.fail(reason + "; retried later")
+            item.fail(reason + "; retried later", waits_for=PRODUCTS)
 
 
 __all__ = ["STOCK", "StockSync", "stock_quantity"]

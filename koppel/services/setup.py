@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koppel.config import IntegrationConfig, apply_config
+from koppel.flows.registry import in_dependency_order
 from koppel.services.checks import check_config
 from koppel.services.errors import InvalidRequest, NotFound
 from koppel.store import Flow, Integration, Store
@@ -121,10 +122,11 @@ def choose_integration(store: Store, name: str | None) -> Integration:
 
 def choose_flows(store: Store, integration: Integration, names: Sequence[str]) -> list[Flow]:
     """The named flows (enabled or not) in the order named, or every enabled flow when none is
-    named (in the file's order: products before the orders that need them)."""
+    named: each after the flows it waits for (`FlowType.requires`: products before the stock
+    and orders that need them), otherwise in the file's order."""
     flows = store.flows.list(integration.id)
     if not names:
-        return [flow for flow in flows if flow.enabled]
+        return in_dependency_order(store, [flow for flow in flows if flow.enabled])
     by_name = {flow.name: flow for flow in flows}
     unknown = [name for name in names if name not in by_name]
     if unknown:

@@ -202,6 +202,22 @@ class RunRepository:
             row = self._row(session, run_id)
             return None if row is None else _run(row)
 
+    def has_completed(self, flow_id: int) -> bool:
+        """Whether the flow has ever finished a run (every record with an outcome, some of
+        them perhaps failed): what the flows that depend on it wait for."""
+        completed = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
+        with self._context.read() as session:
+            found = session.scalar(
+                select(RunRow.id)
+                .where(
+                    RunRow.flow_id == flow_id,
+                    RunRow.status.in_(completed),
+                    self._context.in_tenant_flows(RunRow.flow_id),
+                )
+                .limit(1)
+            )
+        return found is not None
+
     def list(
         self,
         *,
@@ -404,6 +420,7 @@ class DeadLetterRepository:
                     "attempts": attempts[key],
                     "next_attempt_at": now + backoff(attempts[key]),
                     "status": DeadLetterStatus.PENDING.value,
+                    "waits_for": entry.waits_for,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -414,9 +431,36 @@ class DeadLetterRepository:
                 DeadLetterRow,
                 rows,
                 key=("flow_id", "source_key"),
-                update=("reason", "payload", "attempts", "next_attempt_at", "status", "updated_at"),
+                update=(
+                    "reason",
+                    "payload",
+                    "attempts",
+                    "next_attempt_at",
+                    "status",
+                    "waits_for",
+                    "updated_at",
+                ),
             )
             return attempts
+
+    def due_now(self, flow_ids: Sequence[int], waits_for: str, now: datetime | None = None) -> int:
+        """Make the pending dead letters of these flows that wait for `waits_for` due now
+        (a run of a flow of that entity has just completed); returns how many."""
+        if not flow_ids:
+            return 0
+        with self._context.write() as session:
+            return int(
+                session.execute(
+                    update(DeadLetterRow)
+                    .where(
+                        DeadLetterRow.flow_id.in_(flow_ids),
+                        DeadLetterRow.status == DeadLetterStatus.PENDING.value,
+                        DeadLetterRow.waits_for == waits_for,
+                        self._context.in_tenant_flows(DeadLetterRow.flow_id),
+                    )
+                    .values(next_attempt_at=now or utc_now())
+                ).rowcount  # type: ignore[attr-defined]
+            )
 
     def count_pending(self, flow_id: int) -> int:
         """How many records of the flow wait for a retry."""

@@ -33,6 +33,8 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     PARTIAL = "partial"
     INTERRUPTED = "interrupted"
+    WAITING = "waiting"
+    """Deferred: a flow it depends on has not completed a run yet (the reason says which)."""
 
 
 class OutcomeKind(StrEnum):
@@ -222,6 +224,8 @@ class DeadLetterEntry:
     source_key: str
     reason: str
     payload: Mapping[str, Any] | None = None
+    waits_for: str | None = None
+    """The entity whose sync the record needs (e.g. `products`): due again once it completes."""
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ class RunRow(Base):
     __table_args__ = (
         Index(None, "flow_id", "started_at"),
         CheckConstraint(
-            "status IN ('running', 'succeeded', 'failed', 'partial', 'interrupted')",
+            "status IN ('running', 'succeeded', 'failed', 'partial', 'interrupted', 'waiting')",
             name="status",
         ),
     )
@@ -278,6 +278,9 @@ class DeadLetterRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     next_attempt_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(10), default="pending")
+    waits_for: Mapped[str | None] = mapped_column(String(50))
+    """The entity whose sync the record needs (an order's products): when a run of a flow of
+    that entity completes, the record is due again at once."""
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
 

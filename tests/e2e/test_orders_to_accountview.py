@@ -305,8 +305,11 @@ async def test_lost_links_and_concurrent_customer_flow_never_duplicate(
         )
         platform.apply(document)
         [second] = [i for i in platform.store.integrations.list() if i.name == "second"]
+        products = platform.store.flows.get_by_name(second.id, "products")
         flow = platform.store.flows.get_by_name(second.id, "orders")
-        assert flow is not None
+        assert products is not None and flow is not None
+        # its orders wait for its products flow to have run once (docs/engine.md)
+        assert (await runner.run(products.id)).status == "completed"
         again = await runner.run(flow.id)
     assert again.status == "completed"
     outcomes = platform.store.outcomes.list(again.run_id)

@@ -1,5 +1,6 @@
 """Data safety: pending links (a record's origin survives a crash between the target write and
-its outcome); the debtor e-mail index holds keyed hashes instead of addresses.
+its outcome); the debtor e-mail index holds keyed hashes instead of addresses; runs may wait for
+the flows they depend on, and dead letters name the entity they wait for.
 
 The index's rows are converted in place with the application key's keyed hash when
 `koppel.store.upgrade` is given it (`open_store` does); otherwise they are deleted with the
@@ -24,6 +25,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted", "waiting")
 DEBTOR_EMAILS = "accountview:debtor-emails"
 DEBTOR_EMAILS_REFRESHED = "accountview:debtor-emails-refreshed"
 
@@ -65,8 +67,21 @@ def upgrade() -> None:
     connection.execute(
         sa.text("DELETE FROM key_locks WHERE scope LIKE :scope"), {"scope": "%:debtor-email"}
     )
+    op.add_column("dead_letters", sa.Column("waits_for", sa.String(length=50), nullable=True))
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_runs_status"), type_="check")
+        batch_op.create_check_constraint(
+            op.f("ck_runs_status"), f"status IN ({', '.join(repr(s) for s in RUN_STATUSES)})"
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_runs_status"), type_="check")
+        batch_op.create_check_constraint(
+            op.f("ck_runs_status"), f"status IN ({', '.join(repr(s) for s in RUN_STATUSES[:-1])})"
+        )
+    with op.batch_alter_table("dead_letters", schema=None) as batch_op:
+        batch_op.drop_column("waits_for")
     with op.batch_alter_table("links", schema=None) as batch_op:
         batch_op.drop_column("pending")
