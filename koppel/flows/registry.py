@@ -50,9 +50,9 @@ class FlowType:
     """Phase -> the source field its logged keys are (default: the source entity's id field), by
     which a dead letter's record is read again; stock logs SKUs, one per SKU of many rows."""
     requires: tuple[FlowKind, ...] = ()
-    """Flows of the same integration that must have completed a run before this one runs (the
-    articles stock is written to come from the products flow); those the integration has and
-    enables count, others are not waited for."""
+    """Flows of the same integration that must have completed a run before this one runs: those
+    that make what this flow cannot make itself and fails without (the articles stock is written
+    to); those the integration has and enables count, others are not waited for."""
 
     def phase_of(self, entity: str, logged_key: str) -> tuple[str, str]:
         """The phase that logged a key, and the record key: `category:7` -> (categories, 7)."""
@@ -67,7 +67,7 @@ FLOW_TYPES: dict[tuple[str, str], FlowType] = {
         phases=(CATEGORIES, PRODUCTS),
         syncs={CATEGORIES: CategorySync, PRODUCTS: ProductSync},
         log_prefixes={CATEGORIES: CATEGORY_LOG_PREFIX},
-        requires=(("partspim", CATEGORIES),),
+        # Not a categories flow: this one writes the article groups its products need itself.
     ),
     ("partspim", CATEGORIES): FlowType(phases=(CATEGORIES,), syncs={CATEGORIES: CategorySync}),
     ("partspim", CUSTOMERS): FlowType(phases=(CUSTOMERS,), syncs={CUSTOMERS: CustomerSync}),
