@@ -210,9 +210,12 @@ class RunRepository:
         limit: int = 50,
         offset: int = 0,
         before: str | None = None,
+        started_from: datetime | None = None,
+        started_until: datetime | None = None,
     ) -> list[Run]:
         """Newest first; `flow_ids` limits them to those flows, `before` (a run id) pages by
-        key: the runs after that one in this order, which stays right while new runs start."""
+        key: the runs after that one in this order, which stays right while new runs start.
+        `started_from` (inclusive) and `started_until` (exclusive) bound their start."""
         query = select(RunRow).where(self._context.in_tenant_flows(RunRow.flow_id))
         if flow_id is not None:
             query = query.where(RunRow.flow_id == flow_id)
@@ -220,6 +223,10 @@ class RunRepository:
             query = query.where(RunRow.flow_id.in_(flow_ids))
         if status is not None:
             query = query.where(RunRow.status == status.value)
+        if started_from is not None:
+            query = query.where(RunRow.started_at >= started_from)
+        if started_until is not None:
+            query = query.where(RunRow.started_at < started_until)
         query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
         with self._context.read() as session:
             if before is not None:

@@ -1,0 +1,307 @@
+"""The dashboard of an integration: how each flow and connection is doing, and what moved.
+
+Everything here is read from the runs (not from the activity log's outcomes): a run keeps its
+counts per outcome kind, so the last 7 days of an integration are a few hundred rows to read
+however many records moved, and they stay countable after the log's retention has passed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from koppel.services.activity import RunView, run_view
+from koppel.services.errors import NotFound
+from koppel.store import (
+    Connection,
+    ConnectionState,
+    Flow,
+    Integration,
+    OutcomeKind,
+    Run,
+    RunStatus,
+    Store,
+    counted,
+)
+
+STALE_AFTER_SCHEDULES = 2
+"""A scheduled flow's data is stale when its last good run is older than this many intervals."""
+ERRORS_LOOKED_AT = 50
+"""The latest failed runs searched for a connection's last error."""
+RUNS_CHARTED = 100_000
+"""At most this many runs of the last 7 days are charted (a flow every minute makes 10,080)."""
+DAY_HOURS = 24
+WEEK_DAYS = 7
+KINDS = tuple(kind.value for kind in OutcomeKind)
+_GOOD = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+
+
+class Freshness(StrEnum):
+    """How current a flow's data in the target is."""
+
+    FRESH = "fresh"
+    """Its last good run is within two intervals of its schedule (or it runs on demand)."""
+    STALE = "stale"
+    """Its last good run is older than two intervals: runs fail, or nothing runs them."""
+    NEVER = "never"
+    """No run of it has succeeded yet."""
+    OFF = "off"
+    """The flow is switched off."""
+
+
+@dataclass(frozen=True)
+class FlowHealth:
+    flow: Flow
+    source: str
+    target: str
+    last_run: RunView | None
+    last_good_at: datetime | None
+    """When the last run that succeeded (or partly failed) ended: the data's age."""
+    next_run_at: datetime | None
+    """When the schedule starts its next run, if a worker runs; None on demand or off."""
+    freshness: Freshness
+
+
+@dataclass(frozen=True)
+class ConnectionHealth:
+    connection: Connection
+    needs_authorisation: bool
+    last_good_at: datetime | None
+    """When the last run through it that did not fail ended (its calls went through)."""
+    last_error: str | None
+    """The reason of the latest failed run that names this connection, or why it needs
+    authorisation."""
+    last_error_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One hour or one day of a chart: records by outcome kind, from runs started in it."""
+
+    start: datetime
+    counts: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Chart:
+    bars: tuple[Bar, ...]
+    step: timedelta
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {kind: sum(bar.counts[kind] for bar in self.bars) for kind in KINDS}
+
+    @property
+    def peak(self) -> int:
+        return max((bar.total for bar in self.bars), default=0)
+
+
+@dataclass(frozen=True)
+class IntegrationDashboard:
+    integration: Integration
+    flows: tuple[FlowHealth, ...]
+    connections: tuple[ConnectionHealth, ...]
+    last_day: Chart
+    """By the hour, the last 24 hours."""
+    last_week: Chart
+    """By the day, the last 7 days."""
+    dead_letters: int
+    """Records that failed and wait in the dead-letter list."""
+    at: datetime
+
+
+def next_run_at(flow: Flow, now: datetime) -> datetime | None:
+    """The start of the flow's next schedule slot (the engine queues one run per interval of
+    the epoch, `koppel.engine`), when it is on and has a schedule."""
+    if not flow.enabled or not flow.schedule_seconds:
+        return None
+    every = flow.schedule_seconds
+    slot = math.floor(now.timestamp() / every) + 1
+    return datetime.fromtimestamp(slot * every, UTC)
+
+
+def freshness(flow: Flow, last_good_at: datetime | None, now: datetime) -> Freshness:
+    if not flow.enabled:
+        return Freshness.OFF
+    if last_good_at is None:
+        return Freshness.NEVER
+    if flow.schedule_seconds and now - last_good_at > timedelta(
+        seconds=STALE_AFTER_SCHEDULES * flow.schedule_seconds
+    ):
+        return Freshness.STALE
+    return Freshness.FRESH
+
+
+def _last_good(store: Store, flow: Flow) -> Run | None:
+    found = [
+        run
+        for status in _GOOD
+        for run in store.runs.list(flow_id=flow.id, status=status, limit=1)
+        if run.finished_at is not None
+    ]
+    return max(found, key=lambda run: run.started_at, default=None)
+
+
+def _chart(runs: Sequence[Run], start: datetime, step: timedelta, bars: int) -> Chart:
+    counts = [dict.fromkeys(KINDS, 0) for _ in range(bars)]
+    for run in runs:
+        index = int((run.started_at - start) / step)
+        if 0 <= index < bars:
+            for kind in OutcomeKind:
+                counts[index][kind.value] += counted(run.counts, kind)
+    return Chart(tuple(Bar(start + n * step, counts[n]) for n in range(bars)), step)
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _connection_health(
+    connection: Connection, flows: Sequence[FlowHealth], failed: Sequence[Run]
+) -> ConnectionHealth:
+    through = [
+        line
+        for line in flows
+        if connection.id in (line.flow.source_connection_id, line.flow.target_connection_id)
+    ]
+    good = [line.last_good_at for line in through if line.last_good_at is not None]
+    flow_ids = {line.flow.id for line in through}
+    named = f"connection {connection.name} "
+    named_colon = f"connection {connection.name}:"
+    error_run = next(
+        (
+            run
+            for run in failed
+            if run.flow_id in flow_ids
+            and run.error
+            and (named in run.error or named_colon in run.error)
+        ),
+        None,
+    )
+    needs = connection.state is ConnectionState.NEEDS_AUTHORISATION
+    error = error_run.error if error_run else None
+    if needs:
+        error = connection.state_reason or "the application refused its grant"
+    error_at = (error_run.finished_at or error_run.started_at) if error_run else None
+    return ConnectionHealth(
+        connection=connection,
+        needs_authorisation=needs,
+        last_good_at=max(good, default=None),
+        last_error=error,
+        last_error_at=error_at,
+    )
+
+
+def _flow_lines(store: Store, flows: Sequence[Flow], now: datetime) -> list[FlowHealth]:
+    names = {connection.id: connection.name for connection in store.connections.list()}
+    flow_names = {flow.id: flow.name for flow in flows}
+    lines: list[FlowHealth] = []
+    for flow in flows:
+        last = next(iter(store.runs.list(flow_id=flow.id, limit=1)), None)
+        good = _last_good(store, flow)
+        good_at = good.finished_at if good else None
+        lines.append(
+            FlowHealth(
+                flow=flow,
+                source=names[flow.source_connection_id],
+                target=names[flow.target_connection_id],
+                last_run=run_view(last, flow_names) if last else None,
+                last_good_at=good_at,
+                next_run_at=next_run_at(flow, now),
+                freshness=freshness(flow, good_at, now),
+            )
+        )
+    return lines
+
+
+def _failed_runs(store: Store, flows: Sequence[Flow]) -> list[Run]:
+    if not flows:
+        return []
+    return store.runs.list(
+        flow_ids=[flow.id for flow in flows], status=RunStatus.FAILED, limit=ERRORS_LOOKED_AT
+    )
+
+
+def integration_dashboard(
+    store: Store, integration: Integration, *, now: datetime | None = None
+) -> IntegrationDashboard:
+    now = now or datetime.now(UTC)
+    flows = store.flows.list(integration.id)
+    lines = _flow_lines(store, flows, now)
+    failed = _failed_runs(store, flows)
+    pair = [store.connections.get(integration.connection_a_id)]
+    pair.append(store.connections.get(integration.connection_b_id))
+    day_start = _hour(now) - timedelta(hours=DAY_HOURS - 1)
+    week_start = _hour(now).replace(hour=0) - timedelta(days=WEEK_DAYS - 1)
+    recent = (
+        store.runs.list(
+            flow_ids=[flow.id for flow in flows], started_from=week_start, limit=RUNS_CHARTED
+        )
+        if flows
+        else []
+    )
+    return IntegrationDashboard(
+        integration=integration,
+        flows=tuple(lines),
+        connections=tuple(_connection_health(c, lines, failed) for c in pair if c is not None),
+        last_day=_chart(recent, day_start, timedelta(hours=1), DAY_HOURS),
+        last_week=_chart(recent, week_start, timedelta(days=1), WEEK_DAYS),
+        dead_letters=sum(store.dead_letters.count_pending(flow.id) for flow in flows),
+        at=now,
+    )
+
+
+def dashboards(store: Store, *, now: datetime | None = None) -> list[IntegrationDashboard]:
+    """The dashboard of every integration the store (workspace) holds."""
+    return [
+        integration_dashboard(store, integration, now=now)
+        for integration in store.integrations.list()
+    ]
+
+
+def dashboard_of(store: Store, integration_id: int) -> IntegrationDashboard:
+    integration = store.integrations.get(integration_id)
+    if integration is None:
+        raise NotFound(f"integration {integration_id} not found")
+    return integration_dashboard(store, integration)
+
+
+def connections_health(store: Store, *, now: datetime | None = None) -> list[ConnectionHealth]:
+    """Every connection of the store (workspace) with its health, by name."""
+    flows = store.flows.list()
+    lines = _flow_lines(store, flows, now or datetime.now(UTC))
+    failed = _failed_runs(store, flows)
+    connections = sorted(store.connections.list(), key=lambda c: c.name)
+    return [_connection_health(c, lines, failed) for c in connections]
+
+
+def connection_health(store: Store, connection_id: int) -> ConnectionHealth:
+    """One connection's health, seen from the runs of the flows that use it."""
+    found = [h for h in connections_health(store) if h.connection.id == connection_id]
+    if not found:
+        raise NotFound(f"connection {connection_id} not found")
+    return found[0]
+
+
+__all__ = [
+    "Bar",
+    "Chart",
+    "ConnectionHealth",
+    "FlowHealth",
+    "Freshness",
+    "IntegrationDashboard",
+    "connection_health",
+    "connections_health",
+    "dashboard_of",
+    "dashboards",
+    "freshness",
+    "integration_dashboard",
+    "next_run_at",
+]
