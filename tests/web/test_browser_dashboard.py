@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from koppel.accounts.users import create_user
 from koppel.services import runs
 from koppel.services.demo import DEMO_LOGIN, apply_demo, demo_admin, set_up_demo
 from koppel.services.runs import FlowReport
-from koppel.store import OutcomeKind, Store, counted, open_store
+from koppel.store import OutcomeKind, Role, Store, counted, open_store
 from koppel.web import create_app
-from tests.web.conftest import World, make_workspace
+from tests.web.conftest import PASSWORD, World, make_workspace
 from tests.web.test_browser import (  # the browser fixtures too: chromium, playwright
     LiveServer,
     chromium,  # noqa: F401
@@ -34,6 +35,7 @@ from tests.web.test_browser import (  # the browser fixtures too: chromium, play
 pytestmark = pytest.mark.browser
 
 DEMO_PRODUCTS = 40
+DUTCH_VIEWER = "kees@demo.example"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServed]:
             with ThreadPoolExecutor(1) as thread:
                 reports = thread.submit(asyncio.run, run_once()).result()
             _, password = demo_admin(store, set_up)
+            create_user(
+                store,
+                actor="test",
+                tenant_id=store.tenants.ensure("demo").id,
+                email=DUTCH_VIEWER,
+                name="Kees Kijker",
+                password=PASSWORD,
+                role=Role.VIEWER,
+                locale="nl",
+            )
             world = World(a=make_workspace(store, "acme"), b=make_workspace(store, "globex"))
             with LiveServer(create_app(set_up.settings, store=store)) as url:
                 yield DemoServed(url, store, reports, password, world)
@@ -192,3 +204,26 @@ def test_a_viewer_tests_no_connection_and_another_workspaces_run_is_not_found(
     page.goto("/")
     expect(page.get_by_role("heading", name="Integrations of acme")).to_be_visible()
     expect(page.get_by_text("demo-pim-av")).to_have_count(0)
+
+
+def test_a_dutch_viewer_reads_the_pages_in_dutch(page: Page, demo: DemoServed) -> None:
+    sign_in(page, DUTCH_VIEWER)
+    expect(page.get_by_role("heading", name="Koppelingen van demo")).to_be_visible()
+    created = sum(counted(report.counts, OutcomeKind.CREATED) for report in demo.reports)
+    expect(page.locator(".legend").first).to_contain_text(f"{created} aangemaakt")
+    expect(page.get_by_text("Laatste geslaagde aanroep").first).to_be_visible()
+    expect(page.get_by_text("actueel").first).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Verbinding testen"))).to_have_count(0)
+    photograph(page, "dashboard-nl")
+    page.get_by_role("link", name="Runs", exact=True).click()
+    expect(page.get_by_label("Status")).to_be_visible()
+    expect(page.get_by_role("button", name="Runs tonen")).to_be_visible()
+    photograph(page, "runs-nl")
+    page.get_by_role("table").get_by_role("link").first.click()
+    expect(page.get_by_role("heading", name="Hoe het ging")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text(" dec 2026")  # a Dutch date
+    photograph(page, "run-nl")
+    page.get_by_role("link", name="Verbindingen", exact=True).click()
+    expect(page.get_by_role("heading", name="Verbindingen van demo")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Verbinding testen"))).to_have_count(0)
+    photograph(page, "connections-nl")

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from koppel.accounts.users import create_user
 from koppel.services import dashboard
-from koppel.store import Flow, OutcomeEntry, OutcomeKind, RunStatus, Store, User
-from tests.web.conftest import Browser, World
+from koppel.store import Flow, OutcomeEntry, OutcomeKind, Role, RunStatus, Store, User
+from tests.web.conftest import PASSWORD, Browser, World
 
 
 def _flow(schedule: int | None, *, enabled: bool = True) -> Flow:
@@ -181,3 +182,28 @@ def test_a_failing_connection_test_says_why_and_what_to_do(
     assert result["works"] is False and result["category"] == "connection"
     health = anonymous.get("/api/v1/connections", headers=token).json()["items"]
     assert [h["name"] for h in health] == ["av", "pim"]
+
+
+def test_the_dashboard_formats_numbers_in_the_users_language(
+    client_for: Callable[[User], Browser], store: Store, world: World
+) -> None:
+    scoped = store.scoped(world.a.tenant_id)
+    run = scoped.runs.start(world.a.seeded.flow.id)
+    scoped.outcomes.record_many(
+        run.id, [OutcomeEntry(f"sku-{n}", OutcomeKind.CREATED) for n in range(1234)]
+    )
+    scoped.runs.finish(run.id, RunStatus.SUCCEEDED)
+    dutch = create_user(
+        store,
+        actor="test",
+        tenant_id=world.a.tenant_id,
+        email="kees@acme.example",
+        name="Kees",
+        password=PASSWORD,
+        role=Role.VIEWER,
+        locale="nl",
+    )
+    html = client_for(dutch).get("/").text
+    assert "1.236 aangemaakt" in html and "Koppelingen van acme" in html
+    english = client_for(world.a.viewer).get("/").text
+    assert "1,236 created" in english
