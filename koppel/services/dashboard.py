@@ -1,8 +1,10 @@
 """The dashboard of an integration: how each flow and connection is doing, and what moved.
 
-Everything here is read from the runs (not from the activity log's outcomes): a run keeps its
-counts per outcome kind, so the last 7 days of an integration are a few hundred rows to read
-however many records moved, and they stay countable after the log's retention has passed.
+The flows and the charts are read from the runs (not from the activity log's outcomes): a run
+keeps its counts per outcome kind, so the last 7 days of an integration are a few hundred rows to
+read however many records moved, and they stay countable after the log's retention has passed.
+A connection's health is what the calls of runs and tests left on it (`CallHealth` in
+koppel.connectors.base, kept by `connections.record_health`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from koppel.store import (
 
 STALE_AFTER_SCHEDULES = 2
 """A scheduled flow's data is stale when its last good run is older than this many intervals."""
-ERRORS_LOOKED_AT = 50
-"""The latest failed runs searched for a connection's last error."""
 RUNS_CHARTED = 100_000
 """At most this many runs of the last 7 days are charted (a flow every minute makes 10,080)."""
 DAY_HOURS = 24
@@ -70,10 +70,10 @@ class ConnectionHealth:
     connection: Connection
     needs_authorisation: bool
     last_good_at: datetime | None
-    """When the last run through it that did not fail ended (its calls went through)."""
+    """When a call through it (a run's or a test's) last got a good answer."""
     last_error: str | None
-    """The reason of the latest failed run that names this connection, or why it needs
-    authorisation."""
+    """Why it needs authorisation, else the last call that failed for a reason of the
+    connection (unreachable, an error answer after the retries, credentials refused)."""
     last_error_at: datetime | None
 
 
@@ -163,39 +163,17 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _connection_health(
-    connection: Connection, flows: Sequence[FlowHealth], failed: Sequence[Run]
-) -> ConnectionHealth:
-    through = [
-        line
-        for line in flows
-        if connection.id in (line.flow.source_connection_id, line.flow.target_connection_id)
-    ]
-    good = [line.last_good_at for line in through if line.last_good_at is not None]
-    flow_ids = {line.flow.id for line in through}
-    named = f"connection {connection.name} "
-    named_colon = f"connection {connection.name}:"
-    error_run = next(
-        (
-            run
-            for run in failed
-            if run.flow_id in flow_ids
-            and run.error
-            and (named in run.error or named_colon in run.error)
-        ),
-        None,
-    )
+def _connection_health(connection: Connection) -> ConnectionHealth:
     needs = connection.state is ConnectionState.NEEDS_AUTHORISATION
-    error = error_run.error if error_run else None
+    error = connection.last_error
     if needs:
         error = connection.state_reason or "the application refused its grant"
-    error_at = (error_run.finished_at or error_run.started_at) if error_run else None
     return ConnectionHealth(
         connection=connection,
         needs_authorisation=needs,
-        last_good_at=max(good, default=None),
+        last_good_at=connection.last_ok_at,
         last_error=error,
-        last_error_at=error_at,
+        last_error_at=connection.last_error_at,
     )
 
 
@@ -221,21 +199,12 @@ def _flow_lines(store: Store, flows: Sequence[Flow], now: datetime) -> list[Flow
     return lines
 
 
-def _failed_runs(store: Store, flows: Sequence[Flow]) -> list[Run]:
-    if not flows:
-        return []
-    return store.runs.list(
-        flow_ids=[flow.id for flow in flows], status=RunStatus.FAILED, limit=ERRORS_LOOKED_AT
-    )
-
-
 def integration_dashboard(
     store: Store, integration: Integration, *, now: datetime | None = None
 ) -> IntegrationDashboard:
     now = now or datetime.now(UTC)
     flows = store.flows.list(integration.id)
     lines = _flow_lines(store, flows, now)
-    failed = _failed_runs(store, flows)
     pair = [store.connections.get(integration.connection_a_id)]
     pair.append(store.connections.get(integration.connection_b_id))
     day_start = _hour(now) - timedelta(hours=DAY_HOURS - 1)
@@ -250,7 +219,7 @@ def integration_dashboard(
     return IntegrationDashboard(
         integration=integration,
         flows=tuple(lines),
-        connections=tuple(_connection_health(c, lines, failed) for c in pair if c is not None),
+        connections=tuple(_connection_health(c) for c in pair if c is not None),
         last_day=_chart(recent, day_start, timedelta(hours=1), DAY_HOURS),
         last_week=_chart(recent, week_start, timedelta(days=1), WEEK_DAYS),
         dead_letters=sum(store.dead_letters.count_pending(flow.id) for flow in flows),
@@ -273,21 +242,10 @@ def dashboard_of(store: Store, integration_id: int) -> IntegrationDashboard:
     return integration_dashboard(store, integration)
 
 
-def connections_health(store: Store, *, now: datetime | None = None) -> list[ConnectionHealth]:
+def connections_health(store: Store) -> list[ConnectionHealth]:
     """Every connection of the store (workspace) with its health, by name."""
-    flows = store.flows.list()
-    lines = _flow_lines(store, flows, now or datetime.now(UTC))
-    failed = _failed_runs(store, flows)
     connections = sorted(store.connections.list(), key=lambda c: c.name)
-    return [_connection_health(c, lines, failed) for c in connections]
-
-
-def connection_health(store: Store, connection_id: int) -> ConnectionHealth:
-    """One connection's health, seen from the runs of the flows that use it."""
-    found = [h for h in connections_health(store) if h.connection.id == connection_id]
-    if not found:
-        raise NotFound(f"connection {connection_id} not found")
-    return found[0]
+    return [_connection_health(connection) for connection in connections]
 
 
 __all__ = [
@@ -297,7 +255,6 @@ __all__ = [
     "FlowHealth",
     "Freshness",
     "IntegrationDashboard",
-    "connection_health",
     "connections_health",
     "dashboard_of",
     "dashboards",

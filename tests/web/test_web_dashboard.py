@@ -10,7 +10,16 @@ from zoneinfo import ZoneInfo
 
 from koppel.accounts.users import create_user
 from koppel.services import dashboard
-from koppel.store import Flow, OutcomeEntry, OutcomeKind, Role, RunStatus, Store, User
+from koppel.store import (
+    ConnectionState,
+    Flow,
+    OutcomeEntry,
+    OutcomeKind,
+    Role,
+    RunStatus,
+    Store,
+    User,
+)
 from tests.web.conftest import PASSWORD, Browser, World
 
 
@@ -41,6 +50,14 @@ def test_the_dashboard_counts_the_runs_of_the_last_day_and_week(store: Store, wo
         failed.id, RunStatus.FAILED, error="connection av: refused\ncheck it: koppel ..."
     )
     [board] = dashboard.dashboards(scoped)
+    assert all(h.last_good_at is None and h.last_error is None for h in board.connections)
+    now = datetime.now(UTC)
+    scoped.connections.record_health(world.a.seeded.pim.id, ok_at=now)
+    scoped.connections.record_health(world.a.seeded.av.id, error="av: refused", error_at=now)
+    earlier = now - timedelta(minutes=5)
+    scoped.connections.record_health(world.a.seeded.av.id, error="older", error_at=earlier)
+    scoped.connections.record_health(world.a.seeded.pim.id, ok_at=earlier)  # never goes back
+    [board] = dashboard.dashboards(scoped)
     assert board.last_day.totals == {"created": 2, "updated": 0, "skipped": 0, "failed": 1}
     assert board.last_week.totals == board.last_day.totals
     assert sum(bar.total for bar in board.last_day.bars[-1:]) == 3  # this hour's bar
@@ -50,9 +67,14 @@ def test_the_dashboard_counts_the_runs_of_the_last_day_and_week(store: Store, wo
     assert line.last_good_at == world.a.run.finished_at
     assert line.freshness is dashboard.Freshness.FRESH
     health = {h.connection.name: h for h in board.connections}
-    assert health["av"].last_error is not None and "refused" in health["av"].last_error
-    assert health["pim"].last_error is None  # the failure named the other connection
-    assert health["pim"].last_good_at == world.a.run.finished_at
+    assert health["av"].last_error == "av: refused" and health["av"].last_error_at == now
+    assert health["pim"].last_error is None and health["pim"].last_good_at == now
+    assert health["av"].last_good_at is None and not health["av"].needs_authorisation
+    scoped.connections.set_state(
+        world.a.seeded.av.id, ConnectionState.NEEDS_AUTHORISATION, "invalid_grant"
+    )
+    [av] = [h for h in dashboard.dashboards(scoped)[0].connections if h.connection.name == "av"]
+    assert av.needs_authorisation and av.last_error == "invalid_grant"
     assert dashboard.dashboards(store.scoped(world.b.tenant_id))[0].last_day.totals["failed"] == 1
 
 
@@ -174,6 +196,8 @@ def test_a_failing_connection_test_says_why_and_what_to_do(
     assert answer.status_code == 200
     assert "The test failed." in answer.text
     assert "check its address and that the service is up" in answer.text
+    after = admin.get("/connections").text
+    assert "Last error" in after and "refused the connection" in after  # kept as its health
     viewer = client_for(world.a.viewer)
     assert "Test connection" not in viewer.get("/connections").text
     assert viewer.form(f"/connections/{pim.id}/test").status_code == 403
@@ -182,6 +206,7 @@ def test_a_failing_connection_test_says_why_and_what_to_do(
     assert result["works"] is False and result["category"] == "connection"
     health = anonymous.get("/api/v1/connections", headers=token).json()["items"]
     assert [h["name"] for h in health] == ["av", "pim"]
+    assert health[1]["last_error"] == result["message"] and health[1]["last_success_at"] is None
 
 
 def test_the_dashboard_formats_numbers_in_the_users_language(
