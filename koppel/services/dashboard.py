@@ -1,8 +1,9 @@
 """The dashboard of an integration: how each flow and connection is doing, and what moved.
 
 The flows and the charts are read from the runs (not from the activity log's outcomes): a run
-keeps its counts per outcome kind, so the last 7 days of an integration are a few hundred rows to
-read however many records moved, and they stay countable after the log's retention has passed.
+keeps its counts per outcome kind, added up per hour or day in the database, so the last 7 days
+cost the same however many records moved, and they stay countable after the log's retention has
+passed.
 A connection's health is what the calls of runs and tests left on it (`CallHealth` in
 koppel.connectors.base, kept by `connections.record_health`).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from koppel.flows.registry import FLOW_TYPES
 from koppel.services.activity import RunView, run_view
 from koppel.services.errors import NotFound
 from koppel.store import (
@@ -26,13 +28,10 @@ from koppel.store import (
     Run,
     RunStatus,
     Store,
-    counted,
 )
 
 STALE_AFTER_SCHEDULES = 2
 """A scheduled flow's data is stale when its last good run is older than this many intervals."""
-RUNS_CHARTED = 100_000
-"""At most this many runs of the last 7 days are charted (a flow every minute makes 10,080)."""
 DAY_HOURS = 24
 WEEK_DAYS = 7
 KINDS = tuple(kind.value for kind in OutcomeKind)
@@ -149,14 +148,23 @@ def _last_good(store: Store, flow: Flow) -> Run | None:
     return max(found, key=lambda run: run.started_at, default=None)
 
 
-def _chart(runs: Sequence[Run], start: datetime, step: timedelta, bars: int) -> Chart:
-    counts = [dict.fromkeys(KINDS, 0) for _ in range(bars)]
-    for run in runs:
-        index = int((run.started_at - start) / step)
-        if 0 <= index < bars:
-            for kind in OutcomeKind:
-                counts[index][kind.value] += counted(run.counts, kind)
-    return Chart(tuple(Bar(start + n * step, counts[n]) for n in range(bars)), step)
+def _count_keys() -> dict[str, list[str]]:
+    """Each outcome kind's count keys in a run: its own (`created`) and those of every other
+    entity a flow writes (`categories.created`)."""
+    entities = sorted({entity for _, entity in FLOW_TYPES})
+    return {kind: [kind, *(f"{entity}.{kind}" for entity in entities)] for kind in KINDS}
+
+
+def _chart(
+    store: Store, flows: Sequence[Flow], start: datetime, step: timedelta, bars: int
+) -> Chart:
+    starts = [start + n * step for n in range(bars)]
+    sums = store.runs.sums(
+        [flow.id for flow in flows], bounds=[*starts, start + bars * step], keys=_count_keys()
+    )
+    return Chart(
+        tuple(Bar(moment, counts) for moment, counts in zip(starts, sums, strict=True)), step
+    )
 
 
 def _hour(moment: datetime) -> datetime:
@@ -209,19 +217,12 @@ def integration_dashboard(
     pair.append(store.connections.get(integration.connection_b_id))
     day_start = _hour(now) - timedelta(hours=DAY_HOURS - 1)
     week_start = _hour(now).replace(hour=0) - timedelta(days=WEEK_DAYS - 1)
-    recent = (
-        store.runs.list(
-            flow_ids=[flow.id for flow in flows], started_from=week_start, limit=RUNS_CHARTED
-        )
-        if flows
-        else []
-    )
     return IntegrationDashboard(
         integration=integration,
         flows=tuple(lines),
         connections=tuple(_connection_health(c) for c in pair if c is not None),
-        last_day=_chart(recent, day_start, timedelta(hours=1), DAY_HOURS),
-        last_week=_chart(recent, week_start, timedelta(days=1), WEEK_DAYS),
+        last_day=_chart(store, flows, day_start, timedelta(hours=1), DAY_HOURS),
+        last_week=_chart(store, flows, week_start, timedelta(days=1), WEEK_DAYS),
         dead_letters=sum(store.dead_letters.count_pending(flow.id) for flow in flows),
         at=now,
     )
