@@ -191,6 +191,8 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index(None, "flow_id", "started_at"),
+        # The runs page lists every flow's runs newest first.
+        Index(None, "started_at"),
         CheckConstraint(
             "status IN ('running', 'succeeded', 'failed', 'partial', 'interrupted')",
             name="status",

@@ -1,4 +1,5 @@
-"""Connection health: when a connection's calls last got a good answer, and its last error.
+"""Connection health: when a connection's calls last got a good answer, and its last error;
+an index of the runs by start, for the runs page that lists every flow's runs newest first.
 
 Revision ID: 0007
 Revises: 0004
@@ -26,9 +27,11 @@ def upgrade() -> None:
     op.add_column("connections", sa.Column("last_ok_at", UTC_DATETIME, nullable=True))
     op.add_column("connections", sa.Column("last_error", sa.Text(), nullable=True))
     op.add_column("connections", sa.Column("last_error_at", UTC_DATETIME, nullable=True))
+    op.create_index(op.f("ix_runs_started_at"), "runs", ["started_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_runs_started_at"), table_name="runs")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_column("last_error_at")
         batch_op.drop_column("last_error")
