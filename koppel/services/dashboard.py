@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from koppel.flows.registry import FLOW_TYPES
@@ -156,19 +156,24 @@ def _count_keys() -> dict[str, list[str]]:
 
 
 def _chart(
-    store: Store, flows: Sequence[Flow], start: datetime, step: timedelta, bars: int
+    store: Store, flows: Sequence[Flow], bounds: Sequence[datetime], step: timedelta
 ) -> Chart:
-    starts = [start + n * step for n in range(bars)]
-    sums = store.runs.sums(
-        [flow.id for flow in flows], bounds=[*starts, start + bars * step], keys=_count_keys()
-    )
-    return Chart(
-        tuple(Bar(moment, counts) for moment, counts in zip(starts, sums, strict=True)), step
-    )
+    """Bars from bounds[n] to bounds[n + 1]."""
+    sums = store.runs.sums([flow.id for flow in flows], bounds=bounds, keys=_count_keys())
+    return Chart(tuple(Bar(at, counts) for at, counts in zip(bounds[:-1], sums, strict=True)), step)
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+def _hours(now: datetime, zone: tzinfo) -> list[datetime]:
+    """The starts of the last 24 hours (this one last) and the end of this one."""
+    hour = now.astimezone(zone).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    return [hour + timedelta(hours=n) for n in range(1 - DAY_HOURS, 2)]
+
+
+def _days(now: datetime, zone: tzinfo) -> list[datetime]:
+    """The starts of the last 7 days in the zone (today last) and the end of today; a day
+    with a clock change is 23 or 25 hours long."""
+    today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [(today + timedelta(days=n)).astimezone(UTC) for n in range(1 - WEEK_DAYS, 2)]
 
 
 def _connection_health(connection: Connection) -> ConnectionHealth:
@@ -208,39 +213,40 @@ def _flow_lines(store: Store, flows: Sequence[Flow], now: datetime) -> list[Flow
 
 
 def integration_dashboard(
-    store: Store, integration: Integration, *, now: datetime | None = None
+    store: Store, integration: Integration, *, now: datetime | None = None, zone: tzinfo = UTC
 ) -> IntegrationDashboard:
+    """`zone`: where the days of the 7-day chart begin and end (the web app's time zone)."""
     now = now or datetime.now(UTC)
     flows = store.flows.list(integration.id)
     lines = _flow_lines(store, flows, now)
     pair = [store.connections.get(integration.connection_a_id)]
     pair.append(store.connections.get(integration.connection_b_id))
-    day_start = _hour(now) - timedelta(hours=DAY_HOURS - 1)
-    week_start = _hour(now).replace(hour=0) - timedelta(days=WEEK_DAYS - 1)
     return IntegrationDashboard(
         integration=integration,
         flows=tuple(lines),
         connections=tuple(_connection_health(c) for c in pair if c is not None),
-        last_day=_chart(store, flows, day_start, timedelta(hours=1), DAY_HOURS),
-        last_week=_chart(store, flows, week_start, timedelta(days=1), WEEK_DAYS),
+        last_day=_chart(store, flows, _hours(now, zone), timedelta(hours=1)),
+        last_week=_chart(store, flows, _days(now, zone), timedelta(days=1)),
         dead_letters=sum(store.dead_letters.count_pending(flow.id) for flow in flows),
         at=now,
     )
 
 
-def dashboards(store: Store, *, now: datetime | None = None) -> list[IntegrationDashboard]:
+def dashboards(
+    store: Store, *, now: datetime | None = None, zone: tzinfo = UTC
+) -> list[IntegrationDashboard]:
     """The dashboard of every integration the store (workspace) holds."""
     return [
-        integration_dashboard(store, integration, now=now)
+        integration_dashboard(store, integration, now=now, zone=zone)
         for integration in store.integrations.list()
     ]
 
 
-def dashboard_of(store: Store, integration_id: int) -> IntegrationDashboard:
+def dashboard_of(store: Store, integration_id: int, *, zone: tzinfo = UTC) -> IntegrationDashboard:
     integration = store.integrations.get(integration_id)
     if integration is None:
         raise NotFound(f"integration {integration_id} not found")
-    return integration_dashboard(store, integration)
+    return integration_dashboard(store, integration, zone=zone)
 
 
 def connections_health(store: Store) -> list[ConnectionHealth]:

@@ -232,3 +232,19 @@ def test_the_dashboard_formats_numbers_in_the_users_language(
     assert "1.236 aangemaakt" in html and "Koppelingen van acme" in html
     english = client_for(world.a.viewer).get("/").text
     assert "1,236 created" in english
+
+
+def test_the_days_of_the_week_chart_begin_at_midnight_in_the_apps_time_zone(
+    store: Store, world: World
+) -> None:
+    scoped = store.scoped(world.a.tenant_id)
+    clock_change = datetime(2026, 3, 29, 12, 30, tzinfo=UTC)  # Amsterdam: 02:00 becomes 03:00
+    [board] = dashboard.dashboards(scoped, now=clock_change, zone=ZoneInfo("Europe/Amsterdam"))
+    starts = [bar.start for bar in board.last_week.bars]
+    assert starts[-1] == datetime(2026, 3, 28, 23, tzinfo=UTC)  # 29 March 00:00 CET
+    assert starts[-2] == datetime(2026, 3, 27, 23, tzinfo=UTC)
+    assert starts[0] == datetime(2026, 3, 22, 23, tzinfo=UTC)
+    assert board.last_day.bars[-1].start == datetime(2026, 3, 29, 12, tzinfo=UTC)
+    assert board.last_day.bars[0].start == datetime(2026, 3, 28, 13, tzinfo=UTC)
+    [utc] = dashboard.dashboards(scoped, now=clock_change)
+    assert utc.last_week.bars[-1].start == datetime(2026, 3, 29, tzinfo=UTC)

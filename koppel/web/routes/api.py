@@ -18,6 +18,7 @@ from koppel.services import activity, dashboard
 from koppel.services.activity import RunView
 from koppel.services.connections import check_connection
 from koppel.store import Flow, Run, RunStatus, User, entity_counts
+from koppel.web.context import web_state
 from koppel.web.deps import Admin, SignedIn, signed_in
 from koppel.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
 
@@ -228,16 +229,17 @@ class ConnectionTestOut(BaseModel):
 
 
 @router.get("/integrations", name="api_integrations")
-def integrations(current: SignedIn) -> Page[IntegrationOut]:
+def integrations(request: Request, current: SignedIn) -> Page[IntegrationOut]:
     """The workspace's integrations with their dashboards (a workspace has a handful: one
-    page, `next_cursor` null)."""
-    boards = dashboard.dashboards(current.store)
+    page, `next_cursor` null). Days begin at midnight in the server's KOPPEL_WEB_TIMEZONE."""
+    boards = dashboard.dashboards(current.store, zone=web_state(request).zone)
     return Page[IntegrationOut](items=[IntegrationOut.of(b) for b in boards], next_cursor=None)
 
 
 @router.get("/integrations/{integration_id}", name="api_integration")
-def integration(current: SignedIn, integration_id: int) -> IntegrationOut:
-    return IntegrationOut.of(dashboard.dashboard_of(current.store, integration_id))
+def integration(request: Request, current: SignedIn, integration_id: int) -> IntegrationOut:
+    zone = web_state(request).zone
+    return IntegrationOut.of(dashboard.dashboard_of(current.store, integration_id, zone=zone))
 
 
 @router.get("/flows", name="api_flows")
