@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
-.PHONY: demo test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
+.PHONY: demo demo-web test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
 	bench-stock bench-mapping clean venv messages
 
 venv: $(STAMP)
@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+# make demo ends with the summary; make demo-web then serves the web app over the demo until Ctrl-C.
 demo: $(STAMP)
 	$(BIN)/koppel demo --once
+
+demo-web: $(STAMP)
+	$(BIN)/koppel demo
 
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
 $(CHROMIUM):

@@ -93,6 +93,7 @@ class FlowJob:
         except Exception as error:
             self.store.runs.finish(run_id, RunStatus.FAILED, error=self.describe_failure(error))
             if self._runtime is not None:
+                self._runtime.record_health()
                 await self._runtime.aclose()
             raise
         cursor = self.store.cursors.get(self.flow_id)
@@ -284,6 +285,8 @@ class FlowJob:
                 tx.runs.finish(
                     run_id, status, api_calls=api_calls, error=failure, entities=entities
                 )
+            if self._runtime is not None:
+                self._runtime.record_health()
         finally:
             if self._runtime is not None:
                 await self._runtime.aclose()

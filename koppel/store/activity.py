@@ -210,9 +210,12 @@ class RunRepository:
         limit: int = 50,
         offset: int = 0,
         before: str | None = None,
+        started_from: datetime | None = None,
+        started_until: datetime | None = None,
     ) -> list[Run]:
         """Newest first; `flow_ids` limits them to those flows, `before` (a run id) pages by
-        key: the runs after that one in this order, which stays right while new runs start."""
+        key: the runs after that one in this order, which stays right while new runs start.
+        `started_from` (inclusive) and `started_until` (exclusive) bound their start."""
         query = select(RunRow).where(self._context.in_tenant_flows(RunRow.flow_id))
         if flow_id is not None:
             query = query.where(RunRow.flow_id == flow_id)
@@ -220,6 +223,10 @@ class RunRepository:
             query = query.where(RunRow.flow_id.in_(flow_ids))
         if status is not None:
             query = query.where(RunRow.status == status.value)
+        if started_from is not None:
+            query = query.where(RunRow.started_at >= started_from)
+        if started_until is not None:
+            query = query.where(RunRow.started_at < started_until)
         query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
         with self._context.read() as session:
             if before is not None:
@@ -231,6 +238,48 @@ class RunRepository:
                     )
                 )
             return [_run(row) for row in session.scalars(query)]
+
+    def sums(
+        self,
+        flow_ids: Sequence[int],
+        *,
+        bounds: Sequence[datetime],
+        keys: Mapping[str, Sequence[str]],
+    ) -> builtins.list[dict[str, int]]:
+        """The runs' counts added up per period, in the database: period n holds the runs of
+        these flows that started in [bounds[n], bounds[n + 1]); each total (`created`) adds
+        the count keys `keys` names for it (`created`, `categories.created`, ...)."""
+        periods = len(bounds) - 1
+        totals = [dict.fromkeys(keys, 0) for _ in range(max(periods, 0))]
+        if periods < 1 or not flow_ids:
+            return totals
+        period = case(
+            *((RunRow.started_at < bounds[n + 1], n) for n in range(periods)), else_=-1
+        ).label("period")
+        sums = [
+            func.sum(
+                sum(
+                    (func.coalesce(RunRow.counts[key].as_integer(), 0) for key in names),
+                    literal(0),
+                )
+            ).label(total)
+            for total, names in keys.items()
+        ]
+        query = (
+            select(period, *sums)
+            .where(
+                RunRow.flow_id.in_(flow_ids),
+                RunRow.started_at >= bounds[0],
+                RunRow.started_at < bounds[-1],
+                self._context.in_tenant_flows(RunRow.flow_id),
+            )
+            .group_by(period)
+        )
+        with self._context.read() as session:
+            for row in session.execute(query):
+                if 0 <= row.period < periods:
+                    totals[row.period] = {total: int(row._mapping[total] or 0) for total in keys}
+        return totals
 
     def find(self, id_or_prefix: str) -> builtins.list[Run]:
         """The run with this number or id, or the runs whose id starts with it (people type a

@@ -84,6 +84,12 @@ class Connection:
     state: ConnectionState = ConnectionState.READY
     state_reason: str | None = None
     """Why the connection is not ready: what the API said."""
+    last_ok_at: datetime | None = None
+    """When a call through it last got a good answer (in a run or a test)."""
+    last_error: str | None = None
+    """The last call that failed for a reason of the connection: unreachable, an error answer
+    after the retries, credentials refused (not a record's own error)."""
+    last_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)

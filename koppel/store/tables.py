@@ -106,6 +106,11 @@ class ConnectionRow(Base):
     # ready, or needs_authorisation (the API refused the grant): then runs fail at once.
     state: Mapped[str] = mapped_column(String(30), default="ready", server_default="ready")
     state_reason: Mapped[str | None] = mapped_column(Text)
+    # Its health, from the calls of runs and tests: the last good answer, the last call that
+    # failed for a reason of the connection (unreachable, credentials refused), never a secret.
+    last_ok_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
     # Keyed hashes of every refresh token this connection has held, newest last: a file's token
     # is taken only when it is new, never when it is one the connector has already spent.
     token_fingerprints: Mapped[list[str]] = mapped_column(
@@ -186,6 +191,8 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index(None, "flow_id", "started_at"),
+        # The runs page lists every flow's runs newest first.
+        Index(None, "started_at"),
         CheckConstraint(
             "status IN ('running', 'succeeded', 'failed', 'partial', 'interrupted')",
             name="status",

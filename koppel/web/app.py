@@ -25,7 +25,7 @@ from koppel.engine.runner import FlowRunner
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.web.errors import install_error_handlers
-from koppel.web.routes import account, api, auth, home, users
+from koppel.web.routes import account, api, auth, connections, dashboard, runs, users
 from koppel.web.security import SecurityHeaders
 from koppel.web.state import FirstRun, WebState
 
@@ -103,7 +103,9 @@ def create_app(
     install_error_handlers(app)
     app.include_router(auth.public)
     app.include_router(auth.signed_in)
-    app.include_router(home.router)
+    app.include_router(dashboard.router)
+    app.include_router(runs.router)
+    app.include_router(connections.router)
     app.include_router(account.router)
     app.include_router(users.router)
     app.include_router(api.router)

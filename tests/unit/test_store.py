@@ -467,3 +467,47 @@ def test_a_tenant_cannot_read_another_tenants_data(store: Store) -> None:
         scoped.tenants.ensure("initech")
     # The other tenant's data is still there for the system store.
     assert store.connections.get_credentials(other.av.id)["refresh_token"] == "refresh-of-globex"
+
+
+# --- runs added up per period (the dashboard's charts) ------------------------------------------
+
+
+def test_run_counts_add_up_per_period_in_the_database(store: Store) -> None:
+    seeded = seed_integration(store)
+    other = seed_integration(store, "globex")
+    runs = []
+    for kinds in (
+        [OutcomeKind.CREATED, OutcomeKind.CREATED],
+        [OutcomeKind.UPDATED, OutcomeKind.FAILED],
+    ):
+        run = store.runs.start(seeded.flow.id)
+        store.outcomes.record_many(
+            run.id,
+            [OutcomeEntry(f"sku-{n}", kind) for n, kind in enumerate(kinds)]
+            + [OutcomeEntry("categories:1", OutcomeKind.SKIPPED)],
+        )
+        runs.append(
+            store.runs.finish(run.id, RunStatus.SUCCEEDED, entities={"categories:": "categories"})
+        )
+    elsewhere = store.runs.start(other.flow.id)
+    store.outcomes.record_many(elsewhere.id, [OutcomeEntry("x", OutcomeKind.CREATED)])
+    store.runs.finish(elsewhere.id, RunStatus.SUCCEEDED)
+    start = min(run.started_at for run in runs) - timedelta(hours=1)
+    bounds = [start, start + timedelta(minutes=30), start + timedelta(hours=2)]
+    keys = {
+        kind: [kind, f"categories.{kind}"] for kind in ("created", "updated", "skipped", "failed")
+    }
+    assert store.runs.sums([seeded.flow.id], bounds=bounds, keys=keys) == [
+        {"created": 0, "updated": 0, "skipped": 0, "failed": 0},
+        {"created": 2, "updated": 1, "skipped": 2, "failed": 1},
+    ]
+    both = store.runs.sums([seeded.flow.id, other.flow.id], bounds=bounds, keys=keys)
+    assert both[1]["created"] == 3
+    scoped = store.scoped(other.tenant.id)  # a workspace adds up only its own runs
+    assert scoped.runs.sums([seeded.flow.id, other.flow.id], bounds=bounds, keys=keys)[1] == {
+        "created": 1,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert store.runs.sums([], bounds=bounds, keys=keys)[1]["created"] == 0

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from koppel.accounts.signin import IssuedToken, csrf_token, issue_token, start_session
 from koppel.accounts.users import create_user
 from koppel.settings import Settings
-from koppel.store import Role, Store, User
+from koppel.store import OutcomeEntry, OutcomeKind, Role, Run, RunStatus, Store, User
 from koppel.web import create_app
 from tests.fixtures_store import SeededIntegration, seed_integration
 
@@ -33,6 +33,8 @@ class Workspace:
     admin_token: IssuedToken
     viewer_token: IssuedToken
     seeded: SeededIntegration
+    run: Run
+    """A finished run of the seeded flow: two records created, one failed."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,15 @@ def make_workspace(store: Store, name: str) -> Workspace:
         password=PASSWORD,
         role=Role.VIEWER,
     )
+    run = store.runs.start(seeded.flow.id)
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry(f"{name}-sku-1", OutcomeKind.CREATED, target_key="1"),
+            OutcomeEntry(f"{name}-sku-2", OutcomeKind.CREATED, target_key="2"),
+            OutcomeEntry(f"{name}-sku-3", OutcomeKind.FAILED, reason="SKU must be digits"),
+        ],
+    )
     return Workspace(
         name=name,
         tenant_id=tenant_id,
@@ -73,6 +84,7 @@ def make_workspace(store: Store, name: str) -> Workspace:
         admin_token=issue_token(store, admin, name=f"{name} admin script", days=30),
         viewer_token=issue_token(store, viewer, name=f"{name} viewer script", days=30),
         seeded=seeded,
+        run=store.runs.finish(run.id, RunStatus.PARTIAL, api_calls=4),
     )
 
 
