@@ -28,11 +28,24 @@ from koppel.store.records import (
     Run,
     RunStatus,
 )
-from koppel.store.tables import DeadLetterRow, FlowRow, OutcomeRow, RunRow, utc_now
+from koppel.store.tables import (
+    KEY_LENGTH,
+    DeadLetterRow,
+    FlowRow,
+    OutcomeRow,
+    RunRow,
+    utc_now,
+)
 
 PURGE_CHUNK = 5_000
 _NUMBER_TRIES = 5
 Backoff = Callable[[int], timedelta]
+
+
+def search_key(key: str) -> str:
+    """A record key as the activity log's search compares it: trimmed, in lower case (people
+    type e-mail addresses and SKUs in either case)."""
+    return key.strip().lower()[:KEY_LENGTH]
 
 
 def retry_backoff(attempts: int) -> timedelta:
@@ -68,6 +81,7 @@ def _outcome(row: OutcomeRow) -> Outcome:
         warnings=list(row.warnings),
         payload_excerpt=row.payload_excerpt,
         created_at=row.created_at,
+        record_key=row.record_key,
     )
 
 
@@ -294,6 +308,7 @@ class OutcomeRepository:
                     "run_id": run_id,
                     "flow_id": flow_id,
                     "source_key": entry.source_key,
+                    "record_key": search_key(entry.record_key) if entry.record_key else None,
                     "outcome": OutcomeKind(entry.outcome).value,
                     "reason": entry.reason,
                     "target_key": entry.target_key,
@@ -313,6 +328,7 @@ class OutcomeRepository:
                 rows,
                 key=("run_id", "source_key"),
                 update=(
+                    "record_key",
                     "outcome",
                     "reason",
                     "target_key",
@@ -341,6 +357,52 @@ class OutcomeRepository:
             query = query.where(OutcomeRow.id > after_id)
         with self._context.read() as session:
             rows = session.scalars(query.order_by(OutcomeRow.id).limit(limit).offset(offset))
+            return [_outcome(row) for row in rows]
+
+    def get(self, outcome_id: int) -> Outcome | None:
+        with self._context.read() as session:
+            row = session.scalar(
+                select(OutcomeRow).where(
+                    OutcomeRow.id == outcome_id, self._context.in_tenant_flows(OutcomeRow.flow_id)
+                )
+            )
+            return None if row is None else _outcome(row)
+
+    def search(
+        self,
+        *,
+        flow_ids: Sequence[int] | None = None,
+        run_id: str | None = None,
+        outcome: OutcomeKind | None = None,
+        key: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> builtins.list[Outcome]:
+        """Outcomes across runs, newest first; `before_id` pages by key (an outcome's id).
+
+        `key` finds a record by what people know it by: its record key (a SKU, an e-mail
+        address, an order number; in any case), or exactly its source or target key. Each
+        filter has an index (migration 0008), so a page costs the same at the millionth entry.
+        """
+        query = select(OutcomeRow).where(self._context.in_tenant_flows(OutcomeRow.flow_id))
+        if flow_ids is not None:
+            query = query.where(OutcomeRow.flow_id.in_(flow_ids))
+        if run_id is not None:
+            query = query.where(OutcomeRow.run_id == run_id)
+        if outcome is not None:
+            query = query.where(OutcomeRow.outcome == outcome.value)
+        if key is not None:
+            query = query.where(
+                or_(
+                    OutcomeRow.record_key == search_key(key),
+                    OutcomeRow.source_key == key,
+                    OutcomeRow.target_key == key,
+                )
+            )
+        if before_id is not None:
+            query = query.where(OutcomeRow.id < before_id)
+        with self._context.read() as session:
+            rows = session.scalars(query.order_by(OutcomeRow.id.desc()).limit(limit))
             return [_outcome(row) for row in rows]
 
     def counts(self, run_id: str, entities: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -469,6 +531,36 @@ class DeadLetterRepository:
             query = query.where(DeadLetterRow.id > after_id)
         with self._context.read() as session:
             rows = session.scalars(query.order_by(DeadLetterRow.id).limit(limit).offset(offset))
+            return [_dead_letter(row) for row in rows]
+
+    def get(self, dead_letter_id: int) -> DeadLetter | None:
+        with self._context.read() as session:
+            row = session.scalar(
+                select(DeadLetterRow).where(
+                    DeadLetterRow.id == dead_letter_id,
+                    self._context.in_tenant_flows(DeadLetterRow.flow_id),
+                )
+            )
+            return None if row is None else _dead_letter(row)
+
+    def search(
+        self,
+        *,
+        flow_ids: Sequence[int] | None = None,
+        status: DeadLetterStatus | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[DeadLetter]:
+        """Entries of every flow of the tenant (or of these flows), oldest first, paged by id."""
+        query = select(DeadLetterRow).where(self._context.in_tenant_flows(DeadLetterRow.flow_id))
+        if flow_ids is not None:
+            query = query.where(DeadLetterRow.flow_id.in_(flow_ids))
+        if status is not None:
+            query = query.where(DeadLetterRow.status == status.value)
+        if after_id is not None:
+            query = query.where(DeadLetterRow.id > after_id)
+        with self._context.read() as session:
+            rows = session.scalars(query.order_by(DeadLetterRow.id).limit(limit))
             return [_dead_letter(row) for row in rows]
 
     def resolve_many(

@@ -25,7 +25,7 @@ from koppel.engine.runner import FlowRunner
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.web.errors import install_error_handlers
-from koppel.web.routes import account, api, auth, home, users
+from koppel.web.routes import account, activity, api, api_records, auth, dead_letters, home, users
 from koppel.web.security import SecurityHeaders
 from koppel.web.state import FirstRun, WebState
 
@@ -106,7 +106,11 @@ def create_app(
     app.include_router(home.router)
     app.include_router(account.router)
     app.include_router(users.router)
+    app.include_router(activity.router)
+    app.include_router(dead_letters.pages)
+    app.include_router(dead_letters.actions)
     app.include_router(api.router)
+    app.include_router(api_records.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, https=settings.web_https)

@@ -16,12 +16,68 @@ from fastapi.testclient import TestClient
 from koppel.accounts.signin import IssuedToken, csrf_token, issue_token, start_session
 from koppel.accounts.users import create_user
 from koppel.settings import Settings
-from koppel.store import Role, Store, User
+from koppel.store import (
+    DeadLetter,
+    DeadLetterEntry,
+    Outcome,
+    OutcomeEntry,
+    OutcomeKind,
+    Role,
+    Run,
+    RunStatus,
+    Store,
+    User,
+)
 from koppel.web import create_app
 from tests.fixtures_store import SeededIntegration, seed_integration
 
 PASSWORD = "correct horse battery staple"
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class SeededActivity:
+    """A finished run of the workspace's products flow: one record created, one failed (on
+    the dead-letter list), each with what came from the source and what was sent."""
+
+    run: Run
+    created: Outcome
+    failed: Outcome
+    dead_letter: DeadLetter
+
+
+def seed_activity(store: Store, seeded: SeededIntegration) -> SeededActivity:
+    flow_id = seeded.flow.id
+    run = store.runs.start(flow_id)
+    sku = f"SKU-{seeded.tenant.name.upper()}-1"
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry(
+                source_key="1",
+                record_key=sku,
+                outcome=OutcomeKind.CREATED,
+                target_key=sku,
+                payload_excerpt={
+                    "source": {"id": 1, "sku": sku, "title": "Brake disc"},
+                    "sent": {"ART_CODE": sku, "ART_DESC1": "Brake disc"},
+                },
+            ),
+            OutcomeEntry(
+                source_key="2",
+                record_key=f"{sku}-BAD",
+                outcome=OutcomeKind.FAILED,
+                reason=f"SKU '{sku}-BAD': price must be a number",  # as the dead letter says
+                payload_excerpt={"source": {"id": 2, "price": "n/a"}, "sent": None},
+            ),
+        ],
+    )
+    reason = f"SKU '{sku}-BAD': price must be a number"
+    store.dead_letters.add_many(flow_id, [DeadLetterEntry("2", reason, {"id": 2, "price": "n/a"})])
+    finished = store.runs.finish(run.id, RunStatus.PARTIAL)
+    created, failed = store.outcomes.list(run.id)
+    (letter,) = store.dead_letters.list(flow_id)
+    return SeededActivity(run=finished, created=created, failed=failed, dead_letter=letter)
 
 
 @dataclass(frozen=True)
@@ -33,6 +89,7 @@ class Workspace:
     admin_token: IssuedToken
     viewer_token: IssuedToken
     seeded: SeededIntegration
+    activity: SeededActivity
 
 
 @dataclass(frozen=True)
@@ -73,6 +130,7 @@ def make_workspace(store: Store, name: str) -> Workspace:
         admin_token=issue_token(store, admin, name=f"{name} admin script", days=30),
         viewer_token=issue_token(store, viewer, name=f"{name} viewer script", days=30),
         seeded=seeded,
+        activity=seed_activity(store, seeded),
     )
 
 

@@ -46,6 +46,9 @@ VIEWER_MAY_CHANGE = {
 PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "user_id": lambda world: world.a.viewer.id,
     "token_id": lambda world: world.a.viewer_token.token.id,
+    "outcome_id": lambda world: world.a.activity.failed.id,
+    "dead_letter_id": lambda world: world.a.activity.dead_letter.id,
+    "flow_id": lambda world: world.a.seeded.flow.id,
 }
 """An object of workspace `a` for every path parameter name in the app."""
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -150,8 +153,14 @@ def snapshot(store: Store, world: World) -> dict[str, Any]:
         "sessions": {u.id: [s.id for s in scoped.user_sessions.list(u.id)] for u in users},
         "audit": len(scoped.audit.list(world.a.tenant_id, limit=10_000)),
         "flows": [(f.id, f.enabled, f.mapping_version) for f in store.flows.list()],
-        "runs": [run.id for run in store.runs.list(limit=1000)],
-        "dead_letters": [len(store.dead_letters.list(f.id)) for f in store.flows.list()],
+        # Not the runs the engine's scheduler starts (the seeded flows run every minute, and a
+        # minute may turn during the walk): only those a request could have started.
+        "runs": [run.id for run in store.runs.list(limit=1000) if "-every" not in run.id],
+        "dead_letters": [
+            (d.id, d.status, d.attempts)
+            for f in store.flows.list()
+            for d in store.dead_letters.list(f.id)
+        ],
     }
 
 
@@ -166,6 +175,8 @@ def secrets_of_a(world: World) -> list[str]:
         a.viewer_token.token.name,
         a.seeded.integration.name,
         a.name,
+        a.activity.created.target_key or "",
+        a.activity.dead_letter.reason,
     ]
 
 
