@@ -28,7 +28,9 @@ def refused(
 
 def redirect(path: str, notice: str | None = None) -> RedirectResponse:
     """POST, redirect, GET: the answer to a change that worked."""
-    return RedirectResponse(f"{path}?notice={notice}" if notice else path, status_code=303)
+    if notice:
+        path += f"{'&' if '?' in path else '?'}notice={notice}"
+    return RedirectResponse(path, status_code=303)
 
 
 def safe_next(target: str | None) -> str:
