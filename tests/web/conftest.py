@@ -12,6 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser as Chromium
+from playwright.sync_api import Playwright, sync_playwright
 
 from koppel.accounts.signin import IssuedToken, csrf_token, issue_token, start_session
 from koppel.accounts.users import create_user
@@ -31,6 +33,16 @@ from koppel.store import (
 from koppel.web import create_app
 from tests.fixtures_store import SeededIntegration, seed_integration
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+"""Debian's Chromium, started by Playwright (which never downloads a browser here)."""
 PASSWORD = "correct horse battery staple"
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
 
@@ -192,3 +204,19 @@ def form_token(html: str) -> str:
     found = CSRF_INPUT.search(html)
     assert found, "the page has no form with an anti-forgery token"
     return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does it)")
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Chromium]:
+    """The browser of a module's browser tests (tests/web/test_browser*.py)."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,9 @@ def synced_shop(store: Store, settings: Settings, tmp_path: Path) -> Iterator[Sh
             )
             for sku in TOO_LONG_SKUS
         )
-        asyncio.run(_sync(store, settings, flow, sandboxes))
+        # In a thread of its own: the caller may be in an event loop (Playwright's is).
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, _sync(store, settings, flow, sandboxes)).result()
         tenant_id = applied.integration.tenant_id
         users = {
             role: create_user(

@@ -19,6 +19,7 @@ from koppel.web.templating import render
 
 router = APIRouter(dependencies=[Depends(signed_in)], include_in_schema=False)
 PAGE_SIZE = 50
+OUTCOME_PATTERN = "^(" + "|".join(kind.value for kind in OutcomeKind) + ")?$"
 
 
 def _blank_is_none(value: str | None) -> str | None:
@@ -31,7 +32,7 @@ def activity_page(
     store: WorkspaceStore,
     key: Annotated[str | None, Query(max_length=255)] = None,
     flow: Annotated[str | None, Query(max_length=20, pattern=r"^\d*$")] = None,
-    outcome: Annotated[OutcomeKind | None, Query()] = None,
+    outcome: Annotated[str | None, Query(pattern=OUTCOME_PATTERN)] = None,
     run: Annotated[str | None, Query(max_length=64)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
@@ -39,7 +40,7 @@ def activity_page(
     where = OutcomeFilter(
         key=_blank_is_none(key),
         flow_id=int(flow) if flow else None,
-        outcome=outcome,
+        outcome=OutcomeKind(outcome) if outcome else None,
         run_id=_blank_is_none(run),
     )
     page = outcomes.search(store, where, before=before, limit=PAGE_SIZE)
