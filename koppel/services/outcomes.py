@@ -124,14 +124,6 @@ def _entry(
     )
 
 
-def _numbers(store: Store, outcomes: list[Outcome]) -> dict[str, int | None]:
-    numbers: dict[str, int | None] = {}
-    for run_id in dict.fromkeys(outcome.run_id for outcome in outcomes):
-        found = store.runs.get(run_id)
-        numbers[run_id] = found.number if found else None
-    return numbers
-
-
 def search(
     store: Store,
     where: OutcomeFilter,
@@ -156,7 +148,8 @@ def search(
         limit=limit + 1,
     )
     page = found[:limit]
-    entries = tuple(_entry(outcome, flows, _numbers(store, page)) for outcome in page)
+    numbers = store.runs.numbers([outcome.run_id for outcome in page])
+    entries = tuple(_entry(outcome, flows, numbers) for outcome in page)
     return ActivityPage(entries, page[-1].id if len(found) > limit else None)
 
 
@@ -167,7 +160,7 @@ def entry(store: Store, outcome_id: int, *, retention_days: int) -> ActivityEntr
     if found is None:
         raise EntryExpired(outcome_id, retention_days)
     flows = {flow.id: flow.name for flow in store.flows.list()}
-    return _entry(found, flows, _numbers(store, [found]))
+    return _entry(found, flows, store.runs.numbers([found.run_id]))
 
 
 __all__ = [

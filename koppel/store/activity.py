@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -246,6 +246,19 @@ class RunRepository:
                 )
             return [_run(row) for row in session.scalars(query)]
 
+    def numbers(self, run_ids: Sequence[str]) -> dict[str, int | None]:
+        """Run id -> its number, for these runs (of the tenant), in one query."""
+        found: dict[str, int | None] = {}
+        with self._context.read() as session:
+            for ids in chunks(list(dict.fromkeys(run_ids))):
+                rows = session.execute(
+                    select(RunRow.id, RunRow.number).where(
+                        RunRow.id.in_(ids), self._context.in_tenant_flows(RunRow.flow_id)
+                    )
+                )
+                found.update((run_id, number) for run_id, number in rows)
+        return found
+
     def find(self, id_or_prefix: str) -> builtins.list[Run]:
         """The run with this number or id, or the runs whose id starts with it (people type a
         number or a prefix)."""
@@ -381,28 +394,45 @@ class OutcomeRepository:
         """Outcomes across runs, newest first; `before_id` pages by key (an outcome's id).
 
         `key` finds a record by what people know it by: its record key (a SKU, an e-mail
-        address, an order number; in any case), or exactly its source or target key. Each
-        filter has an index (migration 0008), so a page costs the same at the millionth entry.
+        address, an order number; in any case), or exactly its source or target key. Every
+        query walks an index in id order and stops at `limit` (migration 0008), so a page costs
+        the same at the millionth outcome as at the first: a key or a run narrows the log to a
+        few rows at once; otherwise each flow's newest rows are read from its own index and
+        merged (a planner given "any of these flows, newest first" would sort them all).
         """
-        query = select(OutcomeRow).where(self._context.in_tenant_flows(OutcomeRow.flow_id))
-        if flow_ids is not None:
-            query = query.where(OutcomeRow.flow_id.in_(flow_ids))
-        if run_id is not None:
-            query = query.where(OutcomeRow.run_id == run_id)
+        conditions: builtins.list[ColumnElement[bool]] = []
         if outcome is not None:
-            query = query.where(OutcomeRow.outcome == outcome.value)
+            conditions.append(OutcomeRow.outcome == outcome.value)
+        if before_id is not None:
+            conditions.append(OutcomeRow.id < before_id)
+        if run_id is not None:
+            conditions.append(OutcomeRow.run_id == run_id)
         if key is not None:
-            query = query.where(
+            conditions.append(
                 or_(
                     OutcomeRow.record_key == search_key(key),
                     OutcomeRow.source_key == key,
                     OutcomeRow.target_key == key,
                 )
             )
-        if before_id is not None:
-            query = query.where(OutcomeRow.id < before_id)
+        newest = OutcomeRow.id.desc()
         with self._context.read() as session:
-            rows = session.scalars(query.order_by(OutcomeRow.id.desc()).limit(limit))
+            if run_id is not None or key is not None:
+                query = select(OutcomeRow).where(
+                    self._context.in_tenant_flows(OutcomeRow.flow_id), *conditions
+                )
+                if flow_ids is not None:
+                    query = query.where(OutcomeRow.flow_id.in_(flow_ids))
+                rows = builtins.list(session.scalars(query.order_by(newest).limit(limit)))
+            else:
+                flows = select(FlowRow.id).where(self._context.in_tenant_flows(FlowRow.id))
+                if flow_ids is not None:
+                    flows = flows.where(FlowRow.id.in_(flow_ids))
+                rows = []
+                for flow_id in session.scalars(flows):
+                    per_flow = select(OutcomeRow).where(OutcomeRow.flow_id == flow_id, *conditions)
+                    rows.extend(session.scalars(per_flow.order_by(newest).limit(limit)))
+                rows = sorted(rows, key=lambda row: row.id, reverse=True)[:limit]
             return [_outcome(row) for row in rows]
 
     def counts(self, run_id: str, entities: Mapping[str, str] | None = None) -> dict[str, int]:

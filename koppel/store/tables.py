@@ -219,7 +219,7 @@ class OutcomeRow(Base):
         # flow, per run, per kind, and the search by key (what people type, either side's key).
         Index(None, "flow_id", "id"),
         Index(None, "run_id", "id"),
-        Index(None, "outcome", "id"),
+        Index(None, "flow_id", "outcome", "id"),
         Index(None, "record_key"),
         Index(None, "source_key"),
         Index(None, "target_key"),

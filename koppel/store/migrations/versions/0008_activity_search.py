@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 INDEXES = {
     "ix_outcomes_flow_id_id": ["flow_id", "id"],
     "ix_outcomes_run_id_id": ["run_id", "id"],
-    "ix_outcomes_outcome_id": ["outcome", "id"],
+    "ix_outcomes_flow_id_outcome_id": ["flow_id", "outcome", "id"],
     "ix_outcomes_record_key": ["record_key"],
     "ix_outcomes_source_key": ["source_key"],
     "ix_outcomes_target_key": ["target_key"],
