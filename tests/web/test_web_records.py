@@ -40,45 +40,6 @@ def test_a_record_is_found_by_the_key_in_its_label_in_any_case_or_by_either_side
     assert store.scoped(world.b.tenant_id).outcomes.search(key="42") == []
 
 
-def test_the_log_of_several_flows_is_merged_newest_first_page_by_page(
-    store: Store, world: World
-) -> None:
-    seeded = world.a.seeded
-    other = store.flows.put(
-        seeded.integration.id,
-        "stock",
-        entity="stock",
-        source_connection_id=seeded.pim.id,
-        target_connection_id=seeded.av.id,
-        enabled=False,
-        schedule_seconds=None,
-        settings={},
-        mapping={},
-        mapping_note="test",
-    ).value
-    for round_ in range(3):
-        for flow in (seeded.flow, other):
-            run = store.runs.start(flow.id)
-            store.outcomes.record_many(
-                run.id,
-                [OutcomeEntry(f"{flow.name}-{round_}-{n}", OutcomeKind.UPDATED) for n in range(3)],
-            )
-    scoped = store.scoped(world.a.tenant_id)
-    everything = [o.id for o in scoped.outcomes.search(limit=1000)]
-    assert everything == sorted(everything, reverse=True) and len(everything) == 2 + 18
-    pages: list[int] = []
-    before: int | None = None
-    while True:
-        page = scoped.outcomes.search(before_id=before, limit=4)
-        pages += [o.id for o in page]
-        if len(page) < 4:
-            break
-        before = page[-1].id
-    assert pages == everything
-    only_stock = scoped.outcomes.search(flow_ids=[other.id], limit=1000)
-    assert {o.flow_id for o in only_stock} == {other.id} and len(only_stock) == 9
-
-
 def test_the_activity_page_searches_filters_and_pages_by_key(
     client_for: Callable[[User], Browser], store: Store, world: World
 ) -> None:
