@@ -16,7 +16,7 @@ from typing import Any
 
 from koppel.accounts.errors import N_
 from koppel.mapping.preview import flatten
-from koppel.services.activity import run
+from koppel.services.activity import RunView, run
 from koppel.services.errors import NotFound
 from koppel.store import Outcome, OutcomeKind, Store
 
@@ -96,6 +96,8 @@ class ActivityPage:
     entries: tuple[ActivityEntry, ...]
     next_before: int | None
     """Pass as `before` for the next (older) page; None when this page is the last."""
+    run: RunView | None = None
+    """The run the log is narrowed to, if it is."""
 
 
 def _json(value: Any) -> str:
@@ -136,8 +138,7 @@ def search(
     flows = {flow.id: flow.name for flow in store.flows.list()}
     if where.flow_id is not None and where.flow_id not in flows:
         raise NotFound(f"no flow {where.flow_id}; choose one of the workspace's flows")
-    if where.run_id is not None:
-        run(store, where.run_id)
+    chosen_run = None if where.run_id is None else run(store, where.run_id)
     key = where.key.strip() if where.key else None
     found = store.outcomes.search(
         flow_ids=None if where.flow_id is None else [where.flow_id],
@@ -150,7 +151,7 @@ def search(
     page = found[:limit]
     numbers = store.runs.numbers([outcome.run_id for outcome in page])
     entries = tuple(_entry(outcome, flows, numbers) for outcome in page)
-    return ActivityPage(entries, page[-1].id if len(found) > limit else None)
+    return ActivityPage(entries, page[-1].id if len(found) > limit else None, chosen_run)
 
 
 def entry(store: Store, outcome_id: int, *, retention_days: int) -> ActivityEntry:
