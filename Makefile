@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
 .PHONY: demo demo-web test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping clean venv messages
+	bench-stock bench-mapping bench-web clean venv messages
 
 venv: $(STAMP)
 
@@ -54,6 +54,11 @@ bench-quick: $(STAMP)
 
 bench-products bench-orders bench-stock bench-mapping: bench-%: $(STAMP)
 	$(BIN)/python -m bench $*
+
+# The web app's pages over a store of 1,000,000 outcomes, on SQLite and on PostgreSQL
+# (KOPPEL_BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432: a database of its own, dropped).
+bench-web: $(STAMP)
+	$(BIN)/python -m bench web
 
 # The web app's texts: extract them, then add the new ones to the Dutch and German catalogues
 # (translate the empty msgstr entries; tests/web/test_catalogue.py fails until they are).

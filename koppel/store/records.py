@@ -170,6 +170,9 @@ class OutcomeEntry:
     target_key: str | None = None
     warnings: Sequence[str] = ()
     payload_excerpt: Mapping[str, Any] | None = None
+    record_key: str | None = None
+    """The key people know the record by (a SKU, an e-mail address, an order number): what
+    the activity log's search finds it by, beside its source and target keys."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ class Outcome:
     warnings: list[str]
     payload_excerpt: dict[str, Any] | None
     created_at: datetime
+    record_key: str | None = None
+    """In lower case, as the search compares it."""
 
 
 @dataclass(frozen=True)

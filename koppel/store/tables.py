@@ -222,6 +222,14 @@ class OutcomeRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "source_key"),
         Index(None, "flow_id", "source_key"),
+        # The activity log's queries, newest first (keyset by id) on a million outcomes: per
+        # flow, per run, per kind, and the search by key (what people type, either side's key).
+        Index(None, "flow_id", "id"),
+        Index(None, "run_id", "id"),
+        Index(None, "flow_id", "outcome", "id"),
+        Index(None, "record_key"),
+        Index(None, "source_key"),
+        Index(None, "target_key"),
         CheckConstraint("outcome IN ('created', 'updated', 'skipped', 'failed')", name="outcome"),
     )
 
@@ -229,6 +237,9 @@ class OutcomeRow(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
     source_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    # The key people know the record by (a SKU, an e-mail address, an order number), in lower
+    # case for the search; None where the flow names none (and for outcomes before 0008).
+    record_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     outcome: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
     target_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))

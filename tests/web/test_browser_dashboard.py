@@ -24,13 +24,7 @@ from koppel.services.runs import FlowReport
 from koppel.store import OutcomeKind, Role, Store, counted, open_store
 from koppel.web import create_app
 from tests.web.conftest import PASSWORD, World, make_workspace
-from tests.web.test_browser import (  # the browser fixtures too: chromium, playwright
-    LiveServer,
-    chromium,  # noqa: F401
-    photograph,
-    playwright,  # noqa: F401
-    sign_in,
-)
+from tests.web.test_browser import LiveServer, photograph, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -85,7 +79,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServed]:
 
 
 @pytest.fixture
-def page(chromium: Browser, demo: DemoServed) -> Iterator[Page]:  # noqa: F811
+def page(chromium: Browser, demo: DemoServed) -> Iterator[Page]:
     context = chromium.new_context(base_url=demo.url, locale="en-GB", timezone_id="UTC")
     page = context.new_page()
     yield page

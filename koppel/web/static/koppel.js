@@ -1,11 +1,14 @@
-// Koppel's own few lines of JavaScript: a confirmation before destructive forms, a copy
-// button for a new API token, and parts of a page that fetch themselves again while it is open
-// (the dashboard). Pages work without it; the CSP allows no inline script.
+// Koppel's own few lines of JavaScript: a confirmation before destructive forms (or a form's
+// destructive button), a copy button for a new API token, and parts of a page that fetch
+// themselves again while it is open (the dashboard). Pages work without it; the CSP allows no
+// inline script.
 "use strict";
 
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
+  const button = event.submitter instanceof HTMLElement ? event.submitter : undefined;
+  const question =
+    button?.dataset.confirm ?? (form instanceof HTMLFormElement ? form.dataset.confirm : undefined);
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }
