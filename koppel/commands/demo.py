@@ -115,7 +115,15 @@ def demo(
             _, password = demo_admin(store, set_up)
             url = f"http://{DEMO_HOST}:{port}"
             notes = _web_notes(set_up, DEMO_LOGIN, password, url)
-            run_server(set_up.settings, store, host=DEMO_HOST, port=port, worker=True, notes=notes)
+            run_server(
+                set_up.settings,
+                store,
+                host=DEMO_HOST,
+                port=port,
+                worker=True,
+                notes=notes,
+                access_log=False,
+            )
     console.print("demo stopped")
 
 

@@ -111,9 +111,13 @@ def test_the_dashboard_shows_the_demos_numbers_and_refreshes_itself(
     )
     flows = page.get_by_role("table", name=f"Flows of {integration.name}")
     for report in demo.reports:
-        row = flows.get_by_role("row").filter(has=page.get_by_text(report.flow, exact=True))
+        name = page.get_by_role("link", name=report.flow, exact=True)
+        row = flows.get_by_role("row").filter(has=name)
         expect(row).to_contain_text("succeeded")
         expect(row).to_contain_text("up to date")
+        expect(row.get_by_role("link", name=report.flow, exact=True)).to_have_attribute(
+            "href", re.compile(r"^/runs\?flow=\d+$")
+        )
     connections = page.locator(".rows").first  # what the runs' calls left on them
     expect(connections.get_by_text("Last successful call: none yet")).to_have_count(0)
     expect(connections.get_by_text("Last successful call:")).to_have_count(2)

@@ -89,6 +89,8 @@ def test_the_dashboard_shows_flows_numbers_health_and_dead_letters(
     assert "partly failed" in html and "up to date" in html
     assert re.search(r"<li><span class=\"swatch bar-created\"[^>]*></span>1 created</li>", html)
     assert 'data-refresh="/dashboard/live"' in html
+    assert "All connections" in html and "Test the connections" not in html  # a viewer
+    assert "Test the connections" in client_for(world.a.admin).get("/").text
     live = client_for(world.a.viewer).get("/dashboard/live")
     assert live.status_code == 200 and "<html" not in live.text and "acme-pim-av" in live.text
     assert "globex" not in html
