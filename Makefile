@@ -24,8 +24,11 @@ demo: $(STAMP)
 $(CHROMIUM):
 	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
 
+# Two workers (pytest-xdist), a test file each at a time: the tests mostly wait on HTTP and processes.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
