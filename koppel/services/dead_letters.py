@@ -60,6 +60,8 @@ class DeadLetterView:
     status: DeadLetterStatus = DeadLetterStatus.PENDING
     payload_kept: bool = True
     """False once the retention window cleared the record's copy (a replay reads it again)."""
+    last_outcome_id: int | None = None
+    """The record's newest activity entry (its failure, with the payloads), while kept."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class ReplayStarted:
     finished: bool
 
 
-def _view(letter: DeadLetter, flow_name: str) -> DeadLetterView:
+def _view(letter: DeadLetter, flow_name: str, last_outcome_id: int | None = None) -> DeadLetterView:
     return DeadLetterView(
         id=letter.id,
         flow_id=letter.flow_id,
@@ -91,6 +93,7 @@ def _view(letter: DeadLetter, flow_name: str) -> DeadLetterView:
         since=letter.created_at,
         status=letter.status,
         payload_kept=letter.payload is not None,
+        last_outcome_id=last_outcome_id,
     )
 
 
@@ -121,7 +124,19 @@ def waiting(
         limit=limit + 1,
     )
     page = found[:limit]
-    letters = tuple(_view(letter, names.get(letter.flow_id, "?")) for letter in page)
+    last: dict[tuple[int, str], int] = {}
+    for letter_flow in {letter.flow_id for letter in page}:
+        keys = [letter.source_key for letter in page if letter.flow_id == letter_flow]
+        newest = store.outcomes.latest_ids(letter_flow, keys)
+        last.update(((letter_flow, key), outcome_id) for key, outcome_id in newest.items())
+    letters = tuple(
+        _view(
+            letter,
+            names.get(letter.flow_id, "?"),
+            last.get((letter.flow_id, letter.source_key)),
+        )
+        for letter in page
+    )
     return DeadLetterPage(letters, page[-1].id if len(found) > limit else None)
 
 
@@ -130,7 +145,8 @@ def dead_letter(store: Store, dead_letter_id: int) -> DeadLetterView:
     if found is None:
         raise NotFound(f"no dead letter {dead_letter_id}; see the list of dead letters")
     flow = store.flows.get(found.flow_id)
-    return _view(found, flow.name if flow else "?")
+    newest = store.outcomes.latest_ids(found.flow_id, [found.source_key])
+    return _view(found, flow.name if flow else "?", newest.get(found.source_key))
 
 
 def flows_to_replay(store: Store, flows: Sequence[Flow]) -> list[Flow]:

@@ -484,6 +484,23 @@ class OutcomeRepository:
                 rows = sorted(rows, key=lambda row: row.id, reverse=True)[:limit]
             return [_outcome(row) for row in rows]
 
+    def latest_ids(self, flow_id: int, source_keys: Sequence[str]) -> dict[str, int]:
+        """Source key -> the id of its newest outcome in the flow (for the keys that have one)."""
+        found: dict[str, int] = {}
+        with self._context.read() as session:
+            for keys in chunks(list(dict.fromkeys(source_keys))):
+                rows = session.execute(
+                    select(OutcomeRow.source_key, func.max(OutcomeRow.id))
+                    .where(
+                        OutcomeRow.flow_id == flow_id,
+                        OutcomeRow.source_key.in_(keys),
+                        self._context.in_tenant_flows(OutcomeRow.flow_id),
+                    )
+                    .group_by(OutcomeRow.source_key)
+                )
+                found.update((key, int(newest)) for key, newest in rows)
+        return found
+
     def counts(self, run_id: str, entities: Mapping[str, str] | None = None) -> dict[str, int]:
         """{created, updated, skipped, failed} -> number of records, for one run; those logged
         under a prefix of `entities` (prefix -> entity) as `entity.kind`."""

@@ -99,6 +99,10 @@ def test_an_admin_fixes_the_cause_replays_the_dead_letter_and_sees_it_synced(
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("ART_CODE")
     photograph(page, "dead-letters")
+    page.get_by_role("link", name=shop.dead_letter.source_key, exact=True).click()
+    expect(page.get_by_role("heading", name="Outcome: failed")).to_be_visible()
+    expect(page.get_by_role("region", name="From the source")).to_contain_text(TOO_LONG_SKUS[0])
+    page.go_back()
 
     sku = shop.fix_the_sku(0)
     page.get_by_role("checkbox", name=f"Choose {shop.dead_letter.source_key}").check()

@@ -145,7 +145,9 @@ def test_a_discard_needs_a_reason_and_is_audited(
     api = TestClient(app)
     bearer = {"Authorization": f"Bearer {world.a.admin_token.secret}"}
     listed = api.get("/api/v1/dead-letters", headers=bearer).json()
-    assert [d["id"] for d in listed["items"]] == [letter.id]
+    assert [(d["id"], d["last_outcome_id"]) for d in listed["items"]] == [
+        (letter.id, world.a.activity.failed.id)
+    ]
     done = api.post(
         f"/api/v1/dead-letters/{letter.id}/discard",
         json={"reason": "the product is no longer sold"},

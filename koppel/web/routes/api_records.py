@@ -90,6 +90,8 @@ class DeadLetterOut(BaseModel):
     since: datetime
     status: str
     payload_kept: bool
+    last_outcome_id: int | None
+    """The record's newest outcome (`GET /outcomes/{id}`: its payloads), while kept."""
 
     @classmethod
     def of(cls, letter: DeadLetterView) -> DeadLetterOut:
@@ -104,6 +106,7 @@ class DeadLetterOut(BaseModel):
             since=letter.since,
             status=letter.status.value,
             payload_kept=letter.payload_kept,
+            last_outcome_id=letter.last_outcome_id,
         )
 
 
