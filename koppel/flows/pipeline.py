@@ -8,6 +8,7 @@ one multi-row write, and one transaction that records outcomes, links and dead l
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from koppel.store.records import DeadLetterEntry, LinkEntry, OutcomeEntry, Outco
 log = logging.getLogger("koppel.flows")
 
 EXCERPT_TEXT_LIMIT = 200
+_QUOTED = re.compile(r"'([^']*)'")
 
 
 @dataclass
@@ -52,6 +54,13 @@ class Item:
     @property
     def pending(self) -> bool:
         return self.outcome is None
+
+    @property
+    def record_key(self) -> str | None:
+        """The key in the label, as people know the record: `10000001` of "SKU '10000001'",
+        the address of "relation 'ann@example.com'"; the activity log is searched by it."""
+        found = _QUOTED.search(self.label)
+        return found.group(1) if found and found.group(1) else None
 
 
 def excerpt(value: Any) -> Any:
@@ -313,6 +322,7 @@ class TargetWriter:
             outcomes.append(
                 OutcomeEntry(
                     source_key=logged_key,
+                    record_key=item.record_key,
                     outcome=outcome,
                     reason=item.reason or ("not processed" if item.outcome is None else None),
                     target_key=item.target_key,

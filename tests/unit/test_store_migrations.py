@@ -67,13 +67,16 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(store: Store
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
 
 
-def _index_at_0004(store: Store, secret_box: SecretBox) -> tuple[int, str]:
-    """The store moved back to 0004 with an e-mail index of plain addresses, as 0004 kept it."""
+def _index_before_0006(store: Store, secret_box: SecretBox) -> tuple[int, str]:
+    """The store moved back to the revision before 0006, with an e-mail index of plain
+    addresses as it kept them."""
     integration_id = seed_integration(store).integration.id
     with store.engine.begin() as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+        before = ScriptDirectory.from_config(config).get_revision("0006").down_revision
+        assert isinstance(before, str)
+        command.downgrade(config, before)
         connection.execute(
             text(
                 "INSERT INTO links (integration_id, entity, source_key, target_key, extra, "
@@ -91,7 +94,7 @@ def _index_at_0004(store: Store, secret_box: SecretBox) -> tuple[int, str]:
 
 
 def test_0006_turns_the_e_mail_index_into_keyed_hashes(store: Store, secret_box: SecretBox) -> None:
-    integration_id, digest = _index_at_0004(store, secret_box)
+    integration_id, digest = _index_before_0006(store, secret_box)
     upgrade(store.engine, keyed_hash=secret_box.keyed_hash)
     index = store.links.get_many(integration_id, "accountview:debtor-emails", [digest])
     assert index[digest].target_key == "50001"
@@ -103,7 +106,7 @@ def test_0006_turns_the_e_mail_index_into_keyed_hashes(store: Store, secret_box:
 def test_0006_without_the_key_drops_the_index_to_be_built_again(
     store: Store, secret_box: SecretBox
 ) -> None:
-    _index_at_0004(store, secret_box)
+    _index_before_0006(store, secret_box)
     upgrade(store.engine)
     with store.engine.connect() as connection:
         entities = connection.execute(text("SELECT entity FROM links")).scalars().all()
