@@ -44,6 +44,9 @@ WEBHOOK_EVENTS = tuple(
 )
 
 SKU_RULE = "digits only, at most 20"
+NUMERIC_LOOKUPS = frozenset({"id", "sku", "warehouse_id", "relation_id", "parent_id"})
+"""List filters whose values are digits only (ids, SKUs): any other value names no record, so a
+lookup leaves it out instead of sending a filter the API refuses for the whole call."""
 DEFAULT_EMPLOYEE_NUMBER = "999999"
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
 
