@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from koppel.connectors.base import Record
+from koppel.flows.checks import allowed_by
 from koppel.flows.mappings import RESOLVED, FlowSetupError
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
@@ -55,6 +56,7 @@ class StockSync:
         self.calculation = settings.stock_calculation
         self.warehouse_codes = settings.stock_warehouses
         self.missing_article = settings.missing_article
+        self.allow_negative_stock = settings.allow_negative_stock
         self._warehouse_ids: set[str] | None = None
         self.writer = TargetWriter(
             runtime.store,
@@ -100,6 +102,10 @@ class StockSync:
             if level is None:
                 item.fail(row_item.reason or f"{row_item.label}: cannot be read")
                 return
+            problem = self._level_problem(level)
+            if problem is not None:
+                item.fail(f"{row_item.label}: {problem}")
+                return
             levels.append(level)
         summed: dict[str, Any] = {
             "sku": item.source_key,
@@ -109,6 +115,19 @@ class StockSync:
         item.canonical = summed
         resolved = {"quantity": stock_quantity(levels, self.calculation)}
         to_target(item, self.runtime.mappings.send, {**summed, RESOLVED: resolved})
+
+    def _level_problem(self, level: dict[str, Any]) -> str | None:
+        """Why a warehouse's level must not count: negative reserved or incoming stock would
+        raise the free stock; negative stock on hand only with allow_negative_stock."""
+        for field in ("reserved", "incoming"):
+            if level[field] < 0:
+                return f"field {field}: {level[field]} is negative; it cannot be"
+        if level["on_hand"] < 0 and not self.allow_negative_stock:
+            return (
+                f"field on_hand: {level['on_hand']} is negative "
+                f"{allowed_by('allow_negative_stock')}"
+            )
+        return None
 
     async def _resolve_warehouses(self) -> None:
         """The chosen warehouse codes as ids, once per run; a code Parts Pim does not have is
