@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
 .PHONY: demo test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping clean venv messages
+	bench-stock bench-mapping bench-rate-limits clean venv messages
 
 venv: $(STAMP)
 
@@ -47,6 +47,9 @@ bench-quick: $(STAMP)
 
 bench-products bench-orders bench-stock bench-mapping: bench-%: $(STAMP)
 	$(BIN)/python -m bench $*
+
+bench-rate-limits: $(STAMP)
+	$(BIN)/python -m bench.rate_limits
 
 # The web app's texts: extract them, then add the new ones to the Dutch and German catalogues
 # (translate the empty msgstr entries; tests/web/test_catalogue.py fails until they are).
