@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pycountry
+import pytest
 
 from koppel.flows.checks import KEPT_CONTROLS
 from koppel.sandbox.accountview.assumptions import API_USER
@@ -73,10 +74,17 @@ def failures(platform: Platform, run_id: str) -> dict[str, str]:
     }
 
 
-async def test_a_thousand_hostile_records_through_every_flow(platform_factory: Any) -> None:
+@pytest.mark.parametrize(
+    ("scale", "generator_seed"),
+    [(1100, 9), pytest.param(5500, 11, marks=pytest.mark.slow)],
+    ids=["1000", "5000"],
+)
+async def test_a_thousand_hostile_records_through_every_flow(
+    platform_factory: Any, scale: int, generator_seed: int
+) -> None:
     platform: Platform = platform_factory(5, seed=9, accountview_articles=10)
-    count = seed(platform, HostileRecords(seed=9), scale=1100)
-    assert count >= 1000
+    count = seed(platform, HostileRecords(seed=generator_seed), scale=scale)
+    assert count >= scale * 9 // 10
     seeded_at = platform.sandboxes.partspim.store.now()
     platform.apply(platform.sandboxes.integration(FLOWS))
     reasons: dict[str, str] = {}

@@ -123,8 +123,7 @@ class PartsPimConnector:
             known = ", ".join(resource.lookup_params)
             raise ConnectorError(f"Parts Pim {entity} cannot be looked up by {field} ({known})")
         unique = list(dict.fromkeys(str(v) for v in values if str(v).strip()))
-        if parameter in contract.NUMERIC_LOOKUPS:
-            unique = [v for v in unique if v.isascii() and v.isdigit()]
+        unique = [v for v in unique if contract.lookup_value_possible(parameter, v)]
         if "," in "".join(unique):
             raise ConnectorError(f"Parts Pim {entity}: a {field} to look up contains a comma")
 
