@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
-.PHONY: demo test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping bench-rate-limits clean venv messages
+.PHONY: demo demo-web test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
+	bench-stock bench-mapping bench-web bench-rate-limits clean venv messages
 
 venv: $(STAMP)
 
@@ -17,15 +17,22 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+# make demo ends with the summary; make demo-web then serves the web app over the demo until Ctrl-C.
 demo: $(STAMP)
 	$(BIN)/koppel demo --once
+
+demo-web: $(STAMP)
+	$(BIN)/koppel demo
 
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
 $(CHROMIUM):
 	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
 
+# Two workers (pytest-xdist), a test file each at a time: the tests mostly wait on HTTP and processes.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
@@ -50,6 +57,11 @@ bench-products bench-orders bench-stock bench-mapping: bench-%: $(STAMP)
 
 bench-rate-limits: $(STAMP)
 	$(BIN)/python -m bench.rate_limits
+
+# The web app's pages over a store of 1,000,000 outcomes, on SQLite and on PostgreSQL
+# (KOPPEL_BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432: a database of its own, dropped).
+bench-web: $(STAMP)
+	$(BIN)/python -m bench web
 
 # The web app's texts: extract them, then add the new ones to the Dutch and German catalogues
 # (translate the empty msgstr entries; tests/web/test_catalogue.py fails until they are).

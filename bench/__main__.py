@@ -4,6 +4,7 @@ python -m bench                        # everything, full (see docs/performance.
 python -m bench products --quick       # 2,000 products at latency 0 and 20 ms
 python -m bench products --sizes 10000 --latencies 50 --setting page_size=500
 python -m bench orders --quick         # also: stock, mapping
+python -m bench web                    # the web app's pages over 1,000,000 outcomes (not in all)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ from bench.products import product_scenarios
 from bench.report import format_result
 from bench.scenario import Scenario, run_scenario
 from bench.stock import stock_scenarios
+from bench.web import format_web, run_web
 
-SUITES = ("products", "orders", "stock", "mapping", "all")
+SUITES = ("products", "orders", "stock", "mapping", "web", "all")
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -47,6 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the sync process here")
     parser.add_argument("--json", type=Path, help="append the results to this JSON-lines file")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("sqlite", "postgresql"),
+        default=["sqlite", "postgresql"],
+        help="stores the web suite fills and measures",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -77,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         mapping = run_mapping(quick=args.quick, sizes=args.sizes)
         print(format_mapping(mapping), flush=True)
         results.append({"mapping": mapping})
+    if args.suite == "web":
+        web = run_web(quick=args.quick, backends=tuple(args.backends))
+        print(format_web(web), flush=True)
+        results.append({"web": [asdict(backend) for backend in web]})
     if args.json is not None:
         with args.json.open("a", encoding="utf-8") as out:
             for result_json in results:

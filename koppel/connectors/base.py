@@ -89,6 +89,28 @@ class CallCounter:
         return dict(self._counts)
 
 
+CONNECTION_FAULTS = (RetriableAPIError, ConnectionDown, AuthenticationError)
+"""The errors that say something about the connection rather than the record asked for."""
+
+
+@dataclass
+class CallHealth:
+    """How one client's calls went, for its connection's health: when the last one got a good
+    answer, and the last one that failed for a reason of the connection (no answer, an error
+    answer after the retries, credentials refused), not for a record's own reason."""
+
+    last_ok_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    def answered(self) -> None:
+        self.last_ok_at = datetime.now(UTC)
+
+    def failed(self, error: ConnectorError) -> None:
+        if isinstance(error, CONNECTION_FAULTS):
+            self.last_error, self.last_error_at = str(error), datetime.now(UTC)
+
+
 class RateLimiter:
     """Spaces request starts across all tasks of one client (a connection in a run), at a rate
     that adapts to the API (AIMD): a 429 halves it and holds every start until Retry-After has
@@ -255,6 +277,7 @@ class ApiClient:
         """The connection's name, given to the errors this client raises (ConnectorError.
         connection), so a run's reason can say which connection to check."""
         self.calls = CallCounter()
+        self.health = CallHealth()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(self.limits.timeout_s, connect=self.limits.connect_timeout_s),
@@ -344,12 +367,15 @@ class ApiClient:
         it; otherwise AmbiguousWriteError tells the caller to look before writing again.
         """
         try:
-            return await self._send(
+            response = await self._send(
                 method, path, kind, params, json, data, headers, idempotent, authenticated
             )
         except ConnectorError as error:
             error.connection = error.connection or self.name or None
+            self.health.failed(error)
             raise
+        self.health.answered()
+        return response
 
     async def _send(
         self,
@@ -622,11 +648,13 @@ class Connector(Protocol):
 
 
 __all__ = [
+    "CONNECTION_FAULTS",
     "STOP_GRACE_S",
     "AmbiguousWriteError",
     "ApiClient",
     "AuthenticationError",
     "CallCounter",
+    "CallHealth",
     "ClientLimits",
     "Connector",
     "ConnectorError",

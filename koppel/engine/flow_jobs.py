@@ -14,6 +14,7 @@ mapping and settings.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,12 +49,15 @@ class FlowJob:
         flow_id: int,
         *,
         replay: bool = False,
+        dead_letter_ids: frozenset[int] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         executor: str | None = None,
     ) -> None:
+        """`dead_letter_ids` limits a replay to those dead letters (None: all pending)."""
         self.store = store
         self.flow_id = flow_id
         self.replay = replay
+        self.dead_letter_ids = dead_letter_ids
         self.transport = transport
         self.executor = executor
         self._runtime: FlowRuntime | None = None
@@ -93,6 +97,7 @@ class FlowJob:
         except Exception as error:
             self.store.runs.finish(run_id, RunStatus.FAILED, error=self.describe_failure(error))
             if self._runtime is not None:
+                self._runtime.record_health()
                 await self._runtime.aclose()
             raise
         cursor = self.store.cursors.get(self.flow_id)
@@ -210,7 +215,10 @@ class FlowJob:
         if not letters:
             return {}, None
         cutoff = datetime.fromisoformat(state["started"])
-        due = [d for d in letters if self.replay or _aware(d.next_attempt_at) <= cutoff]
+        chosen = [
+            d for d in letters if self.dead_letter_ids is None or d.id in self.dead_letter_ids
+        ]
+        due = [d for d in chosen if self.replay or _aware(d.next_attempt_at) <= cutoff]
         by_phase: dict[str, list[str]] = {}
         for letter in due:
             phase, _ = self.flow_type.phase_of(runtime.flow.entity, letter.source_key)
@@ -284,6 +292,8 @@ class FlowJob:
                 tx.runs.finish(
                     run_id, status, api_calls=api_calls, error=failure, entities=entities
                 )
+            if self._runtime is not None:
+                self._runtime.record_health()
         finally:
             if self._runtime is not None:
                 await self._runtime.aclose()
@@ -300,13 +310,29 @@ def flow_job_factory(
     transport: httpx.AsyncBaseTransport | None = None,
     executor: str | None = None,
 ) -> Any:
-    """The engine's factory: job arguments are the flow id; `transport` is for in-process tests;
-    `executor` (this process's worker id) is kept on the runs it starts."""
+    """The engine's factory: job arguments are the flow id (see `job_args`); `transport` is for
+    in-process tests; `executor` (this process's worker id) is kept on the runs it starts."""
 
     def factory(args: str) -> FlowJob:
-        return FlowJob(store, int(args), replay=replay, transport=transport, executor=executor)
+        flow_id, _, selected = args.partition(":")
+        dead_letter_ids = frozenset(int(i) for i in selected.split(",")) if selected else None
+        return FlowJob(
+            store,
+            int(flow_id),
+            replay=replay,
+            dead_letter_ids=dead_letter_ids,
+            transport=transport,
+            executor=executor,
+        )
 
     return factory
 
 
-__all__ = ["DEAD_LETTERS", "FLOW_JOB", "REPLAY_JOB", "FlowJob", "flow_job_factory"]
+def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
+    """A flow job's arguments: `12`, or for a replay of chosen dead letters `12:4,7`."""
+    if not dead_letter_ids:
+        return str(flow_id)
+    return f"{flow_id}:{','.join(str(i) for i in sorted(set(dead_letter_ids)))}"
+
+
+__all__ = ["DEAD_LETTERS", "FLOW_JOB", "REPLAY_JOB", "FlowJob", "flow_job_factory", "job_args"]

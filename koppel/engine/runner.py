@@ -6,12 +6,13 @@ flow behaves the same whichever way it is started.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 
 import httpx
 
 from koppel.engine.engine import Engine
-from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory
+from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory, job_args
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
 from koppel.settings import Settings
 from koppel.store import Store
@@ -71,7 +72,12 @@ class FlowRunner:
 
     async def replay(self, flow_id: int, on_progress: ProgressCallback | None = None) -> RunSummary:
         """Every pending dead letter of the flow, read again and synced with today's mapping."""
-        return await self.engine.run_now(REPLAY_JOB, str(flow_id), on_progress)
+        return await self.engine.run_now(REPLAY_JOB, job_args(flow_id), on_progress)
+
+    async def start_replay(self, flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
+        """Start a replay of these pending dead letters of the flow (None: all of them) and
+        return its run id without waiting (`follow` waits); a web request cannot wait long."""
+        return await self.engine.submit(REPLAY_JOB, job_args(flow_id, dead_letter_ids))
 
     async def schedules(self) -> list[FlowSchedule]:
         """The enabled flows with a schedule, read anew on every tick of the worker."""

@@ -26,6 +26,7 @@ from koppel.store.records import DeadLetterEntry, LinkEntry, OutcomeEntry, Outco
 log = logging.getLogger("koppel.flows")
 
 EXCERPT_TEXT_LIMIT = 200
+_QUOTED = re.compile(r"'([^']*)'")
 
 
 @dataclass
@@ -50,6 +51,13 @@ class Item:
     @property
     def pending(self) -> bool:
         return self.outcome is None
+
+    @property
+    def record_key(self) -> str | None:
+        """The key in the label, as people know the record: `10000001` of "SKU '10000001'",
+        the address of "relation 'ann@example.com'"; the activity log is searched by it."""
+        found = _QUOTED.search(self.label)
+        return found.group(1) if found and found.group(1) else None
 
 
 QUOTED_LIMIT = 60
@@ -266,6 +274,7 @@ class TargetWriter:
             outcomes.append(
                 OutcomeEntry(
                     source_key=logged_key,
+                    record_key=item.record_key,
                     outcome=outcome,
                     reason=item.reason or ("not processed" if item.outcome is None else None),
                     target_key=item.target_key,

@@ -166,6 +166,21 @@ class FlowRuntime:
     def api_calls(self) -> int:
         return self.source.client.calls.total + self.target.client.calls.total
 
+    def record_health(self) -> None:
+        """Keep how both connections' calls went on them (the dashboard's connection health)."""
+        for connection, connector in (
+            (self.source_connection, self.source),
+            (self.target_connection, self.target),
+        ):
+            health = connector.client.health
+            if health.last_ok_at is not None or health.last_error_at is not None:
+                self.store.connections.record_health(
+                    connection.id,
+                    ok_at=health.last_ok_at,
+                    error=health.last_error,
+                    error_at=health.last_error_at,
+                )
+
     async def aclose(self) -> None:
         await self.source.aclose()
         await self.target.aclose()

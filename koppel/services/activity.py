@@ -77,12 +77,19 @@ def recent_runs(
     store: Store,
     *,
     flows: Sequence[Flow] | None = None,
+    status: RunStatus | None = None,
+    started_from: datetime | None = None,
+    started_until: datetime | None = None,
     limit: int = 20,
     before: str | None = None,
 ) -> RunPage:
-    """The runs newest first: of these flows, or of every flow the store (workspace) holds."""
+    """The runs newest first: of these flows, or of every flow the store (workspace) holds;
+    of one status; started from (inclusive) and until (exclusive) a moment."""
     found = store.runs.list(
         flow_ids=None if flows is None else [flow.id for flow in flows],
+        status=status,
+        started_from=started_from,
+        started_until=started_until,
         limit=limit,
         before=before,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -67,7 +68,7 @@ async def check_connection(
     store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> ConnectionCheck:
     """One small call through the stored connection; credentials the API rotates on it are
-    stored again."""
+    stored again, and how it went is kept as the connection's health."""
     connector = stored_connector(store, connection, transport=transport, adjust=_for_a_test)
     fix: str | None = None
     try:
@@ -85,6 +86,11 @@ async def check_connection(
         category, fix = ErrorCategory.CONNECTION, "check the service's health, then try again"
     finally:
         await connector.aclose()
+    now = datetime.now(UTC)
+    if category is None:
+        store.connections.record_health(connection.id, ok_at=now)
+    else:
+        store.connections.record_health(connection.id, error=message, error_at=now)
     return ConnectionCheck(
         name=connection.name,
         application=connection.application.value,

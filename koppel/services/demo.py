@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from koppel.accounts.users import create_user
 from koppel.config import apply_config, load_config
 from koppel.flows.registry import FLOW_TYPES
 from koppel.sandbox.accountview import AccountViewSandbox
@@ -31,13 +33,15 @@ from koppel.sandbox.common import FaultConfig, SandboxServer
 from koppel.sandbox.partspim import PartsPimSandbox
 from koppel.services.errors import Busy
 from koppel.settings import Settings
-from koppel.store import Flow, Store
+from koppel.store import Flow, Role, Store, User
 
 Progress = Callable[[str, int, int], None]
 """Told (sandbox name, records generated, records to generate) while the data is made."""
 
 DEMO_FILE = "demo.yaml"
 DEMO_STATE = "demo"
+DEMO_LOGIN = "demo@koppel.example"
+"""The demo workspace's admin, made afresh with a new password each time the web app shows it."""
 
 DEMO_CONNECTIONS = {"pim": "partspim", "av": "accountview"}
 """The demo integration's connections by name, and the application each one is."""
@@ -290,17 +294,37 @@ def apply_demo(store: Store, demo: Demo) -> list[Flow]:
     return store.flows.list(integration.id)
 
 
+def demo_admin(store: Store, demo: Demo) -> tuple[User, str]:
+    """An admin of the demo's workspace (`DEMO_LOGIN`) with a new random password, to sign in
+    to the web app over the demo. It lives in the demo's own store, which the next demo starts
+    afresh, so printing its password on the console gives nothing else away."""
+    tenant = store.tenants.ensure(str(demo.document["tenant"]))
+    password = secrets.token_urlsafe(12)
+    user = create_user(
+        store,
+        actor="demo",
+        tenant_id=tenant.id,
+        email=DEMO_LOGIN,
+        name="Demo Admin",
+        password=password,
+        role=Role.ADMIN,
+    )
+    return user, password
+
+
 __all__ = [
     "DEMO_ACCOUNTVIEW_ARTICLES",
     "DEMO_CONNECTIONS",
     "DEMO_FILE",
     "DEMO_FLOWS",
+    "DEMO_LOGIN",
     "DEMO_SETTINGS",
     "DEMO_STATE",
     "SHIPPING_ARTICLE",
     "Demo",
     "DemoSandboxes",
     "apply_demo",
+    "demo_admin",
     "demo_flows",
     "integration_document",
     "running_sandboxes",

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,11 +28,24 @@ from koppel.store.records import (
     Run,
     RunStatus,
 )
-from koppel.store.tables import DeadLetterRow, FlowRow, OutcomeRow, RunRow, utc_now
+from koppel.store.tables import (
+    KEY_LENGTH,
+    DeadLetterRow,
+    FlowRow,
+    OutcomeRow,
+    RunRow,
+    utc_now,
+)
 
 PURGE_CHUNK = 5_000
 _NUMBER_TRIES = 5
 Backoff = Callable[[int], timedelta]
+
+
+def search_key(key: str) -> str:
+    """A record key as the activity log's search compares it: trimmed, in lower case (people
+    type e-mail addresses and SKUs in either case)."""
+    return key.strip().lower()[:KEY_LENGTH]
 
 
 def retry_backoff(attempts: int) -> timedelta:
@@ -68,6 +81,7 @@ def _outcome(row: OutcomeRow) -> Outcome:
         warnings=list(row.warnings),
         payload_excerpt=row.payload_excerpt,
         created_at=row.created_at,
+        record_key=row.record_key,
     )
 
 
@@ -210,9 +224,12 @@ class RunRepository:
         limit: int = 50,
         offset: int = 0,
         before: str | None = None,
+        started_from: datetime | None = None,
+        started_until: datetime | None = None,
     ) -> list[Run]:
         """Newest first; `flow_ids` limits them to those flows, `before` (a run id) pages by
-        key: the runs after that one in this order, which stays right while new runs start."""
+        key: the runs after that one in this order, which stays right while new runs start.
+        `started_from` (inclusive) and `started_until` (exclusive) bound their start."""
         query = select(RunRow).where(self._context.in_tenant_flows(RunRow.flow_id))
         if flow_id is not None:
             query = query.where(RunRow.flow_id == flow_id)
@@ -220,6 +237,10 @@ class RunRepository:
             query = query.where(RunRow.flow_id.in_(flow_ids))
         if status is not None:
             query = query.where(RunRow.status == status.value)
+        if started_from is not None:
+            query = query.where(RunRow.started_at >= started_from)
+        if started_until is not None:
+            query = query.where(RunRow.started_at < started_until)
         query = query.order_by(RunRow.started_at.desc(), RunRow.id).limit(limit).offset(offset)
         with self._context.read() as session:
             if before is not None:
@@ -231,6 +252,61 @@ class RunRepository:
                     )
                 )
             return [_run(row) for row in session.scalars(query)]
+
+    def sums(
+        self,
+        flow_ids: Sequence[int],
+        *,
+        bounds: Sequence[datetime],
+        keys: Mapping[str, Sequence[str]],
+    ) -> builtins.list[dict[str, int]]:
+        """The runs' counts added up per period, in the database: period n holds the runs of
+        these flows that started in [bounds[n], bounds[n + 1]); each total (`created`) adds
+        the count keys `keys` names for it (`created`, `categories.created`, ...)."""
+        periods = len(bounds) - 1
+        totals = [dict.fromkeys(keys, 0) for _ in range(max(periods, 0))]
+        if periods < 1 or not flow_ids:
+            return totals
+        period = case(
+            *((RunRow.started_at < bounds[n + 1], n) for n in range(periods)), else_=-1
+        ).label("period")
+        sums = [
+            func.sum(
+                sum(
+                    (func.coalesce(RunRow.counts[key].as_integer(), 0) for key in names),
+                    literal(0),
+                )
+            ).label(total)
+            for total, names in keys.items()
+        ]
+        query = (
+            select(period, *sums)
+            .where(
+                RunRow.flow_id.in_(flow_ids),
+                RunRow.started_at >= bounds[0],
+                RunRow.started_at < bounds[-1],
+                self._context.in_tenant_flows(RunRow.flow_id),
+            )
+            .group_by(period)
+        )
+        with self._context.read() as session:
+            for row in session.execute(query):
+                if 0 <= row.period < periods:
+                    totals[row.period] = {total: int(row._mapping[total] or 0) for total in keys}
+        return totals
+
+    def numbers(self, run_ids: Sequence[str]) -> dict[str, int | None]:
+        """Run id -> its number, for these runs (of the tenant), in one query."""
+        found: dict[str, int | None] = {}
+        with self._context.read() as session:
+            for ids in chunks(list(dict.fromkeys(run_ids))):
+                rows = session.execute(
+                    select(RunRow.id, RunRow.number).where(
+                        RunRow.id.in_(ids), self._context.in_tenant_flows(RunRow.flow_id)
+                    )
+                )
+                found.update((run_id, number) for run_id, number in rows)
+        return found
 
     def find(self, id_or_prefix: str) -> builtins.list[Run]:
         """The run with this number or id, or the runs whose id starts with it (people type a
@@ -294,6 +370,7 @@ class OutcomeRepository:
                     "run_id": run_id,
                     "flow_id": flow_id,
                     "source_key": entry.source_key,
+                    "record_key": search_key(entry.record_key) if entry.record_key else None,
                     "outcome": OutcomeKind(entry.outcome).value,
                     "reason": entry.reason,
                     "target_key": entry.target_key,
@@ -313,6 +390,7 @@ class OutcomeRepository:
                 rows,
                 key=("run_id", "source_key"),
                 update=(
+                    "record_key",
                     "outcome",
                     "reason",
                     "target_key",
@@ -342,6 +420,86 @@ class OutcomeRepository:
         with self._context.read() as session:
             rows = session.scalars(query.order_by(OutcomeRow.id).limit(limit).offset(offset))
             return [_outcome(row) for row in rows]
+
+    def get(self, outcome_id: int) -> Outcome | None:
+        with self._context.read() as session:
+            row = session.scalar(
+                select(OutcomeRow).where(
+                    OutcomeRow.id == outcome_id, self._context.in_tenant_flows(OutcomeRow.flow_id)
+                )
+            )
+            return None if row is None else _outcome(row)
+
+    def search(
+        self,
+        *,
+        flow_ids: Sequence[int] | None = None,
+        run_id: str | None = None,
+        outcome: OutcomeKind | None = None,
+        key: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> builtins.list[Outcome]:
+        """Outcomes across runs, newest first; `before_id` pages by key (an outcome's id).
+
+        `key` finds a record by what people know it by: its record key (a SKU, an e-mail
+        address, an order number; in any case), or exactly its source or target key. Every
+        query walks an index in id order and stops at `limit` (migration 0008), so a page costs
+        the same at the millionth outcome as at the first: a key or a run narrows the log to a
+        few rows at once; otherwise each flow's newest rows are read from its own index and
+        merged (a planner given "any of these flows, newest first" would sort them all).
+        """
+        conditions: builtins.list[ColumnElement[bool]] = []
+        if outcome is not None:
+            conditions.append(OutcomeRow.outcome == outcome.value)
+        if before_id is not None:
+            conditions.append(OutcomeRow.id < before_id)
+        if run_id is not None:
+            conditions.append(OutcomeRow.run_id == run_id)
+        if key is not None:
+            conditions.append(
+                or_(
+                    OutcomeRow.record_key == search_key(key),
+                    OutcomeRow.source_key == key,
+                    OutcomeRow.target_key == key,
+                )
+            )
+        newest = OutcomeRow.id.desc()
+        with self._context.read() as session:
+            if run_id is not None or key is not None:
+                query = select(OutcomeRow).where(
+                    self._context.in_tenant_flows(OutcomeRow.flow_id), *conditions
+                )
+                if flow_ids is not None:
+                    query = query.where(OutcomeRow.flow_id.in_(flow_ids))
+                rows = builtins.list(session.scalars(query.order_by(newest).limit(limit)))
+            else:
+                flows = select(FlowRow.id).where(self._context.in_tenant_flows(FlowRow.id))
+                if flow_ids is not None:
+                    flows = flows.where(FlowRow.id.in_(flow_ids))
+                rows = []
+                for flow_id in session.scalars(flows):
+                    per_flow = select(OutcomeRow).where(OutcomeRow.flow_id == flow_id, *conditions)
+                    rows.extend(session.scalars(per_flow.order_by(newest).limit(limit)))
+                rows = sorted(rows, key=lambda row: row.id, reverse=True)[:limit]
+            return [_outcome(row) for row in rows]
+
+    def latest_ids(self, flow_id: int, source_keys: Sequence[str]) -> dict[str, int]:
+        """Source key -> the id of its newest outcome in the flow (for the keys that have one)."""
+        found: dict[str, int] = {}
+        with self._context.read() as session:
+            for keys in chunks(list(dict.fromkeys(source_keys))):
+                rows = session.execute(
+                    select(OutcomeRow.source_key, func.max(OutcomeRow.id))
+                    .where(
+                        OutcomeRow.flow_id == flow_id,
+                        OutcomeRow.source_key.in_(keys),
+                        self._context.in_tenant_flows(OutcomeRow.flow_id),
+                    )
+                    .group_by(OutcomeRow.source_key)
+                )
+                found.update((key, int(newest)) for key, newest in rows)
+        return found
 
     def counts(self, run_id: str, entities: Mapping[str, str] | None = None) -> dict[str, int]:
         """{created, updated, skipped, failed} -> number of records, for one run; those logged
@@ -469,6 +627,36 @@ class DeadLetterRepository:
             query = query.where(DeadLetterRow.id > after_id)
         with self._context.read() as session:
             rows = session.scalars(query.order_by(DeadLetterRow.id).limit(limit).offset(offset))
+            return [_dead_letter(row) for row in rows]
+
+    def get(self, dead_letter_id: int) -> DeadLetter | None:
+        with self._context.read() as session:
+            row = session.scalar(
+                select(DeadLetterRow).where(
+                    DeadLetterRow.id == dead_letter_id,
+                    self._context.in_tenant_flows(DeadLetterRow.flow_id),
+                )
+            )
+            return None if row is None else _dead_letter(row)
+
+    def search(
+        self,
+        *,
+        flow_ids: Sequence[int] | None = None,
+        status: DeadLetterStatus | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[DeadLetter]:
+        """Entries of every flow of the tenant (or of these flows), oldest first, paged by id."""
+        query = select(DeadLetterRow).where(self._context.in_tenant_flows(DeadLetterRow.flow_id))
+        if flow_ids is not None:
+            query = query.where(DeadLetterRow.flow_id.in_(flow_ids))
+        if status is not None:
+            query = query.where(DeadLetterRow.status == status.value)
+        if after_id is not None:
+            query = query.where(DeadLetterRow.id > after_id)
+        with self._context.read() as session:
+            rows = session.scalars(query.order_by(DeadLetterRow.id).limit(limit))
             return [_dead_letter(row) for row in rows]
 
     def resolve_many(

@@ -101,6 +101,9 @@ def _connection(row: ConnectionRow) -> Connection:
         updated_at=row.updated_at,
         state=ConnectionState(row.state),
         state_reason=row.state_reason,
+        last_ok_at=row.last_ok_at,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
     )
 
 
@@ -317,6 +320,28 @@ class ConnectionRepository:
             row = self._require(session, connection_id)
             row.state, row.state_reason = state.value, reason
             row.updated_at = utc_now()
+
+    def record_health(
+        self,
+        connection_id: int,
+        *,
+        ok_at: datetime | None = None,
+        error: str | None = None,
+        error_at: datetime | None = None,
+    ) -> None:
+        """Note how its calls went (a run's, a test's): a good answer at `ok_at`, an `error` at
+        `error_at`. Each is kept only when newer than the one stored, so processes that report
+        out of order never move it back. Not a change of the connection: `updated_at` stays."""
+        with self._context.write() as session:
+            row = self._require(session, connection_id)
+            if ok_at is not None and (row.last_ok_at is None or ok_at > row.last_ok_at):
+                row.last_ok_at = ok_at
+            if (
+                error is not None
+                and error_at is not None
+                and (row.last_error_at is None or error_at > row.last_error_at)
+            ):
+                row.last_error, row.last_error_at = error, error_at
 
     def rotate_credentials(self) -> int:
         """Re-encrypt every connection's credentials under the primary key; returns the count.

@@ -84,6 +84,12 @@ class Connection:
     state: ConnectionState = ConnectionState.READY
     state_reason: str | None = None
     """Why the connection is not ready: what the API said."""
+    last_ok_at: datetime | None = None
+    """When a call through it last got a good answer (in a run or a test)."""
+    last_error: str | None = None
+    """The last call that failed for a reason of the connection: unreachable, an error answer
+    after the retries, credentials refused (not a record's own error)."""
+    last_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,9 @@ class OutcomeEntry:
     target_key: str | None = None
     warnings: Sequence[str] = ()
     payload_excerpt: Mapping[str, Any] | None = None
+    record_key: str | None = None
+    """The key people know the record by (a SKU, an e-mail address, an order number): what
+    the activity log's search finds it by, beside its source and target keys."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,8 @@ class Outcome:
     warnings: list[str]
     payload_excerpt: dict[str, Any] | None
     created_at: datetime
+    record_key: str | None = None
+    """In lower case, as the search compares it."""
 
 
 @dataclass(frozen=True)

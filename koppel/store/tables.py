@@ -106,6 +106,11 @@ class ConnectionRow(Base):
     # ready, or needs_authorisation (the API refused the grant): then runs fail at once.
     state: Mapped[str] = mapped_column(String(30), default="ready", server_default="ready")
     state_reason: Mapped[str | None] = mapped_column(Text)
+    # Its health, from the calls of runs and tests: the last good answer, the last call that
+    # failed for a reason of the connection (unreachable, credentials refused), never a secret.
+    last_ok_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
     # Keyed hashes of every refresh token this connection has held, newest last: a file's token
     # is taken only when it is new, never when it is one the connector has already spent.
     token_fingerprints: Mapped[list[str]] = mapped_column(
@@ -186,6 +191,8 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index(None, "flow_id", "started_at"),
+        # The runs page lists every flow's runs newest first.
+        Index(None, "started_at"),
         CheckConstraint(
             "status IN ('running', 'succeeded', 'failed', 'partial', 'interrupted')",
             name="status",
@@ -215,6 +222,14 @@ class OutcomeRow(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "source_key"),
         Index(None, "flow_id", "source_key"),
+        # The activity log's queries, newest first (keyset by id) on a million outcomes: per
+        # flow, per run, per kind, and the search by key (what people type, either side's key).
+        Index(None, "flow_id", "id"),
+        Index(None, "run_id", "id"),
+        Index(None, "flow_id", "outcome", "id"),
+        Index(None, "record_key"),
+        Index(None, "source_key"),
+        Index(None, "target_key"),
         CheckConstraint("outcome IN ('created', 'updated', 'skipped', 'failed')", name="outcome"),
     )
 
@@ -222,6 +237,9 @@ class OutcomeRow(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
     source_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    # The key people know the record by (a SKU, an e-mail address, an order number), in lower
+    # case for the search; None where the flow names none (and for outcomes before 0008).
+    record_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     outcome: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
     target_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))

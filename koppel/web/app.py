@@ -25,7 +25,18 @@ from koppel.engine.runner import FlowRunner
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.web.errors import install_error_handlers
-from koppel.web.routes import account, api, auth, home, users
+from koppel.web.routes import (
+    account,
+    activity,
+    api,
+    api_records,
+    auth,
+    connections,
+    dashboard,
+    dead_letters,
+    runs,
+    users,
+)
 from koppel.web.security import SecurityHeaders
 from koppel.web.state import FirstRun, WebState
 
@@ -103,10 +114,16 @@ def create_app(
     install_error_handlers(app)
     app.include_router(auth.public)
     app.include_router(auth.signed_in)
-    app.include_router(home.router)
+    app.include_router(dashboard.router)
+    app.include_router(runs.router)
+    app.include_router(connections.router)
     app.include_router(account.router)
     app.include_router(users.router)
+    app.include_router(activity.router)
+    app.include_router(dead_letters.pages)
+    app.include_router(dead_letters.actions)
     app.include_router(api.router)
+    app.include_router(api_records.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, https=settings.web_https)

@@ -23,6 +23,12 @@ NOTICES = {
     "role-changed": N_("The role is changed."),
     "user-removed": N_("The user is removed; their sessions and API tokens have ended."),
     "token-revoked": N_("The API token is revoked."),
+    "replayed": N_("The replay has run with today's mapping and settings."),
+    "replay-running": N_(
+        "The replay is running with today's mapping and settings; reload the page to see "
+        "its records."
+    ),
+    "discarded": N_("The dead letters are discarded; they are not retried again."),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.core import negotiate_locale
-from babel.dates import format_date, format_datetime, format_timedelta
+from babel.dates import format_date, format_datetime, format_time, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -79,6 +79,21 @@ def format_day(moment: datetime | None, locale: str, zone: ZoneInfo) -> str:
     return format_date(moment.astimezone(zone), format="medium", locale=Locale.parse(locale))
 
 
+def format_clock(moment: datetime, locale: str, zone: ZoneInfo) -> str:
+    """The time of day alone ("14:05", "2:05 PM"), for a chart's hours."""
+    return format_time(moment.astimezone(zone), format="short", locale=Locale.parse(locale))
+
+
+def format_weekday(moment: datetime, locale: str, zone: ZoneInfo) -> str:
+    """The day of the week and of the month ("Tue 1", "di 1"), for a chart's days."""
+    return format_date(moment.astimezone(zone), format="EEE d", locale=Locale.parse(locale))
+
+
+def format_relative(moment: datetime, now: datetime, locale: str) -> str:
+    """How far a moment is from now, in words: "3 minutes ago", "in 40 seconds"."""
+    return format_timedelta(moment - now, add_direction=True, locale=Locale.parse(locale))
+
+
 def format_interval(seconds: int, locale: str) -> str:
     """A schedule's interval in words: "5 minutes", "5 Minuten"."""
     return format_timedelta(timedelta(seconds=seconds), threshold=1, locale=Locale.parse(locale))
@@ -98,10 +113,13 @@ __all__ = [
     "LANGUAGE_NAMES",
     "LOCALE_DIR",
     "format_amount",
+    "format_clock",
     "format_count",
     "format_day",
     "format_interval",
     "format_moment",
+    "format_relative",
+    "format_weekday",
     "negotiate",
     "translate",
     "translations",

@@ -1,7 +1,8 @@
 """Server-rendered pages: one Jinja environment, one shared context, view models only.
 
 Every text goes through the catalogue (`_()` in templates); dates and numbers through the
-locale filters (`|moment`, `|amount`, `|count`).
+locale filters (`|moment`, `|day`, `|clock`, `|weekday`, `|relative(now)`, `|amount`,
+`|count`, `|duration`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from koppel.store import User
 from koppel.web.i18n import (
     LANGUAGE_NAMES,
     format_amount,
+    format_clock,
     format_count,
     format_day,
     format_interval,
     format_moment,
+    format_relative,
+    format_weekday,
     translations,
 )
 
@@ -51,6 +55,21 @@ def _moment(context: Context, value: datetime | None) -> str:
 @pass_context
 def _day(context: Context, value: datetime | None) -> str:
     return format_day(value, context["locale"], context["zone"])
+
+
+@pass_context
+def _clock(context: Context, value: datetime) -> str:
+    return format_clock(value, context["locale"], context["zone"])
+
+
+@pass_context
+def _weekday(context: Context, value: datetime) -> str:
+    return format_weekday(value, context["locale"], context["zone"])
+
+
+@pass_context
+def _relative(context: Context, value: datetime | None, now: datetime) -> str:
+    return "–" if value is None else format_relative(value, now, context["locale"])
 
 
 @pass_context
@@ -80,7 +99,14 @@ def _environment() -> Environment:
         gettext=_gettext, ngettext=_ngettext, newstyle=True
     )
     environment.filters.update(
-        moment=_moment, day=_day, amount=_amount, count=_count, duration=_duration
+        moment=_moment,
+        day=_day,
+        clock=_clock,
+        weekday=_weekday,
+        relative=_relative,
+        amount=_amount,
+        count=_count,
+        duration=_duration,
     )
     environment.globals.update(language_names=LANGUAGE_NAMES)
     return environment

@@ -224,6 +224,65 @@ def test_runs_are_found_by_the_start_of_their_id(store: Store) -> None:
     assert store.runs.find("flow-z") == []
 
 
+def test_the_log_is_searched_by_key_and_paged_newest_first_across_flows(store: Store) -> None:
+    """Each flow's newest rows are read from its own index and merged: the pages must still be
+    the whole log in id order, and the key search must find a record by either side's key or
+    its record key in any case, in the tenant only."""
+    acme = seed_integration(store, "acme")
+    stock = store.flows.put(
+        acme.integration.id,
+        "stock",
+        entity="stock",
+        source_connection_id=acme.pim.id,
+        target_connection_id=acme.av.id,
+        enabled=True,
+        schedule_seconds=None,
+        settings={},
+        mapping={},
+        mapping_note="test",
+    ).value
+    other = seed_integration(store, "other")
+    runs: list[str] = []
+    for round_ in range(3):
+        for flow in (acme.flow, stock, other.flow):
+            run = store.runs.start(flow.id)
+            runs.append(run.id)
+            store.outcomes.record_many(
+                run.id,
+                [
+                    OutcomeEntry(
+                        f"{flow.id}-{round_}-{n}",
+                        OutcomeKind.FAILED if n == 2 else OutcomeKind.UPDATED,
+                        target_key=f"T-{flow.id}-{round_}-{n}",
+                        record_key=f"Ann{flow.id}{round_}{n}@Example.com",
+                    )
+                    for n in range(3)
+                ],
+            )
+    scoped = store.scoped(acme.tenant.id)
+    everything = [o.id for o in scoped.outcomes.search(limit=1000)]
+    assert len(everything) == 18 and everything == sorted(everything, reverse=True)
+    paged: list[int] = []
+    before: int | None = None
+    while page := scoped.outcomes.search(before_id=before, limit=4):
+        paged += [o.id for o in page]
+        before = page[-1].id
+    assert paged == everything
+    failed = scoped.outcomes.search(outcome=OutcomeKind.FAILED, limit=1000)
+    assert len(failed) == 6 and all(o.outcome is OutcomeKind.FAILED for o in failed)
+    assert {o.flow_id for o in scoped.outcomes.search(flow_ids=[stock.id])} == {stock.id}
+    assert len(scoped.outcomes.search(run_id=runs[0])) == 3
+    assert scoped.outcomes.search(run_id=runs[2]) == []  # the other tenant's run
+    key = f"{stock.id}-1-0"
+    for typed in (key, f"T-{key}", f"ann{stock.id}10@EXAMPLE.com"):
+        assert [o.source_key for o in scoped.outcomes.search(key=typed)] == [key], typed
+    assert scoped.outcomes.search(key=f"{other.flow.id}-1-0") == []
+    assert store.outcomes.search(key=f"{other.flow.id}-1-0")[0].record_key == (
+        f"ann{other.flow.id}10@example.com"
+    )
+    assert store.runs.numbers(runs[:2]) == {r: store.runs.get(r).number for r in runs[:2]}  # type: ignore[union-attr]
+
+
 def test_payload_excerpts_are_dropped_when_switched_off(store_factory: StoreFactory) -> None:
     store = store_factory(payload_excerpts=False)
     run = store.runs.start(seed_integration(store).flow.id)
@@ -467,3 +526,47 @@ def test_a_tenant_cannot_read_another_tenants_data(store: Store) -> None:
         scoped.tenants.ensure("initech")
     # The other tenant's data is still there for the system store.
     assert store.connections.get_credentials(other.av.id)["refresh_token"] == "refresh-of-globex"
+
+
+# --- runs added up per period (the dashboard's charts) ------------------------------------------
+
+
+def test_run_counts_add_up_per_period_in_the_database(store: Store) -> None:
+    seeded = seed_integration(store)
+    other = seed_integration(store, "globex")
+    runs = []
+    for kinds in (
+        [OutcomeKind.CREATED, OutcomeKind.CREATED],
+        [OutcomeKind.UPDATED, OutcomeKind.FAILED],
+    ):
+        run = store.runs.start(seeded.flow.id)
+        store.outcomes.record_many(
+            run.id,
+            [OutcomeEntry(f"sku-{n}", kind) for n, kind in enumerate(kinds)]
+            + [OutcomeEntry("categories:1", OutcomeKind.SKIPPED)],
+        )
+        runs.append(
+            store.runs.finish(run.id, RunStatus.SUCCEEDED, entities={"categories:": "categories"})
+        )
+    elsewhere = store.runs.start(other.flow.id)
+    store.outcomes.record_many(elsewhere.id, [OutcomeEntry("x", OutcomeKind.CREATED)])
+    store.runs.finish(elsewhere.id, RunStatus.SUCCEEDED)
+    start = min(run.started_at for run in runs) - timedelta(hours=1)
+    bounds = [start, start + timedelta(minutes=30), start + timedelta(hours=2)]
+    keys = {
+        kind: [kind, f"categories.{kind}"] for kind in ("created", "updated", "skipped", "failed")
+    }
+    assert store.runs.sums([seeded.flow.id], bounds=bounds, keys=keys) == [
+        {"created": 0, "updated": 0, "skipped": 0, "failed": 0},
+        {"created": 2, "updated": 1, "skipped": 2, "failed": 1},
+    ]
+    both = store.runs.sums([seeded.flow.id, other.flow.id], bounds=bounds, keys=keys)
+    assert both[1]["created"] == 3
+    scoped = store.scoped(other.tenant.id)  # a workspace adds up only its own runs
+    assert scoped.runs.sums([seeded.flow.id, other.flow.id], bounds=bounds, keys=keys)[1] == {
+        "created": 1,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert store.runs.sums([], bounds=bounds, keys=keys)[1]["created"] == 0

@@ -46,10 +46,19 @@ VIEWER_MAY_CHANGE = {
 PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "user_id": lambda world: world.a.viewer.id,
     "token_id": lambda world: world.a.viewer_token.token.id,
+    "run_id": lambda world: world.a.run.id,
+    "connection_id": lambda world: world.a.seeded.pim.id,
+    "integration_id": lambda world: world.a.seeded.integration.id,
+    "outcome_id": lambda world: world.a.activity.failed.id,
+    "dead_letter_id": lambda world: world.a.activity.dead_letter.id,
+    "flow_id": lambda world: world.a.seeded.flow.id,
 }
 """An object of workspace `a` for every path parameter name in the app."""
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 PARAMETER = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+SCHEDULED_RUN = re.compile(r"-every[0-9.]+s-[0-9]+$")
+"""The id of a run the engine's scheduler started (a slot of the seeded flow's minute), which
+the walk's requests did not cause: the walk takes long enough to cross a minute."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +159,12 @@ def snapshot(store: Store, world: World) -> dict[str, Any]:
         "sessions": {u.id: [s.id for s in scoped.user_sessions.list(u.id)] for u in users},
         "audit": len(scoped.audit.list(world.a.tenant_id, limit=10_000)),
         "flows": [(f.id, f.enabled, f.mapping_version) for f in store.flows.list()],
-        "runs": [run.id for run in store.runs.list(limit=1000)],
-        "dead_letters": [len(store.dead_letters.list(f.id)) for f in store.flows.list()],
+        "runs": [run.id for run in store.runs.list(limit=1000) if not SCHEDULED_RUN.search(run.id)],
+        "dead_letters": [
+            (d.id, d.status, d.attempts)
+            for f in store.flows.list()
+            for d in store.dead_letters.list(f.id)
+        ],
     }
 
 
@@ -166,6 +179,8 @@ def secrets_of_a(world: World) -> list[str]:
         a.viewer_token.token.name,
         a.seeded.integration.name,
         a.name,
+        a.activity.created.target_key or "",
+        a.activity.dead_letter.reason,
     ]
 
 

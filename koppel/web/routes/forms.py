@@ -9,16 +9,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from koppel.accounts.errors import AccountError
+from koppel.errors import KoppelError
 from koppel.web.context import page_context
 from koppel.web.errors import problem_for
 from koppel.web.templating import render
 
 
 def refused(
-    request: Request, template: str, view: Mapping[str, Any], error: AccountError
+    request: Request, template: str, view: Mapping[str, Any], error: KoppelError
 ) -> HTMLResponse:
-    """The form's page again, with the rule that refused it and the status of its category."""
+    """The form's page again, with the rule that refused it and the status of its category
+    (an error with a catalogue entry, `message_id`, in the user's language)."""
     page = page_context(request)
     problem = problem_for(error, page.locale)
     view = {**view, "error": problem.detail, "error_kind": problem.kind}
@@ -27,7 +28,9 @@ def refused(
 
 def redirect(path: str, notice: str | None = None) -> RedirectResponse:
     """POST, redirect, GET: the answer to a change that worked."""
-    return RedirectResponse(f"{path}?notice={notice}" if notice else path, status_code=303)
+    if notice:
+        path += f"{'&' if '?' in path else '?'}notice={notice}"
+    return RedirectResponse(path, status_code=303)
 
 
 def safe_next(target: str | None) -> str:

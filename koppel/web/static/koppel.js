@@ -1,10 +1,14 @@
-// Koppel's own few lines of JavaScript: a confirmation before destructive forms, and a copy
-// button for a new API token. Pages work without it; the CSP allows no inline script.
+// Koppel's own few lines of JavaScript: a confirmation before destructive forms (or a form's
+// destructive button), a copy button for a new API token, and parts of a page that fetch
+// themselves again while it is open (the dashboard). Pages work without it; the CSP allows no
+// inline script.
 "use strict";
 
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
+  const button = event.submitter instanceof HTMLElement ? event.submitter : undefined;
+  const question =
+    button?.dataset.confirm ?? (form instanceof HTMLFormElement ? form.dataset.confirm : undefined);
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }
@@ -27,3 +31,28 @@ document.addEventListener("click", async (event) => {
     // Without clipboard access the text stays selected, ready for Ctrl-C.
   }
 });
+
+// <div data-refresh="/path" data-refresh-seconds="15">: its content is fetched again from the
+// path every so often, while the page is visible. A failed fetch keeps what is shown.
+for (const region of document.querySelectorAll("[data-refresh]")) {
+  const seconds = Number(region.dataset.refreshSeconds) || 15;
+  window.setInterval(async () => {
+    if (document.hidden || region.contains(document.activeElement)) {
+      return;
+    }
+    try {
+      const response = await fetch(region.dataset.refresh, {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" },
+      });
+      if (response.redirected) {
+        window.location.assign(response.url); // the session ended: the sign-in page
+      } else if (response.ok) {
+        region.innerHTML = await response.text();
+        region.dataset.refreshedAt = new Date().toISOString();
+      }
+    } catch {
+      // Offline or the server restarts: try again at the next tick.
+    }
+  }, seconds * 1000);
+}
