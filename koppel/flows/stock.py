@@ -21,6 +21,7 @@ from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import StockSettings
 from koppel.model import StockLevel
 from koppel.store import OutcomeKind
+from koppel.store.tables import KEY_LENGTH
 
 STOCK = "stock"
 
@@ -70,19 +71,27 @@ class StockSync:
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
         skus = list(dict.fromkeys(str(r["sku"]) for r in records))
-        items = [Item(sku, f"stock of SKU '{sku}'", {"sku": sku}) for sku in skus]
+        items = [Item(sku[:KEY_LENGTH], f"stock of SKU '{sku}'", {"sku": sku}) for sku in skus]
+        for item, sku in zip(items, skus, strict=True):
+            if len(sku) > KEY_LENGTH:  # no SKU at all, and longer than a key Koppel keeps
+                item.fail(
+                    f"{item.label}: field sku: is {len(sku)} characters; a SKU has at most "
+                    f"{KEY_LENGTH}"
+                )
         if not self.managed:
             for item in items:
                 item.outcome = OutcomeKind.SKIPPED
                 item.reason = "stock is not managed in AccountView (setting manage_stock: false)"
             return self.writer.record(run_id, items)
         await self._resolve_warehouses()
-        rows = await self.runtime.source.lookup(self.runtime.source_entity(STOCK), "sku", skus)
+        wanted = [i.source_key for i in items if i.pending]
+        rows = await self.runtime.source.lookup(self.runtime.source_entity(STOCK), "sku", wanted)
         by_sku: dict[str, list[Record]] = {}
         for row in rows:
             by_sku.setdefault(str(row["sku"]), []).append(row)
         for item in items:
-            self._prepare(item, by_sku.get(item.source_key, []))
+            if item.pending:
+                self._prepare(item, by_sku.get(item.source_key, []))
         await self.writer.write(items)
         return self.writer.record(run_id, items)
 
