@@ -32,6 +32,8 @@ class FlowRunner:
         """`handle_signals=False` leaves SIGTERM and Ctrl-C to the host (a web app's server);
         `transport` replaces the network under every flow's connectors (in-process tests)."""
         self.store = store
+        self.transport = transport
+        """The network under the flows' connectors; what reads a sample for them uses it too."""
         settings.home.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(
             database_url=settings.engine_database_url,

@@ -34,6 +34,7 @@ from koppel.web.routes import (
     connections,
     dashboard,
     dead_letters,
+    mappings,
     runs,
     users,
 )
@@ -122,6 +123,8 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(dead_letters.pages)
     app.include_router(dead_letters.actions)
+    app.include_router(mappings.pages)
+    app.include_router(mappings.actions)
     app.include_router(api.router)
     app.include_router(api_records.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
