@@ -34,6 +34,7 @@ from koppel.web.routes import (
     connections,
     dashboard,
     dead_letters,
+    integration_files,
     mappings,
     runs,
     users,
@@ -125,6 +126,8 @@ def create_app(
     app.include_router(dead_letters.actions)
     app.include_router(mappings.pages)
     app.include_router(mappings.actions)
+    app.include_router(integration_files.pages)
+    app.include_router(integration_files.actions)
     app.include_router(api.router)
     app.include_router(api_records.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
