@@ -134,12 +134,13 @@ class SampleRecord:
 class MappingRefused(InvalidRequest):
     """A mapping with errors is not saved; every error is listed, each with its field."""
 
-    message_id = N_("The mapping is not saved: it has errors, each shown beside its field.")
+    message_id = N_("The mapping of %(flow)s is not saved; fix these errors: %(errors)s")
 
     def __init__(self, flow: str, issues: Sequence[tuple[str, MappingIssue]]) -> None:
         self.issues = tuple(issues)
         lines = "; ".join(f"{side} {issue.field}: {issue.message}" for side, issue in issues)
-        super().__init__(f"flow {flow}: the mapping is not saved, it has errors: {lines}")
+        self.params = {"flow": flow, "errors": lines}
+        super().__init__(self.message_id % self.params)
 
 
 def _applications(store: Store, flow: Flow) -> dict[str, str]:

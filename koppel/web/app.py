@@ -29,6 +29,7 @@ from koppel.web.routes import (
     account,
     activity,
     api,
+    api_mappings,
     api_records,
     auth,
     connections,
@@ -130,6 +131,7 @@ def create_app(
     app.include_router(integration_files.actions)
     app.include_router(api.router)
     app.include_router(api_records.router)
+    app.include_router(api_mappings.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, https=settings.web_https)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from koppel.accounts.signin import csrf_token, start_session
+from koppel.accounts.signin import csrf_token, issue_token, start_session
 from koppel.services import runs
 from koppel.settings import Settings
 from koppel.store import Flow, Store, User
@@ -182,3 +182,53 @@ def test_a_viewer_may_not_check_or_save_a_rule(viewer: Browser, shop: Shop, stor
     save = viewer.form(f"/flows/{shop.flow.id}/mapping/rule", _rule(EXPRESSION))
     assert save.status_code == 403
     assert store.flows.get(shop.flow.id).mapping_version == 1  # type: ignore[union-attr]
+
+
+def test_the_api_gets_validates_previews_saves_lists_and_restores_a_mapping(
+    app: FastAPI, shop: Shop, store: Store
+) -> None:
+    client = Browser(app, follow_redirects=False)
+    admin, viewer = (
+        {"Authorization": f"Bearer {issue_token(store, user, name='script', days=30).secret}"}
+        for user in (shop.admin, shop.viewer)
+    )
+    base = f"/api/v1/flows/{shop.flow.id}/mapping"
+    got = client.get(base, headers=viewer).json()
+    rule = next(r for r in got["sides"]["send"]["rules"] if r["target"] == "ART_DESC1")
+    assert rule["kind"] == "from" and rule["value"] == "name" and not rule["overridden"]
+    assert got["version"] == 1 and got["mapping"] == {}
+
+    typo = {"send": {"fields": {"ART_DESC1": {"expr": "'Koppel: ' & nmae"}}}}
+    checked = client.post(f"{base}/validate", headers=viewer, json={"mapping": typo}).json()
+    assert checked["valid"] is False
+    assert "did you mean" in checked["issues"]["send"][0]["message"]
+    refused = client.put(base, headers=admin, json={"mapping": typo})
+    assert refused.status_code == 422 and "nmae" in refused.json()["detail"]
+    assert client.put(base, headers=viewer, json={"mapping": {}}).status_code == 403
+
+    good = {"send": {"fields": {"ART_DESC1": {"expr": EXPRESSION, "overflow": "truncate"}}}}
+    saved = client.put(base, headers=admin, json={"mapping": good, "note": "by script"})
+    assert saved.json() == {"version": 2, "changed": True}
+    again = client.put(base, headers=admin, json={"mapping": good})
+    assert again.json() == {"version": 2, "changed": False}
+
+    record = {"id": 1, "sku": "55502", "name": "Remklauw", "price_excl_vat": "1.00"}
+    given = client.post(f"{base}/preview", headers=viewer, json={"record": record}).json()
+    assert given["error"] is None and given["target"]["ART_DESC1"] == "Koppel: Remklauw"
+    first = min(shop.sandboxes.partspim.store.all("products"), key=lambda p: p["id"])
+    sampled = client.post(f"{base}/preview", headers=viewer, json={"key": str(first["id"])})
+    assert sampled.json()["source"]["sku"] == first["sku"]
+
+    versions = client.get(f"{base}/versions", headers=viewer).json()
+    assert [(v["version"], v["current"], v["note"]) for v in versions] == [
+        (1, False, "applied by test"),
+        (2, True, "by script"),
+    ]
+    restored = client.post(f"{base}/restore", headers=admin, json={"version": 1})
+    assert restored.json()["version"] == 3
+    assert store.flows.get(shop.flow.id).mapping == {}  # type: ignore[union-attr]
+
+    exported = client.get(
+        f"/api/v1/integrations/{shop.flow.integration_id}/export", headers=viewer
+    ).json()
+    assert "api_key: ${PIM_API_KEY}" in exported["text"] and "PIM_API_KEY" in exported["variables"]
