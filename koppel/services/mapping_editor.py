@@ -364,18 +364,22 @@ def save_rule(
     )
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _flat(document: Mapping[str, Any]) -> dict[str, str]:
     flat: dict[str, str] = {}
     for side, section in document.items():
         if not isinstance(section, Mapping):
-            flat[str(side)] = _yaml(section)
+            flat[str(side)] = _json(section)
             continue
         for key, value in section.items():
             if key in ("fields", "tables") and isinstance(value, Mapping):
                 for name, item in value.items():
-                    flat[f"{side}.{key}.{name}"] = _yaml(item)
+                    flat[f"{side}.{key}.{name}"] = _json(item)
             else:
-                flat[f"{side}.{key}"] = _yaml(value)
+                flat[f"{side}.{key}"] = _json(value)
     return flat
 
 
