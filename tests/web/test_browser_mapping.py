@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Dialog, Page, expect
 from koppel.settings import Settings
 from koppel.store import Store
 from koppel.web import create_app
+from tests.sandboxes_inprocess import ACCOUNTVIEW_URL, PARTSPIM_URL
 from tests.web.records import TOO_LONG_SKUS, Shop, synced_shop
 from tests.web.test_browser import LiveServer, photograph, sign_in
 
@@ -143,3 +144,41 @@ def test_an_admin_edits_previews_saves_syncs_and_restores_a_mapping(
     expect(page.get_by_role("status")).to_contain_text("The replay has run")
     articles = {r["ART_CODE"]: r for r in shop.sandboxes.accountview.rows("ARTICLE")}
     assert articles[other]["ART_DESC1"] == "Remschijf te lang"  # the default mapping again
+
+
+def test_an_admin_downloads_the_integration_file_and_uploads_a_changed_one(
+    page: Page, shop: Shop, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pim = shop.sandboxes.partspim.credentials(PARTSPIM_URL)
+    av = shop.sandboxes.accountview.credentials(ACCOUNTVIEW_URL)
+    sign_in(page, shop.admin.email)
+    page.get_by_role("link", name="Integration files").click()
+    expect(page.get_by_role("heading", name="Integration files")).to_be_visible()
+    photograph(page, "integration-files")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="initech-shop.yaml").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "${PIM_API_KEY}" in text and pim["api_key"] not in text
+    assert av["client_secret"] not in text and av["refresh_token"] not in text
+
+    changed = tmp_path / "initech-shop.yaml"
+    changed.write_text(text.replace("schedule: manual", "schedule: 10m"), encoding="utf-8")
+    page.get_by_label("Integration file (YAML)").set_input_files(str(changed))
+    page.get_by_role("button", name="Apply the file").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.locator("pre.reason")).to_contain_text("environment variable PIM_API_KEY")
+    photograph(page, "integration-files-refused")
+    assert store.flows.get(shop.flow.id).schedule_seconds is None  # type: ignore[union-attr]
+
+    for name, value in {
+        "PIM_API_KEY": pim["api_key"],
+        "AV_CLIENT_ID": av["client_id"],
+        "AV_CLIENT_SECRET": av["client_secret"],
+        "AV_COMPANY_ID": av["company_id"],
+        "AV_REFRESH_TOKEN": av["refresh_token"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    page.get_by_label("Integration file (YAML)").set_input_files(str(changed))
+    page.get_by_role("button", name="Apply the file").click()
+    expect(page.get_by_role("status")).to_have_text("The integration file is applied.")
+    assert store.flows.get(shop.flow.id).schedule_seconds == 600  # type: ignore[union-attr]

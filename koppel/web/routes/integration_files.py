@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from koppel.errors import KoppelError
+from koppel.accounts.errors import N_
+from koppel.errors import ErrorCategory, KoppelError
 from koppel.services import config_export, setup
 from koppel.services.config_export import IMPORT_MAX_BYTES
 from koppel.services.errors import InvalidRequest
@@ -19,6 +20,16 @@ from koppel.web.context import CurrentUser, page_context
 from koppel.web.deps import Admin, SignedIn, WorkspaceStore, admin_user, signed_in
 from koppel.web.routes.forms import redirect, refused
 from koppel.web.templating import render
+
+
+class FileRefused(KoppelError):
+    """The uploaded file is not applied; the page lists why under its form."""
+
+    category = ErrorCategory.CONFIGURATION
+    message_id = N_(
+        "The file is not applied: fix what is listed under the form and upload it again."
+    )
+
 
 pages = APIRouter(dependencies=[Depends(signed_in)], include_in_schema=False)
 actions = APIRouter(dependencies=[Depends(admin_user)], include_in_schema=False)
@@ -63,7 +74,7 @@ async def import_integration_file(
         )
     except KoppelError as error:
         view = {**_view(current.store, current), "detail": str(error)}
-        return refused(request, "integration_files.html", view, error)
+        return refused(request, "integration_files.html", view, FileRefused(str(error)))
     return redirect("/integration-files", "integration-imported")
 
 
