@@ -182,7 +182,9 @@ def _row(
     issues: Sequence[MappingIssue],
 ) -> MappingRow:
     written = {"from": rule.source, "expr": rule.expr, "each": rule.each}
-    kind = "const" if rule.const is not UNSET else next(k for k, v in written.items() if v)
+    kind = (
+        "const" if rule.const is not UNSET else next(k for k, v in written.items() if v is not None)
+    )
     return MappingRow(
         side=side,
         target=rule.target,
