@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from koppel.services import runs
 from koppel.settings import Settings
 from koppel.store import Flow, Store, User
 from koppel.web import create_app
-from tests.web.conftest import Browser
+from tests.web.conftest import Browser, World
 from tests.web.records import Shop, synced_shop
 
 EXPRESSION = "'Koppel: ' & name"
@@ -232,3 +232,16 @@ def test_the_api_gets_validates_previews_saves_lists_and_restores_a_mapping(
         f"/api/v1/integrations/{shop.flow.integration_id}/export", headers=viewer
     ).json()
     assert "api_key: ${PIM_API_KEY}" in exported["text"] and "PIM_API_KEY" in exported["variables"]
+
+
+def test_a_stored_mapping_that_does_not_fit_shows_its_problem_and_is_not_saved_over(
+    client_for: Callable[[User], Browser], world: World, store: Store
+) -> None:
+    """The seeded flow's mapping has a section that is neither get nor send."""
+    admin = client_for(world.a.admin)
+    page = admin.get(f"/flows/{world.a.seeded.flow.id}/mapping")
+    assert page.status_code == 200
+    assert "unknown section(s) name; use &#39;get&#39; and/or &#39;send&#39;" in page.text
+    saved = admin.form(f"/flows/{world.a.seeded.flow.id}/mapping/rule", _rule("name"))
+    assert saved.status_code == 422 and "unknown section(s) name" in saved.text
+    assert store.flows.get(world.a.seeded.flow.id).mapping_version == 1  # type: ignore[union-attr]
