@@ -20,18 +20,22 @@ from rich.table import Table
 from koppel.commands.common import (
     ConfigFile,
     ExitCode,
+    IntegrationOption,
     console,
     fail,
     friendly_errors,
     load_settings,
     opened_store,
+    pick_integration,
     problem,
     when,
 )
 from koppel.config import load_config
-from koppel.services import authorization, connections, setup
+from koppel.services import authorization, config_export, connections, setup
 
-config_app = typer.Typer(no_args_is_help=True, help="Apply integration files to the store.")
+config_app = typer.Typer(
+    no_args_is_help=True, help="Apply integration files to the store; export one from it."
+)
 connection_app = typer.Typer(
     no_args_is_help=True, help="Check that a connection works; authorise it (AccountView)."
 )
@@ -65,6 +69,31 @@ def apply(
             f"v{flow.mapping_version}",
         )
     console.print(table)
+
+
+@config_app.command()
+@friendly_errors
+def export(
+    integration: IntegrationOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the file here (default: stdout)")
+    ] = None,
+) -> None:
+    """Write an integration as its YAML file; credentials as ${VARIABLE} references."""
+    settings = load_settings()
+    with opened_store(settings) as store:
+        exported = config_export.export_integration(
+            store, pick_integration(store, None, integration)
+        )
+    if output is None:
+        typer.echo(exported.text, nl=False)
+        return
+    output.write_text(exported.text, encoding="utf-8")
+    console.print(
+        f"wrote {output}; its credentials are read from {', '.join(exported.variables) or 'no'} "
+        "environment variables when it is applied",
+        markup=False,
+    )
 
 
 @connection_app.command()

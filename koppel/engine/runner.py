@@ -33,6 +33,8 @@ class FlowRunner:
         """`handle_signals=False` leaves SIGTERM and Ctrl-C to the host (a web app's server);
         `transport` replaces the network under every flow's connectors (in-process tests)."""
         self.store = store
+        self.transport = transport
+        """The network under the flows' connectors; what reads a sample for them uses it too."""
         private_directory(settings.home)
         self.engine = Engine(
             database_url=settings.engine_database_url,

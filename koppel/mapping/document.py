@@ -164,6 +164,18 @@ def parse_mapping(source: str | Mapping[str, Any]) -> MappingSpec:
     return spec
 
 
+def parse_value(text: str, field: str, what: str) -> Any:
+    """One YAML value as a mapping document reads it (YAML 1.2 booleans: `NO` stays text),
+    e.g. a transform step `{truncate: 40}` or a constant typed into a form."""
+    try:
+        return _plain(yaml.load(text, Loader=_Loader))  # _Loader is a SafeLoader
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise InvalidMappingError(
+            [MappingIssue(Severity.ERROR, field, f"{what} is not valid YAML ({problem}): {text}")]
+        ) from None
+
+
 def load_mapping(path: Path) -> MappingSpec:
     spec = parse_mapping(path.read_text(encoding="utf-8"))
     return spec if spec.name else replace(spec, name=path.stem)
@@ -330,4 +342,5 @@ __all__ = [
     "load_mapping",
     "merge_mappings",
     "parse_mapping",
+    "parse_value",
 ]

@@ -221,6 +221,15 @@ class Expression:
         self._compiled.register_function("eval", None)
         self._compiled.set_validate_input(False)  # callers pass `to_json_value` output
 
+    def record_fields(self) -> tuple[str, ...]:
+        """The fields of the record the expression reads at its top (`name` of
+        `name & ' ' & attributes.colour`, `attributes` too), so validation can name one that
+        the source does not have. What is read relative to something else (a list's elements
+        in a predicate or a later path step, a lambda's argument, a variable) is not listed."""
+        found: list[str] = []
+        _top_fields(self._compiled.ast, found)
+        return tuple(dict.fromkeys(found))
+
     def evaluate(self, data: Any) -> Any:
         """Evaluate against `data` (already in JSON shape, see `to_json_value`)."""
         guard = _Guard(self.limits)
@@ -236,6 +245,39 @@ class Expression:
         finally:
             _current.guard = previous
         return _from_json_value(result)
+
+
+_CHILDREN = ("lhs", "rhs", "condition", "then", "_else", "expression", "expressions")
+
+
+def _top_fields(node: Any, found: list[str]) -> None:
+    """Walk a parsed JSONata expression; the record's context stays the root's everywhere but
+    in later path steps, predicates and lambdas, which are not entered."""
+    if isinstance(node, list | tuple):
+        for item in node:
+            _top_fields(item, found)
+        return
+    kind = getattr(node, "type", None)
+    if kind is None or kind == "lambda":
+        return
+    if kind == "name":
+        found.append(str(node.value))
+        return
+    if kind == "path":
+        first = (node.steps or [None])[0]
+        if getattr(first, "type", None) == "name":
+            found.append(str(first.value))
+        else:
+            _top_fields(first, found)
+        return
+    if kind == "function":
+        _top_fields(node.arguments or [], found)
+        return
+    if kind == "unary" and node.value == "{":
+        _top_fields(node.lhs or [], found)
+        return
+    for attribute in _CHILDREN:
+        _top_fields(getattr(node, attribute, None), found)
 
 
 def _describe(error: BaseException) -> str:

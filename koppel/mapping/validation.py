@@ -64,6 +64,15 @@ class _Checker:
         for step in compiled.steps:
             for ref in step.refs:
                 self.check_source(field, ref, source_prefix)
+        if compiled.expression is not None:
+            for name in compiled.expression.record_fields():
+                if not self.source.knows(source_prefix + name):
+                    self.add(
+                        Severity.ERROR,
+                        field,
+                        f"the expression reads {name}, which is not in {self.source.name}"
+                        f"{_close(source_prefix + name, self.source)}",
+                    )
         target = compiled.target
         if target is None and not self.target.knows(field):
             self.add(

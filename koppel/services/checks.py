@@ -10,7 +10,7 @@ applied and no API call is made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -75,24 +75,19 @@ def flow_config(config: IntegrationConfig, file: Path, name: str) -> FlowConfig:
     return config.flows[name]
 
 
-def _schemas(
-    config: IntegrationConfig, flow: FlowConfig
+def mapping_schemas(
+    source_app: str, target_app: str, entity: str
 ) -> dict[str, tuple[RecordSchema, RecordSchema]]:
     """Both stages' schemas, from the connectors' entities (no connector is built, no API call
-    is made); credentials that lack a field are named here, as a run would name them."""
-    source_connection = config.connections[flow.source]
-    target_connection = config.connections[flow.target]
-    for connection in (source_connection, target_connection):
-        check_credentials(connection.application, connection.base_url, connection.credentials)
-    source_app, target_app = source_connection.application, target_connection.application
+    is made)."""
     source, target = entity_specs(source_app), entity_specs(target_app)
-    attached = ATTACHED_RECORDS.get((source_app, flow.entity), {})
+    attached = ATTACHED_RECORDS.get((source_app, entity), {})
     source_schema = attached_schema(
-        source[application_entity(source_app, flow.entity)].schema,
-        {name: source[entity].schema for name, entity in attached.items()},
+        source[application_entity(source_app, entity)].schema,
+        {name: source[other].schema for name, other in attached.items()},
     )
-    target_schema = target[application_entity(target_app, flow.entity)].schema
-    if (target_app, flow.entity) in UPDATE_ONLY:
+    target_schema = target[application_entity(target_app, entity)].schema
+    if (target_app, entity) in UPDATE_ONLY:
         # Such flows only update records that exist: the target's create-only needs do not apply.
         target_schema = RecordSchema(
             target_schema.name,
@@ -100,26 +95,28 @@ def _schemas(
             target_schema.open_paths,
         )
     return {
-        "get": (source_schema, canonical_schema(flow.entity)),
-        "send": (canonical_schema(flow.entity, with_resolved=True), target_schema),
+        "get": (source_schema, canonical_schema(entity)),
+        "send": (canonical_schema(entity, with_resolved=True), target_schema),
     }
 
 
-def inspect_file_mapping(config: IntegrationConfig, file: Path, flow_name: str) -> FlowMappingView:
-    """The flow's effective mappings as the (loaded) file makes them, and their issues."""
-    flow = flow_config(config, file, flow_name)
-    schemas = _schemas(config, flow)
-    settings = {**config.settings, **flow.settings}
+def inspect_mapping(
+    name: str,
+    entity: str,
+    applications: dict[str, str],
+    overrides: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> FlowMappingView:
+    """A flow's effective mappings (the connectors' defaults with `overrides` merged on) and
+    their issues; `applications`: side -> application, `settings`: the flow's merged settings
+    (for their lookup tables). An integration file's flow and a stored flow both come here."""
+    schemas = mapping_schemas(applications["get"], applications["send"], entity)
     tables: dict[str, dict[str, Any]] = {
-        name: dict(table) for name, table in (settings.get("tables") or {}).items()
-    }
-    applications = {
-        "get": config.connections[flow.source].application.value,
-        "send": config.connections[flow.target].application.value,
+        table: dict(values) for table, values in (settings.get("tables") or {}).items()
     }
     specs: dict[str, MappingSpec] = {}
     issues: dict[str, list[MappingIssue]] = {}
-    unknown = sorted(set(flow.mapping) - set(SIDES))
+    unknown = sorted(set(overrides) - set(SIDES))
     for side in SIDES:
         issues[side] = []
         if side == "get" and unknown:
@@ -130,22 +127,36 @@ def inspect_file_mapping(config: IntegrationConfig, file: Path, flow_name: str) 
                     f"unknown section(s) {', '.join(unknown)}; use 'get' and/or 'send'",
                 )
             )
+        override = overrides.get(side)
         try:
-            spec = effective_spec(applications[side], flow.entity, side, flow.mapping.get(side))
+            spec = effective_spec(applications[side], entity, side, override)
         except InvalidMappingError as error:
             issues[side].extend(error.issues)
             continue
         specs[side] = spec
         source_schema, target_schema = schemas[side]
-        # Warnings only for what the file writes: the connector's default is its own concern.
-        override = flow.mapping.get(side)
+        # Warnings only for what the override writes: the connector's default is its own concern.
         written = set(written_fields(parse_mapping(override).fields)) if override else set()
         issues[side].extend(
             issue
             for issue in validate(spec, source_schema, target_schema, tables=tables)
             if issue.severity is Severity.ERROR or issue.field in written
         )
-    return FlowMappingView(flow_name, flow.entity, applications, specs, schemas, issues, tables)
+    return FlowMappingView(name, entity, applications, specs, schemas, issues, tables)
+
+
+def inspect_file_mapping(config: IntegrationConfig, file: Path, flow_name: str) -> FlowMappingView:
+    """The flow's effective mappings as the (loaded) file makes them, and their issues;
+    credentials that lack a field are named here, as a run would name them."""
+    flow = flow_config(config, file, flow_name)
+    for connection in (config.connections[flow.source], config.connections[flow.target]):
+        check_credentials(connection.application, connection.base_url, connection.credentials)
+    applications = {
+        "get": config.connections[flow.source].application.value,
+        "send": config.connections[flow.target].application.value,
+    }
+    settings = {**config.settings, **flow.settings}
+    return inspect_mapping(flow_name, flow.entity, applications, flow.mapping, settings)
 
 
 def _settings_problems(config: IntegrationConfig) -> list[tuple[str, str]]:
@@ -210,4 +221,12 @@ def check_config(config: IntegrationConfig, file: Path) -> None:
         raise ConfigError(file, problems)
 
 
-__all__ = ["SIDES", "FlowMappingView", "check_config", "flow_config", "inspect_file_mapping"]
+__all__ = [
+    "SIDES",
+    "FlowMappingView",
+    "check_config",
+    "flow_config",
+    "inspect_file_mapping",
+    "inspect_mapping",
+    "mapping_schemas",
+]

@@ -29,11 +29,14 @@ from koppel.web.routes import (
     account,
     activity,
     api,
+    api_mappings,
     api_records,
     auth,
     connections,
     dashboard,
     dead_letters,
+    integration_files,
+    mappings,
     runs,
     users,
 )
@@ -122,8 +125,13 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(dead_letters.pages)
     app.include_router(dead_letters.actions)
+    app.include_router(mappings.pages)
+    app.include_router(mappings.actions)
+    app.include_router(integration_files.pages)
+    app.include_router(integration_files.actions)
     app.include_router(api.router)
     app.include_router(api_records.router)
+    app.include_router(api_mappings.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, https=settings.web_https)

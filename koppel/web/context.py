@@ -29,6 +29,10 @@ NOTICES = {
         "its records."
     ),
     "discarded": N_("The dead letters are discarded; they are not retried again."),
+    "mapping-saved": N_("The mapping is saved as a new version; the next runs use it."),
+    "mapping-unchanged": N_("The mapping was already this one; nothing is saved."),
+    "mapping-restored": N_("The version is restored as a new version; the next runs use it."),
+    "integration-imported": N_("The integration file is applied."),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 

@@ -26,6 +26,7 @@ from koppel.mapping import (
     to_text,
     validate,
 )
+from koppel.mapping.document import parse_value
 from koppel.model import Order, Product
 from koppel.model.schema import FieldSpec, FieldType, RecordSchema, schema_from_model
 
@@ -509,3 +510,36 @@ def test_connectors_mark_the_field_their_records_are_found_by() -> None:
     assert AV_ENTITIES["articles"].spec.schema.fields["ART_CODE"].key
     assert not AV_ENTITIES["articles"].spec.schema.fields["ART_DESC1"].key
     assert PIM_ENTITIES["products"].schema.fields["sku"].key
+
+
+def test_validate_names_a_field_an_expression_reads_that_the_source_lacks() -> None:
+    text = """
+fields:
+  ART_CODE: {expr: "$uppercase(skuu)"}
+  ART_DESC1: {expr: "$join([nmae, attributes.kleur], ' ')", transform: [{truncate: 40}]}
+  ART_MEMO: {expr: "$map(categories, function($c) { $c.label })"}
+  CUR_CODE: {expr: "prices[incl_vat = false].amount ? 'EUR' : 'USD'"}
+"""
+    issues = issues_of(text)
+    assert (
+        "error: ART_CODE: the expression reads skuu, which is not in Parts Pim product: "
+        "did you mean sku?"
+    ) in issues
+    assert (
+        "error: ART_DESC1: the expression reads nmae, which is not in Parts Pim product: "
+        "did you mean name?"
+    ) in issues
+    # What is read relative to an element (a lambda's argument, a predicate) is not checked,
+    # and a field under an open path (attributes) is known.
+    assert not [line for line in issues if "ART_MEMO" in line or "CUR_CODE" in line]
+    assert not [line for line in issues if "attributes" in line]
+
+
+def test_a_value_typed_into_the_editor_is_read_as_the_mapping_reads_yaml() -> None:
+    assert parse_value("NO", "ORIG_CNT", "the constant") == "NO"
+    assert parse_value("{truncate: 40}", "ART_DESC1", "transform step 1") == {"truncate": 40}
+    assert parse_value("pad: [6, '0']", "ART_CODE", "transform step 1") == {"pad": [6, "0"]}
+    with pytest.raises(InvalidMappingError) as raised:
+        parse_value("{truncate: 40", "ART_DESC1", "transform step 2")
+    (issue,) = raised.value.issues
+    assert issue.field == "ART_DESC1" and issue.message.startswith("transform step 2 is not valid")

@@ -41,8 +41,11 @@ VIEWER_MAY_CHANGE = {
     "change_own_language",
     "create_token",
     "revoke_own_token",
+    "api_validate_mapping",
+    "api_preview_mapping",
 }
-"""State-changing routes about one's own account, open to viewers. Every other one refuses them."""
+"""State-changing routes about one's own account, open to viewers, and two POSTs that change
+nothing (a mapping checked or previewed, sent as a body). Every other one refuses them."""
 PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "user_id": lambda world: world.a.viewer.id,
     "token_id": lambda world: world.a.viewer_token.token.id,

@@ -56,3 +56,55 @@ for (const region of document.querySelectorAll("[data-refresh]")) {
     }
   }, seconds * 1000);
 }
+
+// The mapping editor: the rule being written is checked as one types (a short pause after the
+// last key), and what validation says appears beside the fields; a library function with its
+// arguments is added to the transforms as a line.
+for (const form of document.querySelectorAll("form[data-check]")) {
+  const region = form.querySelector(".rule-check");
+  let timer;
+  const check = async () => {
+    const body = new FormData(form);
+    try {
+      const response = await fetch(form.dataset.check, {
+        method: "POST",
+        body,
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRF-Token": body.get("csrf_token") },
+      });
+      if (!response.ok) {
+        return;
+      }
+      const answer = await response.json();
+      region.replaceChildren(
+        ...answer.issues.map((issue) => {
+          const line = document.createElement("p");
+          line.className = `issue issue-${issue.severity}`;
+          line.textContent = `${issue.field}: ${issue.message}`;
+          return line;
+        }),
+      );
+      region.dataset.checked = String(Date.now());
+    } catch {
+      // Offline: the save checks the rule again.
+    }
+  };
+  form.addEventListener("input", () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(check, 300);
+  });
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element ? event.target.closest("[data-add-function]") : null;
+  if (!button) {
+    return;
+  }
+  const form = button.closest("form");
+  const steps = document.getElementById(button.dataset.addFunction);
+  const name = form.querySelector("#function-name").value;
+  const args = form.querySelector("#function-arguments").value.trim();
+  const step = args ? `${name}: ${args}` : name;
+  steps.value = steps.value.trim() ? `${steps.value.trim()}\n${step}` : step;
+  steps.dispatchEvent(new Event("input", { bubbles: true }));
+});
