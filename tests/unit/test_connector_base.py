@@ -190,3 +190,17 @@ def test_page_guard_stops_loops_and_runaways() -> None:
     guard.advance("c")
     with pytest.raises(PagingLoopError, match="more than 3 pages"):
         guard.advance("d")
+
+
+async def test_a_redirect_is_not_followed_and_says_where_it_pointed() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(302, headers={"location": "http://169.254.169.254/latest"})
+
+    async with ApiClient("http://api", limits=FAST, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(FatalAPIError, match="does not follow redirects") as raised:
+            await c.send("GET", "/items", kind="read")
+    assert [r.url.host for r in seen] == ["api"]
+    assert "169.254.169.254/latest" in str(raised.value)
