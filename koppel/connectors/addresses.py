@@ -111,7 +111,9 @@ async def check_base_url(base_url: str, allowed: Sequence[IPNetwork]) -> str:
             "enter credentials in their own fields"
         )
     if host.rstrip(".").lower() in _METADATA_HOSTS:
-        raise AddressRefused(f"{where}: {host} is a cloud metadata service, which Koppel never calls")
+        raise AddressRefused(
+            f"{where}: {host} is a cloud metadata service, which Koppel never calls"
+        )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:

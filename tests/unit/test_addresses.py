@@ -38,7 +38,7 @@ async def test_refused_addresses_say_why(url: str, because: str) -> None:
 
 
 async def test_a_private_address_names_the_setting_that_allows_it() -> None:
-    with pytest.raises(AddressRefused, match="KOPPEL_ALLOWED_NETWORKS=10.1.2.3"):
+    with pytest.raises(AddressRefused, match=r"KOPPEL_ALLOWED_NETWORKS=10\.1\.2\.3"):
         await check_base_url("http://10.1.2.3/", ())
 
 
