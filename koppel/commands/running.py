@@ -26,7 +26,6 @@ from koppel.commands.common import (
     err_console,
 )
 from koppel.engine.runner import FlowRunner
-from koppel.flows.pipeline import plain_json
 from koppel.services.activity import RunView
 from koppel.services.dry_run import DryRunReport
 from koppel.services.runs import FlowReport
@@ -191,8 +190,7 @@ def dry_run_json(report: DryRunReport) -> dict[str, Any]:
                 "entity": entity,
                 "records": report.writes.get((application, entity), 0),
                 "examples": [
-                    {"key": e.key, "created": e.created, "record": plain_json(e.record)}
-                    for e in examples
+                    {"key": e.key, "created": e.created, "record": e.record} for e in examples
                 ],
             }
             for (application, entity), examples in report.examples.items()
@@ -237,7 +235,7 @@ def print_dry_run(report: DryRunReport, label: str, as_json: bool) -> NoReturn:
         console.print(f"would send {total} {sent} records to {application}, e.g.:", markup=False)
         for example in examples:
             verb = "create" if example.created else "update"
-            record = json.dumps(plain_json(example.record), ensure_ascii=False)
+            record = json.dumps(example.record, ensure_ascii=False)
             console.print(f"  {verb} {example.key}: {record}", markup=False)
     raise typer.Exit(int(code))
 

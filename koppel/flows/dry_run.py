@@ -16,6 +16,7 @@ from datetime import datetime
 
 from koppel.connectors.base import ApiClient, EntitySpec, Record, WriteResult
 from koppel.connectors.registry import ClientConnector
+from koppel.flows.pipeline import plain_json
 
 EXAMPLES_PER_ENTITY = 3
 """How many of the records that would be sent a dry run keeps per entity, to show."""
@@ -32,6 +33,7 @@ class WouldSend:
     key: str
     created: bool
     record: Record
+    """As JSON holds it (amounts and dates as text)."""
 
 
 @dataclass
@@ -132,7 +134,7 @@ class DryRunConnector:
             after = {**(existing or {}), **record, spec.id_field: assigned}
             key = key or str(after.get(spec.key_field) or assigned)
             after.setdefault(spec.key_field, key)
-            sent = WouldSend(self.application, entity, key, existing is None, dict(record))
+            sent = WouldSend(self.application, entity, key, existing is None, plain_json(record))
             self._rehearsal.remember(self._connection_id, sent, after)
             results.append(
                 WriteResult(key=key, target_id=assigned, created=existing is None, record=after)

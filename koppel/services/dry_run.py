@@ -14,7 +14,7 @@ with its fix before anything is read.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -91,31 +91,43 @@ async def dry_run_flows(
     store: Store, flows: Sequence[Flow], *, transport: httpx.AsyncBaseTransport | None = None
 ) -> DryRunReport:
     """Dry-run the flows in order (see the module); nothing is written anywhere."""
-    broken = await _broken_connections(store, flows, transport)
-    rehearsal = Rehearsal()
-    forecasts: list[FlowForecast] = []
+    connection_ids = {i for f in flows for i in (f.source_connection_id, f.target_connection_id)}
+    broken = await broken_connections(store, connection_ids, transport)
     with store.rehearsal() as rehearsing:
-        for flow in flows:
-            checks = [broken.get(flow.source_connection_id), broken.get(flow.target_connection_id)]
-            problems = [
-                f"connection {c.name}: {c.message}" + (f"\n{c.fix}" if c.fix else "")
-                for c in checks
-                if c is not None
-            ]
-            if problems:
-                forecasts.append(FlowForecast(flow.name, (), "\n".join(problems)))
-                continue
-            forecasts.append(await _forecast(rehearsing, flow, rehearsal, transport))
+        return await forecast_flows(rehearsing, flows, Rehearsal(), broken, transport)
+
+
+async def forecast_flows(
+    rehearsing: Store,
+    flows: Sequence[Flow],
+    rehearsal: Rehearsal,
+    broken: Mapping[int, ConnectionCheck],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> DryRunReport:
+    """The flows dry-run in order on a `Store.rehearsal()`; those of a `broken` connection
+    (`broken_connections`) are reported as such, unread."""
+    forecasts: list[FlowForecast] = []
+    for flow in flows:
+        checks = [broken.get(flow.source_connection_id), broken.get(flow.target_connection_id)]
+        problems = [
+            f"connection {c.name}: {c.message}" + (f"\n{c.fix}" if c.fix else "")
+            for c in checks
+            if c is not None
+        ]
+        if problems:
+            forecasts.append(FlowForecast(flow.name, (), "\n".join(problems)))
+            continue
+        forecasts.append(await _forecast(rehearsing, flow, rehearsal, transport))
     return DryRunReport(tuple(forecasts), rehearsal.examples, rehearsal.writes)
 
 
-async def _broken_connections(
-    store: Store, flows: Sequence[Flow], transport: httpx.AsyncBaseTransport | None
+async def broken_connections(
+    store: Store, connection_ids: Iterable[int], transport: httpx.AsyncBaseTransport | None
 ) -> dict[int, ConnectionCheck]:
-    """The connections of the flows that do not work, by id, each tested once."""
+    """The connections that do not work, by id, each tested once on the real store (a token
+    the API rotates on the test is kept)."""
     broken: dict[int, ConnectionCheck] = {}
-    ids = dict.fromkeys(i for f in flows for i in (f.source_connection_id, f.target_connection_id))
-    for connection_id in ids:
+    for connection_id in sorted(set(connection_ids)):
         connection = store.connections.get(connection_id)
         assert connection is not None
         check = await check_connection(store, connection, transport=transport)
@@ -176,4 +188,11 @@ def _entities(store: Store, flow: Flow, run_id: str) -> list[EntityForecast]:
     return list(by_entity.values())
 
 
-__all__ = ["DryRunReport", "EntityForecast", "FlowForecast", "dry_run_flows"]
+__all__ = [
+    "DryRunReport",
+    "EntityForecast",
+    "FlowForecast",
+    "broken_connections",
+    "dry_run_flows",
+    "forecast_flows",
+]

@@ -29,6 +29,11 @@ NOTICES = {
         "its records."
     ),
     "discarded": N_("The dead letters are discarded; they are not retried again."),
+    "authorised": N_("The connection is authorised again."),
+    "activated": N_(
+        "The integration is active: the first run has started, then the flows run on their "
+        "schedules."
+    ),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 
