@@ -219,3 +219,81 @@ def first_synced_order(home: Home) -> str:
             return str(sorted(booked)[0])
         time.sleep(0.2)
     raise AssertionError("no Parts Pim order reached AccountView within a minute")
+
+
+def test_a_wrong_api_key_says_so_and_saves_nothing(page: Page, home: Home) -> None:
+    first_admin(page, home)
+    choose_applications(page)
+    connect_parts_pim(page, home.pim_url, "not-the-key")
+    failed = parts_pim_card(page).get_by_role("alert")
+    expect(failed).to_contain_text("The test failed.")
+    expect(failed).to_contain_text("credentials were refused")
+    expect(failed).to_contain_text("enter them again")
+    expect(failed).to_contain_text("Nothing was saved")
+    photograph(page, "wizard-bad-api-key")
+    assert home.store.connections.list(tenant_of(home)) == []
+
+
+def test_an_unreachable_address_says_nothing_listens_there(page: Page, home: Home) -> None:
+    first_admin(page, home)
+    choose_applications(page)
+    connect_parts_pim(page, "http://127.0.0.1:9", home.sandboxes.partspim.store.api_key)
+    failed = parts_pim_card(page).get_by_role("alert")
+    expect(failed).to_contain_text("refused the connection (nothing listens there)")
+    expect(failed).to_contain_text("check its address and that the service is up")
+    photograph(page, "wizard-bad-unreachable")
+    assert home.store.connections.list(tenant_of(home)) == []
+
+
+@pytest.mark.parametrize(
+    ("address", "because"),
+    [
+        ("http://169.254.169.254/latest/meta-data", "link-local address"),
+        ("http://10.20.30.40/api", "KOPPEL_ALLOWED_NETWORKS"),
+        ("ftp://127.0.0.1/api", "only http:// and https://"),
+    ],
+)
+def test_a_forbidden_address_is_refused_before_any_call(
+    page: Page, home: Home, address: str, because: str
+) -> None:
+    first_admin(page, home)
+    choose_applications(page)
+    home.sandboxes.partspim.faults.log.clear()
+    page.locator("#partspim-base_url").evaluate("input => input.type = 'text'")
+    connect_parts_pim(page, address, home.sandboxes.partspim.store.api_key)
+    expect(parts_pim_card(page).get_by_role("alert")).to_contain_text(because)
+    if because == "link-local address":
+        photograph(page, "wizard-bad-address")
+    assert home.store.connections.list(tenant_of(home)) == []
+
+
+def test_a_refused_authorisation_says_to_choose_allow(page: Page, home: Home) -> None:
+    first_admin(page, home)
+    choose_applications(page)
+    app = home.sandboxes.accountview.client_app
+    authorise_accountview(page, home.av_url, app.client_id, app.client_secret)
+    page.get_by_role("button", name="Deny").click()
+    refused = accountview_card(page).get_by_role("alert")
+    expect(refused).to_contain_text("did not grant access (access_denied)")
+    expect(refused).to_contain_text("start again and choose Allow")
+    photograph(page, "wizard-bad-refused")
+    expect(accountview_card(page).get_by_role("button", name="Authorise")).to_be_visible()
+
+
+def test_a_wrong_client_secret_says_so_after_the_login(page: Page, home: Home) -> None:
+    first_admin(page, home)
+    choose_applications(page)
+    app = home.sandboxes.accountview.client_app
+    authorise_accountview(page, home.av_url, app.client_id, "not-the-secret")
+    page.get_by_role("button", name="Allow").click()
+    refused = accountview_card(page).get_by_role("alert")
+    expect(refused).to_contain_text("AccountView refused the credentials")
+    expect(refused).to_contain_text("check client_id and client_secret")
+    photograph(page, "wizard-bad-client-secret")
+    expect(accountview_card(page).get_by_role("button", name="Authorise")).to_be_visible()
+
+
+def tenant_of(home: Home) -> int:
+    tenant = home.store.tenants.get_by_name("acme")
+    assert tenant is not None
+    return tenant.id

@@ -14,15 +14,16 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from koppel.connectors.registry import APPLICATIONS
 from koppel.engine.runner import FlowRunner
-from koppel.errors import KoppelError
+from koppel.errors import KoppelError, validation_message
 from koppel.services import authorization, wizard
 from koppel.services.connections import ConnectionCheck
-from koppel.services.errors import NotFound
+from koppel.services.errors import InvalidRequest, NotFound
 from koppel.services.wizard import SetupDraft
 from koppel.store import Flow
 from koppel.web.context import CurrentUser, page_context, web_state
@@ -64,8 +65,9 @@ def _page(
 
 
 def _problem(request: Request, error: KoppelError) -> dict[str, Any]:
-    problem = problem_for(error, page_context(request).locale)
-    return {"error": problem.detail, "error_kind": problem.kind, "_status": problem.status}
+    # The wizard's errors say what to fix (an address refused and why): shown as they are.
+    problem = problem_for(error, page_context(request).locale, for_page=False)
+    return {"problem": problem.detail, "problem_kind": problem.kind, "_status": problem.status}
 
 
 def _with_problem(
@@ -237,7 +239,11 @@ async def setup_choose_flows(request: Request, current: Admin) -> Response:
     chosen = {str(v) for v in form.getlist("flow")}
     draft.flows = tuple(f.key for f in offered if f.key in chosen)
     if not draft.flows:
-        view = {"offered": offered, "error": "Choose at least one flow.", "error_kind": "invalid"}
+        view = {
+            "offered": offered,
+            "problem": "Choose at least one flow.",
+            "problem_kind": "invalid",
+        }
         return _page(request, current, "flows", view, status=422)
     return redirect("/setup/settings")
 
@@ -283,12 +289,13 @@ async def setup_save_settings(request: Request, current: Admin) -> Response:
         draft.schedule = text["schedule"]
     try:
         wizard.draft_config(current.store, current.workspace, draft)
-    except (KoppelError, ValueError) as error:
+    except ValidationError as error:
         view = await _settings_view(request, current)
-        if isinstance(error, KoppelError):
-            return _with_problem(request, current, "settings", view, error)
-        view.update(error=str(error), error_kind="invalid")
-        return _page(request, current, "settings", view, status=422)
+        refused = InvalidRequest(validation_message(error))
+        return _with_problem(request, current, "settings", view, refused)
+    except KoppelError as error:
+        view = await _settings_view(request, current)
+        return _with_problem(request, current, "settings", view, error)
     return redirect("/setup/dry-run")
 
 
