@@ -19,7 +19,7 @@ from koppel.engine.runner import FlowRunner
 from koppel.sandbox.accountview.app import API
 from koppel.services.demo import SHIPPING_ARTICLE, DemoSandboxes, running_sandboxes
 from koppel.settings import Settings
-from koppel.store import Store
+from koppel.store import ConnectionState, Store
 from koppel.web import create_app
 from tests.e2e.cli import sellable_skus
 from tests.web.conftest import PASSWORD
@@ -174,6 +174,23 @@ def test_the_wizard_from_an_empty_home_to_the_first_synced_order(page: Page, hom
     page.goto(f"/activity?key={order}")
     expect(page.get_by_role("row", name=re.compile(r"· run \d+ orders .* created"))).to_be_visible()
     photograph(page, "wizard-7-activity")
+
+    # A grant AccountView refused later: the connections page offers to authorise it again.
+    tenant = tenant_of(home)
+    av = home.store.connections.get_by_name(tenant, "accountview")
+    assert av is not None
+    home.store.connections.set_state(av.id, ConnectionState.NEEDS_AUTHORISATION, "grant revoked")
+    page.goto("/connections")
+    card = page.locator("section", has=page.get_by_role("heading", name="accountview"))
+    expect(card.get_by_text("needs authorisation")).to_be_visible()
+    card.get_by_role("button", name="Authorise again").click()
+    photograph(page, "connections-authorise-again")
+    page.get_by_role("link", name="Continue to the login page").click()
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_text("The connection is authorised again.")).to_be_visible()
+    card = page.locator("section", has=page.get_by_role("heading", name="accountview"))
+    expect(card.get_by_text("ready", exact=True)).to_be_visible()
+    expect(card.get_by_text("needs authorisation")).to_have_count(0)
 
 
 def writes(home: Home) -> list[str]:
