@@ -106,6 +106,8 @@ class SetupDraft:
     connections: dict[str, int] = field(default_factory=dict)
     """Application -> the id of its stored connection, once it works (or, AccountView, is
     being authorised)."""
+    tested: set[str] = field(default_factory=set)
+    """Applications whose connection passed its test (the next step waits for all)."""
     flows: tuple[str, ...] = ("products", "customers", "orders")
     settings: dict[str, Any] = field(
         default_factory=lambda: {
@@ -126,6 +128,17 @@ class SetupDraft:
 
     def connection_ids(self) -> set[int]:
         return set(self.connections.values())
+
+    @property
+    def connected(self) -> bool:
+        """Every chosen application has a connection that passed its test."""
+        return bool(self.applications) and set(self.applications) <= self.tested
+
+    def tested_as(self, application: str, works: bool) -> None:
+        if works:
+            self.tested.add(application)
+        else:
+            self.tested.discard(application)
 
 
 def offered_applications() -> list[ApplicationInfo]:

@@ -150,6 +150,7 @@ async def setup_connect(
                 allowed=settings.networks_allowed,
             )
             draft.connections[application] = connection.id
+            draft.tested_as(application, False)
             redirect_uri = str(request.url_for("setup_authorized"))
             started = authorization.start(current.store, connection, redirect_uri)
             # A link, not a redirect: the page's form-action 'self' stops a form's redirect
@@ -171,6 +172,7 @@ async def setup_connect(
         draft.connections[application] = stored.id
     else:
         draft.connections.pop(application, None)
+    draft.tested_as(application, check.works)
     view = _connections_view(
         request, current, entered=entered, checks={application: _check_view(check)}
     )
@@ -218,6 +220,7 @@ async def setup_company(
     except KoppelError as error:
         view = _connections_view(request, current, failed=application)
         return _with_problem(request, current, "connections", view, error)
+    draft.tested_as(application, check.works)
     view = _connections_view(request, current, checks={application: _check_view(check)})
     return _page(request, current, "connections", view, status=200 if check.works else 422)
 
