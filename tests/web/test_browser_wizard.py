@@ -214,7 +214,7 @@ def sellable_skus_of(home: Home) -> set[str]:
 
 def forecast(page: Page, flow: str, entity: str, kind: str) -> int:
     card = page.locator("section", has=page.get_by_role("heading", name=flow, exact=True))
-    cell = card.locator(f'tr[data-entity="{entity}"] td[data-kind="{kind}"]')
+    cell = card.locator(f'tr[data-entity="{entity}"] td[data-kind="{kind}"] .count')
     return int(cell.inner_text())
 
 
