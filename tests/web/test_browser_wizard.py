@@ -245,7 +245,7 @@ def test_a_wrong_api_key_says_so_and_saves_nothing(page: Page, home: Home) -> No
     failed = parts_pim_card(page).get_by_role("alert")
     expect(failed).to_contain_text("The test failed.")
     expect(failed).to_contain_text("credentials were refused")
-    expect(failed).to_contain_text("enter them again")
+    expect(failed).to_contain_text("copy it again from the application")
     expect(failed).to_contain_text("Nothing was saved")
     photograph(page, "wizard-bad-api-key")
     assert home.store.connections.list(tenant_of(home)) == []

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from koppel.connectors.registry import APPLICATIONS
 from koppel.engine.runner import FlowRunner
-from koppel.errors import KoppelError, validation_message
+from koppel.errors import N_, ErrorCategory, KoppelError, validation_message
 from koppel.services import authorization, wizard
 from koppel.services.connections import ConnectionCheck
 from koppel.services.errors import InvalidRequest, NotFound
@@ -117,8 +117,18 @@ def _connections_view(request: Request, current: CurrentUser, **extra: Any) -> d
     }
 
 
+KEY_REFUSED = N_(
+    "The application refused the key: copy it again from the application, and check that it "
+    "has read and write access."
+)
+"""The hint for an application that logs in with a key (nothing to authorise there)."""
+
+
 def _check_view(check: ConnectionCheck) -> dict[str, Any]:
+    info = APPLICATIONS.get(check.application)
     hint = HINTS.get(check.category) if check.category else None
+    if check.category is ErrorCategory.AUTHORISATION and info and not info.authorised:
+        hint = KEY_REFUSED
     return {"check": check, "hint": hint}
 
 
