@@ -162,6 +162,7 @@ def test_the_wizard_from_an_empty_home_to_the_first_synced_order(page: Page, hom
     pim = home.sandboxes.partspim.store
     assert forecast(page, "products", "products", "created") == len(sellable_skus_of(home))
     assert forecast(page, "products", "categories", "created") == len(pim.all("categories"))
+    assert forecast(page, "customers", "customers", "created") == len(pim.all("relations"))
     assert forecast(page, "orders", "orders", "failed") == 0
     orders_forecast = forecast(page, "orders", "orders", "created")
     assert orders_forecast == len(pim.all("orders")) - forecast(page, "orders", "orders", "skipped")
