@@ -12,6 +12,12 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 
+def N_(message: str) -> str:
+    """Marks a text for the web app's catalogue without translating it here (gettext_noop);
+    the page that shows it translates it."""
+    return message
+
+
 class ErrorCategory(StrEnum):
     CONFIGURATION = "configuration"
     """A file, a setting or a mapping must change; the message says which and how."""
@@ -69,4 +75,4 @@ def validation_message(error: ValidationError) -> str:
     return f"{error.title}: " + "; ".join(problems)
 
 
-__all__ = ["ErrorCategory", "KoppelError", "NotFound", "reason_of", "validation_message"]
+__all__ = ["N_", "ErrorCategory", "KoppelError", "NotFound", "reason_of", "validation_message"]

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from koppel.connectors.addresses import IPNetwork, parse_networks
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOPPEL_", extra="ignore")
@@ -50,6 +52,13 @@ class Settings(BaseSettings):
         default="local",
         description="this process's name for run recovery; every worker sharing a PostgreSQL "
         "engine database needs its own, stable id",
+    )
+
+    allowed_networks: str = Field(
+        default="",
+        description="comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8) that base "
+        "URLs entered on the web may point at besides public addresses; loopback and private "
+        "ranges are refused otherwise, link-local and cloud metadata always",
     )
 
     web_https: bool = Field(
@@ -96,6 +105,17 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r}; use a name such as Europe/Amsterdam"
             ) from None
         return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def networks_allowed(self) -> tuple[IPNetwork, ...]:
+        """`allowed_networks` parsed: what the address guard lets through beside the public."""
+        return parse_networks(self.allowed_networks)
 
     @property
     def allowed_hosts(self) -> list[str]:

@@ -3,12 +3,7 @@ user's language (`message_id` and `params`), the command line in English (`str(e
 
 from __future__ import annotations
 
-from koppel.errors import ErrorCategory, KoppelError
-
-
-def N_(message: str) -> str:
-    """Marks a message for the catalogue without translating it here (gettext_noop)."""
-    return message
+from koppel.errors import N_, ErrorCategory, KoppelError
 
 
 class AccountError(KoppelError):

@@ -23,6 +23,7 @@ from koppel.commands.common import (
 from koppel.commands.running import (
     WorkerLines,
     exit_code,
+    print_dry_run,
     print_reports,
     progress_lines,
     report_json,
@@ -30,6 +31,7 @@ from koppel.commands.running import (
 )
 from koppel.config import load_config
 from koppel.services import dead_letters, runs, setup
+from koppel.services import dry_run as dry_runs
 from koppel.services import worker as worker_service
 from koppel.services.runs import FlowReport
 from koppel.settings import Settings
@@ -70,11 +72,20 @@ def sync(
     config: ConfigFile,
     flow: FlowsOption = None,
     as_json: JsonOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="read both systems and show what the sync would do, writing nothing to "
+            "either (nor runs, outcomes or cursors to Koppel's store)",
+        ),
+    ] = False,
 ) -> None:
     """Apply the integration file, then run its flows once (default: every enabled flow).
 
     Exit code 0: every record synced; 1: some records failed (see `koppel log RUN`) or a run
     failed; 2: the file, a flow name or a mapping must be fixed; 3: a worker holds the engine.
+    With --dry-run: 0 when every record would sync, 1 when some would fail.
     """
     settings = load_settings()
     loaded = load_config(config)
@@ -83,7 +94,13 @@ def sync(
         flows = setup.choose_flows(store, applied.integration, flow or [])
         if not flows:
             fail(f"{config}: no flow is enabled; add one under flows: or name one with --flow")
-        reports = asyncio.run(_run(store, settings, flows, replay=False))
+        if dry_run:
+            asyncio.run(runs.check_flows_can_run(store, flows))
+            forecast = asyncio.run(dry_runs.dry_run_flows(store, flows))
+        else:
+            reports = asyncio.run(_run(store, settings, flows, replay=False))
+    if dry_run:
+        print_dry_run(forecast, applied.label, as_json)
     _finish(reports, applied.label, f"sync of {applied.label}", as_json)
 
 

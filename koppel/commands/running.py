@@ -8,10 +8,12 @@ started it; the running itself is `koppel.services.runs` and `koppel.services.wo
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +27,7 @@ from koppel.commands.common import (
 )
 from koppel.engine.runner import FlowRunner
 from koppel.services.activity import RunView
+from koppel.services.dry_run import DryRunReport
 from koppel.services.runs import FlowReport
 from koppel.store import Flow, OutcomeKind, PurgeResult, RunStatus, counted, entity_counts
 
@@ -161,6 +164,82 @@ def print_reports(reports: Sequence[FlowReport], title: str) -> None:
                 "their records are gone from the source",
                 markup=False,
             )
+
+
+def dry_run_json(report: DryRunReport) -> dict[str, Any]:
+    return {
+        "flows": [
+            {
+                "flow": flow.flow,
+                "error": flow.error,
+                "entities": {
+                    entity.entity: {
+                        **flow.counts()[entity.entity],
+                        "skip_reasons": entity.skip_reasons,
+                        "failures": [
+                            {"record": record, "reason": reason}
+                            for record, reason in entity.failures
+                        ],
+                    }
+                    for entity in flow.entities
+                },
+            }
+            for flow in report.flows
+        ],
+        "would_send": [
+            {
+                "application": application,
+                "entity": entity,
+                "records": report.writes.get((application, entity), 0),
+                "examples": [
+                    {"key": e.key, "created": e.created, "record": e.record} for e in examples
+                ],
+            }
+            for (application, entity), examples in report.examples.items()
+        ],
+    }
+
+
+def print_dry_run(report: DryRunReport, label: str, as_json: bool) -> NoReturn:
+    """The forecast as a table (or JSON), the reasons, a few records that would be sent;
+    exits 0 when every record would sync, else 1."""
+    code = ExitCode.OK if report.ok else ExitCode.FAILED
+    if as_json:
+        typer.echo(json.dumps({"integration": label, "dry_run": dry_run_json(report)}, indent=2))
+        raise typer.Exit(int(code))
+    columns = ("created", "updated", "unchanged", "skipped", "failed")
+    table = Table(title=f"dry run of {label}: nothing was written")
+    table.add_column("flow", style="bold", no_wrap=True)
+    table.add_column("entity")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for flow in report.flows:
+        for entity_name, numbers in flow.counts().items():
+            table.add_row(flow.flow, entity_name, *(str(numbers[name]) for name in columns))
+        if flow.error is not None:
+            table.add_row(flow.flow, Text("cannot run", style="red"), *("-" for _ in columns))
+    console.print(table)
+    for flow in report.flows:
+        if flow.error is not None:
+            console.print(f"{flow.flow}: {flow.error}", markup=False)
+        for entity in flow.entities:
+            for reason, number in entity.skip_reasons.items():
+                console.print(
+                    f"{flow.flow}: {number} {entity.entity} would be skipped: {reason}",
+                    markup=False,
+                )
+            for record, reason in entity.failures:
+                console.print(
+                    f"{flow.flow}: {entity.entity} {record} would fail: {reason}", markup=False
+                )
+    for (application, sent), examples in report.examples.items():
+        total = report.writes.get((application, sent), 0)
+        console.print(f"would send {total} {sent} records to {application}, e.g.:", markup=False)
+        for example in examples:
+            verb = "create" if example.created else "update"
+            record = json.dumps(example.record, ensure_ascii=False)
+            console.print(f"  {verb} {example.key}: {record}", markup=False)
+    raise typer.Exit(int(code))
 
 
 @asynccontextmanager

@@ -317,9 +317,18 @@ class ApiClient:
     def validate_response(self, response: httpx.Response) -> None:
         """Raise the error class that says what to do about a response; return if it is fine."""
         status = response.status_code
+        where = f"{response.request.method} {response.request.url.path}"
+        if 300 <= status < 400 and "location" in response.headers:
+            # Never followed (httpx's default, kept): an address the address guard let through
+            # must not send Koppel's call, with its credentials, somewhere else.
+            raise FatalAPIError(
+                f"{where}: HTTP {status}: the API redirects to {response.headers['location']}; "
+                "Koppel does not follow redirects: if that is the right address, enter it as "
+                "the base URL",
+                status=status,
+            )
         if status < 400:
             return
-        where = f"{response.request.method} {response.request.url.path}"
         message = f"{where}: HTTP {status}: {api_message(response)}"
         if status == 429 or status >= 500:
             raise RetriableAPIError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -11,7 +12,79 @@ from pydantic import ValidationError
 from koppel.connectors.base import ApiClient, ClientLimits, Connector, EntitySpec
 from koppel.connectors.credentials import CredentialStore
 from koppel.connectors.errors import ConnectionSettingsError, FatalAPIError
-from koppel.errors import validation_message
+from koppel.errors import N_, validation_message
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One thing a person enters to connect to an application, with the help beside it."""
+
+    name: str
+    label: str
+    help: str
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class ApplicationInfo:
+    """An application Koppel has a connector for, as the setup wizard offers it."""
+
+    name: str
+    label: str
+    base_url_help: str
+    fields: tuple[CredentialField, ...]
+    authorised: bool = False
+    """Its login is an OAuth2 grant: after the fields, the person authorises Koppel."""
+    lists: Mapping[str, str] = field(default_factory=dict)
+    """Code lists the settings ask about -> (entity) the connector reads them from."""
+    list_key: Mapping[str, str] = field(default_factory=dict)
+    """Entity of a code list -> the field that holds the code."""
+
+
+APPLICATIONS: dict[str, ApplicationInfo] = {
+    "partspim": ApplicationInfo(
+        name="partspim",
+        label="Parts Pim",
+        base_url_help=N_(
+            "The address of your Parts Pim API, e.g. https://yourshop.partspim.nl "
+            "(Settings > API in Parts Pim)."
+        ),
+        fields=(
+            CredentialField(
+                "api_key",
+                N_("API key"),
+                N_("Made in Parts Pim under Settings > API > Keys; give it read and write access."),
+                secret=True,
+            ),
+        ),
+        lists={"payment_terms": "payment_terms", "payment_methods": "payment_methods"},
+        list_key={"payment_terms": "code", "payment_methods": "code"},
+    ),
+    "accountview": ApplicationInfo(
+        name="accountview",
+        label="AccountView",
+        base_url_help=N_(
+            "The address of the AccountView Web API, normally https://www.accountview.net/api/v3."
+        ),
+        fields=(
+            CredentialField(
+                "client_id",
+                N_("Client id"),
+                N_("Of the app you registered in the AccountView developer portal for Koppel."),
+            ),
+            CredentialField(
+                "client_secret",
+                N_("Client secret"),
+                N_("Shown once when you registered the app; make a new one there if it is lost."),
+                secret=True,
+            ),
+        ),
+        authorised=True,
+        lists={"payment_terms": "payment_conditions", "payment_methods": "payment_methods"},
+        list_key={"payment_conditions": "DISC_CODE", "payment_methods": "PAY_TYPE"},
+    ),
+}
+"""The applications Koppel has connectors for: what the setup wizard offers, and asks of each."""
 
 
 class ClientConnector(Connector, Protocol):
@@ -105,7 +178,10 @@ def _build(
 
 
 __all__ = [
+    "APPLICATIONS",
+    "ApplicationInfo",
     "ClientConnector",
+    "CredentialField",
     "build_connector",
     "check_credentials",
     "entity_specs",

@@ -24,6 +24,7 @@ from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
 from koppel.engine.jobs import BatchResult, JsonState
 from koppel.errors import reason_of
+from koppel.flows.dry_run import Rehearsal
 from koppel.flows.registry import FlowType, RecordSync, dependents, flow_type, prerequisites
 from koppel.flows.runtime import FlowRuntime, connection_fix, ready
 from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, counted
@@ -52,14 +53,17 @@ class FlowJob:
         dead_letter_ids: frozenset[int] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         executor: str | None = None,
+        dry_run: Rehearsal | None = None,
     ) -> None:
-        """`dead_letter_ids` limits a replay to those dead letters (None: all pending)."""
+        """`dead_letter_ids` limits a replay to those dead letters (None: all pending);
+        `dry_run` makes the run write nowhere (its store should be a `Store.rehearsal()`)."""
         self.store = store
         self.flow_id = flow_id
         self.replay = replay
         self.dead_letter_ids = dead_letter_ids
         self.transport = transport
         self.executor = executor
+        self.dry_run = dry_run
         self._runtime: FlowRuntime | None = None
         self._syncs: dict[str, RecordSync] = {}
         self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
@@ -69,7 +73,9 @@ class FlowJob:
     @property
     def runtime(self) -> FlowRuntime:
         if self._runtime is None:
-            self._runtime = FlowRuntime.open(self.store, self.flow_id, transport=self.transport)
+            self._runtime = FlowRuntime.open(
+                self.store, self.flow_id, transport=self.transport, dry_run=self.dry_run
+            )
         return self._runtime
 
     @property

@@ -33,7 +33,7 @@ from koppel.flows.mappings import (
     flow_mappings,
 )
 from koppel.flows.orders_to_partspim import CUSTOMER_LINKS
-from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
+from koppel.flows.pipeline import UNCHANGED_REASON, Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import CustomerSettings
 from koppel.mapping import CompiledMapping, compile_mapping
@@ -260,7 +260,7 @@ class DebtorWriter:
                 and link.content_hash == content_hash(item.update)
             ):
                 item.outcome = OutcomeKind.SKIPPED
-                item.reason = "unchanged since the last sync"
+                item.reason = UNCHANGED_REASON
                 continue
             payloads.append(item.update if number is not None else item.create)
             writing.append(item)

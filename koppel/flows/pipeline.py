@@ -26,6 +26,8 @@ from koppel.store.records import DeadLetterEntry, LinkEntry, OutcomeEntry, Outco
 log = logging.getLogger("koppel.flows")
 
 EXCERPT_TEXT_LIMIT = 200
+UNCHANGED_REASON = "unchanged since the last sync"
+"""A skipped outcome's reason when the record is as it was last sent (its link's hash)."""
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -240,7 +242,7 @@ class TargetWriter:
                 and link.content_hash == content_hash(item.update)
             ):
                 item.outcome = OutcomeKind.SKIPPED
-                item.reason = "unchanged since the last sync"
+                item.reason = UNCHANGED_REASON
                 continue
             known = link is not None and link.target_key == item.target_key
             if not known and item.target_key not in existing and self.on_missing is not None:
@@ -374,4 +376,12 @@ class TargetWriter:
         return None
 
 
-__all__ = ["Item", "TargetWriter", "excerpt", "plain_json", "to_canonical", "to_target"]
+__all__ = [
+    "UNCHANGED_REASON",
+    "Item",
+    "TargetWriter",
+    "excerpt",
+    "plain_json",
+    "to_canonical",
+    "to_target",
+]

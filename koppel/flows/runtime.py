@@ -18,6 +18,7 @@ from koppel.connectors.errors import ConnectionSettingsError, ConnectorError, Gr
 from koppel.connectors.options import ConnectionOptions
 from koppel.connectors.registry import ClientConnector, build_connector
 from koppel.errors import ErrorCategory, KoppelError, validation_message
+from koppel.flows.dry_run import Rehearsal
 from koppel.flows.mappings import (
     ATTACHED_RECORDS,
     FlowMappings,
@@ -94,11 +95,17 @@ class FlowRuntime:
 
     @classmethod
     def open(
-        cls, store: Store, flow_id: int, *, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        store: Store,
+        flow_id: int,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        dry_run: Rehearsal | None = None,
     ) -> FlowRuntime:
         """Load the flow and build its connectors and mappings (no API call is made).
 
-        `transport` goes under both connectors (see `stored_connector`).
+        `transport` goes under both connectors (see `stored_connector`); with `dry_run` both
+        connectors write nowhere (see koppel.flows.dry_run).
         """
         flow = store.flows.get(flow_id)
         if flow is None:
@@ -117,6 +124,9 @@ class FlowRuntime:
             raise FlowSetupError(f"flow {flow.name}: {settings_problems(error)}") from None
         source = stored_connector(store, source_connection, transport=transport)
         target = stored_connector(store, target_connection, transport=transport)
+        if dry_run is not None:
+            source = dry_run.wrap(source_connection.id, source)
+            target = dry_run.wrap(target_connection.id, target)
         source_entity = application_entity(source_connection.application, flow.entity)
         target_entity = application_entity(target_connection.application, flow.entity)
         mappings = flow_mappings(

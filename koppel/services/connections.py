@@ -7,15 +7,18 @@ does not resolve, a timeout, TLS, or the API's HTTP status, each with what to ch
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from koppel.config import IntegrationConfig
 from koppel.connectors.base import ClientLimits
 from koppel.connectors.errors import ConnectorError
+from koppel.connectors.registry import ClientConnector, build_connector
 from koppel.errors import ErrorCategory
 from koppel.flows.runtime import connection_fix, stored_connector
 from koppel.services.errors import NotFound
@@ -64,12 +67,11 @@ def connection_named(store: Store, tenant_id: int, name: str) -> Connection:
     return found
 
 
-async def check_connection(
-    store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
-) -> ConnectionCheck:
-    """One small call through the stored connection; credentials the API rotates on it are
-    stored again, and how it went is kept as the connection's health."""
-    connector = stored_connector(store, connection, transport=transport, adjust=_for_a_test)
+async def _tried(
+    connector: ClientConnector, name: str, base_url: str
+) -> tuple[str, ErrorCategory | None, str | None]:
+    """One check call within CHECK_DEADLINE_S: what the application said, or why not and
+    what to do; the connector is closed."""
     fix: str | None = None
     try:
         async with asyncio.timeout(CHECK_DEADLINE_S):
@@ -77,15 +79,22 @@ async def check_connection(
     except ConnectorError as error:
         message, category = str(error), error.category
         if category is not ErrorCategory.CONNECTION:  # that message says what to check
-            fix = connection_fix(error, connection.name)
+            fix = connection_fix(error, name)
     except TimeoutError:
-        message = (
-            f"{connection.base_url} answered, but too slowly: the test took over "
-            f"{CHECK_DEADLINE_S:g} s"
-        )
+        message = f"{base_url} answered, but too slowly: the test took over {CHECK_DEADLINE_S:g} s"
         category, fix = ErrorCategory.CONNECTION, "check the service's health, then try again"
     finally:
         await connector.aclose()
+    return message, category, fix
+
+
+async def check_connection(
+    store: Store, connection: Connection, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ConnectionCheck:
+    """One small call through the stored connection; credentials the API rotates on it are
+    stored again, and how it went is kept as the connection's health."""
+    connector = stored_connector(store, connection, transport=transport, adjust=_for_a_test)
+    message, category, fix = await _tried(connector, connection.name, connection.base_url)
     now = datetime.now(UTC)
     if category is None:
         store.connections.record_health(connection.id, ok_at=now)
@@ -100,6 +109,31 @@ async def check_connection(
         category=category,
         fix=fix,
     )
+
+
+async def check_new_connection(
+    name: str,
+    application: str,
+    base_url: str,
+    credentials: Mapping[str, Any],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ConnectionCheck:
+    """The test of a connection not stored yet (the setup wizard tests before it saves): the
+    same call and deadline; nothing is kept."""
+    try:
+        connector = build_connector(
+            application,
+            base_url,
+            credentials,
+            limits=_for_a_test(ClientLimits()),
+            transport=transport,
+            name=name,
+        )
+    except ConnectorError as error:
+        return ConnectionCheck(name, application, base_url, False, str(error), error.category)
+    message, category, fix = await _tried(connector, name, base_url)
+    return ConnectionCheck(name, application, base_url, category is None, message, category, fix)
 
 
 async def check_file_connection(
@@ -128,5 +162,6 @@ __all__ = [
     "ConnectionCheck",
     "check_connection",
     "check_file_connection",
+    "check_new_connection",
     "connection_named",
 ]

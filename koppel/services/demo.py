@@ -112,6 +112,9 @@ DEMO_SETTINGS: dict[str, Any] = {
 }
 """The demo integration's settings: the sandboxes' payment codes between the two systems."""
 
+DEMO_ALLOWED_NETWORKS = "127.0.0.1"
+"""KOPPEL_ALLOWED_NETWORKS of the demo's web app: its sandboxes' address."""
+
 DEMO_ACCOUNTVIEW_ARTICLES = 40
 """Articles (with debtors and sales orders for them) that AccountView has of its own in the demo,
 for the flows from AccountView to Parts Pim."""
@@ -271,7 +274,14 @@ def set_up_demo(
     """A demo under `home` (the user's KOPPEL_HOME), until the block ends: its state started
     afresh, both sandboxes generated and served, the integration file written (mode 0600)."""
     state = home / DEMO_STATE
-    settings = Settings(home=state, database_url=None, engine_database_url=None, secret_key=None)
+    # The sandboxes listen on 127.0.0.1: the setup wizard may be pointed at them.
+    settings = Settings(
+        home=state,
+        database_url=None,
+        engine_database_url=None,
+        secret_key=None,
+        allowed_networks=DEMO_ALLOWED_NETWORKS,
+    )
     file = home / DEMO_FILE
     with _only_demo(home), ExitStack() as stack:
         shutil.rmtree(state, ignore_errors=True)

@@ -24,7 +24,7 @@ from koppel.store.activity import (
     RetentionService,
     RunRepository,
 )
-from koppel.store.context import StoreContext
+from koppel.store.context import StoreContext, StoreError
 from koppel.store.database import WRITE_OPTION, make_engine, upgrade
 from koppel.store.definitions import (
     AuditRepository,
@@ -111,6 +111,21 @@ class Store:
         engine = self._context.engine.execution_options(**{WRITE_OPTION: True})
         with Session(engine) as session, session.begin():
             yield Store(self._context.bound(session))
+
+    @contextmanager
+    def rehearsal(self) -> Iterator[Store]:
+        """A store whose calls share one transaction that is always rolled back: a dry run
+        records outcomes, links and cursors as a run would (later batches and flows see them),
+        and none of it stays. On SQLite it holds the write lock while it lasts."""
+        if self._context.session is not None:
+            raise StoreError("a rehearsal cannot start inside a transaction")
+        engine = self._context.engine.execution_options(**{WRITE_OPTION: True})
+        with Session(engine) as session:
+            session.begin()
+            try:
+                yield Store(self._context.bound(session))
+            finally:
+                session.rollback()
 
     def close(self) -> None:
         self._context.engine.dispose()

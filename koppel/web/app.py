@@ -39,6 +39,7 @@ from koppel.web.routes import (
     mappings,
     runs,
     users,
+    wizard,
 )
 from koppel.web.security import SecurityHeaders
 from koppel.web.state import FirstRun, WebState
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(runs.router)
     app.include_router(connections.router)
+    app.include_router(wizard.router)
     app.include_router(account.router)
     app.include_router(users.router)
     app.include_router(activity.router)

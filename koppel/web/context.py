@@ -33,6 +33,11 @@ NOTICES = {
     "mapping-unchanged": N_("The mapping was already this one; nothing is saved."),
     "mapping-restored": N_("The version is restored as a new version; the next runs use it."),
     "integration-imported": N_("The integration file is applied."),
+    "authorised": N_("The connection is authorised again."),
+    "activated": N_(
+        "The integration is active: the first run has started, then the flows run on their "
+        "schedules."
+    ),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 

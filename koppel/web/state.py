@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import threading
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 from koppel.accounts.signin import SignInPolicy
 from koppel.engine.runner import FlowRunner
 from koppel.errors import KoppelError
+from koppel.services.wizard import SetupDraft
 from koppel.settings import Settings
 from koppel.store import Store
 
@@ -57,6 +59,11 @@ class WebState:
     first_run: FirstRun
     startup_error: KoppelError | None = None
     """Why the lifespan could not start (the engine held by another process), for `serve`."""
+    setup_drafts: dict[int, SetupDraft] = field(default_factory=dict)
+    """The setup wizard's draft of each user (by id) until it is activated: in this process
+    only, and without secrets (those are in the connections it stores)."""
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Runs started by a request that does not wait for them (the first run on activation)."""
     policy: SignInPolicy = field(init=False)
     zone: ZoneInfo = field(init=False)
 

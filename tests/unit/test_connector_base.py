@@ -239,3 +239,17 @@ def test_the_rate_halves_on_429_never_below_one_start_per_retry_after() -> None:
     capped = RateLimiter(ceiling=5)
     capped.throttled(retry_after=0.01)  # the API's hint never lifts it above the ceiling
     assert capped.rate == 5
+
+
+async def test_a_redirect_is_not_followed_and_says_where_it_pointed() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(302, headers={"location": "http://169.254.169.254/latest"})
+
+    async with ApiClient("http://api", limits=FAST, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(FatalAPIError, match="does not follow redirects") as raised:
+            await c.send("GET", "/items", kind="read")
+    assert [r.url.host for r in seen] == ["api"]
+    assert "169.254.169.254/latest" in str(raised.value)

@@ -602,3 +602,28 @@ def test_run_counts_add_up_per_period_in_the_database(store: Store) -> None:
         "failed": 0,
     }
     assert store.runs.sums([], bounds=bounds, keys=keys)[1]["created"] == 0
+
+
+def test_a_rehearsal_sees_what_it_wrote_and_keeps_none_of_it(store: Store) -> None:
+    """The dry run's store: outcomes, links, cursors, dead letters and the run itself are
+    recorded as in a run (later batches see them), then rolled back."""
+    seeded = seed_integration(store)
+    flow_id, integration_id = seeded.flow.id, seeded.integration.id
+    with store.rehearsal() as rehearsing:
+        run = rehearsing.runs.start(flow_id)
+        with rehearsing.transaction() as tx:  # a batch's transaction joins the rehearsal
+            tx.outcomes.record_many(
+                run.id, [OutcomeEntry(source_key="1", outcome=OutcomeKind.FAILED, reason="no")]
+            )
+            tx.links.upsert_many(integration_id, "products", [LinkEntry("1", "A", "h")])
+            tx.dead_letters.add_many(flow_id, [DeadLetterEntry("1", "no", {"id": 1})])
+        rehearsing.cursors.set(flow_id, "2024-01-01T00:00:00")
+        assert rehearsing.links.get_many(integration_id, "products", ["1"])["1"].target_key == "A"
+        assert rehearsing.outcomes.counts(run.id)["failed"] == 1
+        assert rehearsing.dead_letters.count_pending(flow_id) == 1
+        with pytest.raises(StoreError, match="inside a transaction"), rehearsing.rehearsal():
+            pass
+    assert store.runs.get(run.id) is None
+    assert store.links.get_many(integration_id, "products", ["1"]) == {}
+    assert store.cursors.get(flow_id) is None
+    assert store.dead_letters.count_pending(flow_id) == 0

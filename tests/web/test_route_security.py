@@ -55,6 +55,7 @@ PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "outcome_id": lambda world: world.a.activity.failed.id,
     "dead_letter_id": lambda world: world.a.activity.dead_letter.id,
     "flow_id": lambda world: world.a.seeded.flow.id,
+    "application": lambda world: "partspim",
 }
 """An object of workspace `a` for every path parameter name in the app."""
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}

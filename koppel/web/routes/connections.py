@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from koppel.accounts.errors import N_
 from koppel.errors import ErrorCategory, NotFound
-from koppel.services import dashboard
+from koppel.services import authorization, dashboard
 from koppel.services.connections import ConnectionCheck, check_connection
 from koppel.store import Store
 from koppel.web.context import page_context
@@ -58,6 +58,20 @@ async def test_connection(request: Request, current: Admin, connection_id: int) 
         raise NotFound(f"connection {connection_id} not found")
     check = await check_connection(current.store, connection)
     view = _view(current.store, check, connection.id)
+    return render(page_context(request), "connections.html", view)
+
+
+@router.post("/connections/{connection_id}/authorize", name="authorize_connection")
+def authorize_connection(request: Request, current: Admin, connection_id: int) -> Response:
+    """ "Authorise again": to the application's login page, whose answer comes back to the
+    setup wizard's callback (the grant is stored there, and this page says so)."""
+    connection = current.store.connections.get(connection_id)
+    if connection is None:
+        raise NotFound(f"connection {connection_id} not found")
+    redirect_uri = str(request.url_for("setup_authorized"))
+    started = authorization.start(current.store, connection, redirect_uri)
+    # A link, not a redirect: the page's form-action 'self' stops a form's redirect elsewhere.
+    view = {**_view(current.store, tested=connection.id), "login_url": started.url}
     return render(page_context(request), "connections.html", view)
 
 
