@@ -3,7 +3,9 @@
 The wizard keeps a draft (`SetupDraft`, held by the web app per user) of what was chosen; it
 holds no secret. A connection is stored only once it works (Parts Pim: tested before it is
 saved), or, for AccountView, when the person goes to authorise it (the grant needs a stored
-connection to come back to). The integration and its flows are written only on activation, as
+connection to come back to); an authorisation that is refused or fails removes the connection
+this draft made for it, so nothing half-made is left (`authorised`). The integration and its
+flows are written only on activation, as
 an integration file would be (`config.apply_config`, the code path of `koppel config apply`),
 after the same checks; the dry run applies that file inside a rehearsal and rolls it back.
 """
@@ -20,11 +22,15 @@ import httpx
 from koppel.config import IntegrationConfig, apply_config
 from koppel.connectors.addresses import IPNetwork, check_base_url
 from koppel.connectors.registry import APPLICATIONS, ApplicationInfo
-from koppel.errors import N_
+from koppel.errors import N_, KoppelError
 from koppel.flows.dry_run import Rehearsal
+from koppel.flows.mappings import default_mapping
 from koppel.flows.registry import FLOW_TYPES
 from koppel.flows.runtime import stored_connector
 from koppel.flows.settings import DEFAULT_EMPLOYEE_NUMBER
+from koppel.mapping.document import FieldRule, Policy
+from koppel.services import authorization
+from koppel.services.authorization import AuthorizationResult
 from koppel.services.checks import check_config
 from koppel.services.connections import ConnectionCheck, check_connection, check_new_connection
 from koppel.services.dry_run import DryRunReport, broken_connections, forecast_flows
@@ -108,6 +114,9 @@ class SetupDraft:
     being authorised)."""
     tested: set[str] = field(default_factory=set)
     """Applications whose connection passed its test (the next step waits for all)."""
+    made_for_authorisation: set[int] = field(default_factory=set)
+    """Connections this draft stored to authorise them and that hold no grant yet: removed
+    again when the authorisation is refused or fails."""
     flows: tuple[str, ...] = ("products", "customers", "orders")
     settings: dict[str, Any] = field(
         default_factory=lambda: {
@@ -119,11 +128,14 @@ class SetupDraft:
             "stock_warehouses": "",
             "manage_stock": True,
             "sell_price": "excl_vat",
-            "update_long_description": False,
+            "accountview_prices_include_vat": False,
+            "create_only": None,
             "payment_terms": {},
             "payment_methods": {},
         }
     )
+    """`create_only`: the product fields sent when the article is created only; None until
+    the person answers, which means the send mapping's defaults (`create_only_defaults`)."""
     schedule: str = "5m"
 
     def connection_ids(self) -> set[int]:
@@ -202,6 +214,7 @@ async def connect_with_key(
 
 async def prepare_authorisation(
     store: Store,
+    draft: SetupDraft,
     tenant_id: int,
     application: str,
     base_url: str,
@@ -210,7 +223,8 @@ async def prepare_authorisation(
     allowed: Sequence[IPNetwork],
 ) -> Connection:
     """Store an OAuth application's connection (its client id and secret) so its grant can
-    come back to it; its company is chosen after the grant."""
+    come back to it; its company is chosen after the grant. A connection made here is noted in
+    the draft, so a refused grant removes it (`authorised`)."""
     address = await checked_address(base_url, allowed)
     missing = [f.label for f in APPLICATIONS[application].fields if not credentials.get(f.name)]
     if missing:
@@ -223,7 +237,38 @@ async def prepare_authorisation(
         credentials={"company_id": "", **credentials},
         options={},
     )
+    if put.created:
+        draft.made_for_authorisation.add(put.value.id)
     return put.value
+
+
+async def authorised(
+    store: Store,
+    draft: SetupDraft,
+    *,
+    state: str,
+    code: str | None,
+    error: str | None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AuthorizationResult:
+    """The login page's answer for a connection being set up (`authorization.complete`).
+    When it is refused or the code cannot be traded for tokens, the connection this draft
+    stored for it (which never held a grant) is removed again: nothing half-saved stays."""
+    try:
+        return await authorization.complete(
+            store, state=state, code=code, error=error, transport=transport
+        )
+    except KoppelError:
+        for application, connection_id in list(draft.connections.items()):
+            if connection_id not in draft.made_for_authorisation:
+                continue
+            if store.connections.get_credentials(connection_id).get("refresh_token"):
+                continue
+            store.connections.remove(connection_id)
+            draft.made_for_authorisation.discard(connection_id)
+            del draft.connections[application]
+            draft.tested_as(application, False)
+        raise
 
 
 async def choose_company(
@@ -301,7 +346,7 @@ def draft_config(store: Store, tenant: str, draft: SetupDraft) -> IntegrationCon
             "entity": choice.entity,
             "schedule": draft.schedule,
             "settings": flow_settings,
-            "mapping": _mapping(choice, settings),
+            "mapping": _mapping(choice, draft),
         }
     return IntegrationConfig.model_validate(
         {
@@ -320,12 +365,15 @@ def _flow_settings(choice: FlowChoice, settings: Mapping[str, Any]) -> dict[str,
             "employee_number": settings["employee_number"],
             "default_customer": settings["default_customer"] or None,
             "shipping_article_code": settings["shipping_article_code"] or None,
+            "accountview_prices_include_vat": bool(settings["accountview_prices_include_vat"]),
         }
         return {k: v for k, v in chosen.items() if v is not None}
     if choice.source == "accountview" and choice.entity == "orders":
+        # The same fact about AccountView's order prices, named by the flow that reads them.
         return {
             "employee_number": settings["employee_number"],
             "document_type": settings["document_type"],
+            "prices_include_vat": bool(settings["accountview_prices_include_vat"]),
         }
     if choice.entity == "stock":
         warehouses = [w.strip() for w in str(settings["stock_warehouses"]).split(",")]
@@ -339,12 +387,45 @@ def _flow_settings(choice: FlowChoice, settings: Mapping[str, Any]) -> dict[str,
     return {}
 
 
-def _mapping(choice: FlowChoice, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The long description is sent on create only, unless the person ticked "update on
-    later syncs" (docs/flows.md: ART_MEMO is written on create only by default)."""
-    if choice.key == "products" and settings["update_long_description"]:
-        return {"send": {"fields": {"ART_MEMO": {"from": "long_description", "on": "always"}}}}
-    return {}
+def product_send_rules(draft: SetupDraft) -> list[FieldRule]:
+    """The fields the products flow's default send mapping writes, but the record's key (it
+    finds the record, so it is sent every time): each gets an "update on later syncs" box."""
+    choice = next((f for f in FLOW_CHOICES if f.key == "products"), None)
+    if choice is None or choice.target not in draft.applications:
+        return []
+    spec = default_mapping(choice.target, choice.entity, "send")
+    key = PRODUCT_KEY_FIELDS.get(choice.target)
+    return [rule for rule in spec.fields if rule.target != key and rule.each is None]
+
+
+PRODUCT_KEY_FIELDS = {"accountview": "ART_CODE"}
+"""The field a products target finds its article by (AccountView's ARTICLE: ART_CODE)."""
+
+
+def create_only_defaults(draft: SetupDraft) -> set[str]:
+    """The product fields the send mapping writes on create only unless told otherwise
+    (docs/flows.md: the long description, ART_MEMO)."""
+    return {r.target for r in product_send_rules(draft) if r.on is Policy.CREATE}
+
+
+def create_only_fields(draft: SetupDraft) -> set[str]:
+    """The product fields the person wants sent on create only (the defaults until asked)."""
+    chosen = draft.settings["create_only"]
+    return create_only_defaults(draft) if chosen is None else set(chosen)
+
+
+def _mapping(choice: FlowChoice, draft: SetupDraft) -> dict[str, Any]:
+    """The products send mapping's `on:` for each field whose answer differs from the default
+    (docs/mapping.md: `on: create` writes a field when the record is created only)."""
+    if choice.key != "products":
+        return {}
+    create_only = create_only_fields(draft)
+    fields: dict[str, Any] = {}
+    for rule in product_send_rules(draft):
+        wanted = Policy.CREATE if rule.target in create_only else Policy.ALWAYS
+        if wanted is not rule.on:
+            fields[rule.target] = {**rule.to_data(), "on": str(wanted)}
+    return {"send": {"fields": fields}} if fields else {}
 
 
 async def dry_run(
@@ -382,14 +463,18 @@ __all__ = [
     "FlowChoice",
     "SetupDraft",
     "activate",
+    "authorised",
     "checked_address",
     "choose_applications",
     "choose_company",
     "code_lists",
     "connect_with_key",
+    "create_only_defaults",
+    "create_only_fields",
     "draft_config",
     "dry_run",
     "offered_applications",
     "offered_flows",
     "prepare_authorisation",
+    "product_send_rules",
 ]

@@ -314,6 +314,16 @@ class ConnectionRepository:
             row.state, row.state_reason = ConnectionState.READY.value, None
             row.updated_at = utc_now()
 
+    def remove(self, connection_id: int) -> None:
+        """Delete a connection no integration uses yet, with its pending authorisations (the
+        wizard takes back one whose authorisation was refused before it held a grant)."""
+        with self._context.write() as session:
+            row = self._require(session, connection_id)
+            session.execute(
+                delete(AuthorizationRow).where(AuthorizationRow.connection_id == connection_id)
+            )
+            session.delete(row)
+
     def set_state(self, connection_id: int, state: ConnectionState, reason: str | None) -> None:
         """Mark the connection (needs_authorisation: the API refused its grant) with why."""
         with self._context.write() as session:

@@ -150,6 +150,11 @@ def test_the_wizard_from_an_empty_home_to_the_first_synced_order(page: Page, hom
         page.locator(f'select[name="payment_terms.{code}"]').select_option(target)
     for code, target in PAYMENT_METHODS.items():
         page.locator(f'select[name="payment_methods.{code}"]').select_option(target)
+    page.get_by_label("Prices of AccountView's orders are").select_option("incl_vat")
+    expect(page.get_by_label("ART_MEMO (long_description)")).not_to_be_checked()
+    expect(page.get_by_label("ART_DESC2 (short_description)")).to_be_checked()
+    page.get_by_label("ART_MEMO (long_description)").check()
+    page.get_by_label("ART_DESC2 (short_description)").uncheck()
     photograph(page, "wizard-4-settings")
     page.get_by_role("button", name="Next: dry run").click()
 
@@ -171,6 +176,11 @@ def test_the_wizard_from_an_empty_home_to_the_first_synced_order(page: Page, hom
     page.get_by_role("button", name="Activate the integration").click()
     expect(page.get_by_text("The integration is active")).to_be_visible()
     photograph(page, "wizard-6-active")
+    (integration,) = home.store.integrations.list(tenant_of(home))
+    flows = {f.name: f for f in home.store.flows.list(integration.id)}
+    assert flows["orders"].settings["accountview_prices_include_vat"] is True
+    assert flows["products"].mapping["send"]["fields"]["ART_MEMO"]["on"] == "always"
+    assert flows["products"].mapping["send"]["fields"]["ART_DESC2"]["on"] == "create"
     order = first_synced_order(home)
     page.goto(f"/activity?key={order}")
     expect(page.get_by_role("row", name=re.compile(r"· run \d+ orders .* created"))).to_be_visible()
@@ -296,6 +306,7 @@ def test_a_refused_authorisation_says_to_choose_allow(page: Page, home: Home) ->
     expect(refused).to_contain_text("start again and choose Allow")
     photograph(page, "wizard-bad-refused")
     expect(accountview_card(page).get_by_role("button", name="Authorise")).to_be_visible()
+    assert home.store.connections.list(tenant_of(home)) == [], "a refused grant left a connection"
 
 
 def test_a_wrong_client_secret_says_so_after_the_login(page: Page, home: Home) -> None:
@@ -309,6 +320,7 @@ def test_a_wrong_client_secret_says_so_after_the_login(page: Page, home: Home) -
     expect(refused).to_contain_text("check client_id and client_secret")
     photograph(page, "wizard-bad-client-secret")
     expect(accountview_card(page).get_by_role("button", name="Authorise")).to_be_visible()
+    assert home.store.connections.list(tenant_of(home)) == [], "a failed grant left a connection"
 
 
 def tenant_of(home: Home) -> int:

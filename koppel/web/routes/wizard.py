@@ -153,6 +153,7 @@ async def setup_connect(
         if info.authorised:
             connection = await wizard.prepare_authorisation(
                 current.store,
+                draft,
                 current.user.tenant_id,
                 application,
                 base_url,
@@ -200,7 +201,7 @@ async def setup_authorized(
     """The login page's answer (the state is checked by `authorization.complete`)."""
     draft = _draft(request, current)
     try:
-        result = await authorization.complete(current.store, state=state, code=code, error=error)
+        result = await wizard.authorised(current.store, draft, state=state, code=code, error=error)
     except KoppelError as refused:
         if not draft.applications:
             raise
@@ -267,7 +268,13 @@ async def setup_choose_flows(request: Request, current: Admin) -> Response:
 async def _settings_view(request: Request, current: CurrentUser) -> dict[str, Any]:
     draft = _draft(request, current)
     lists = await wizard.code_lists(current.store, draft)
-    return {"lists": lists, "settings": draft.settings, "schedules": wizard.SCHEDULES}
+    return {
+        "lists": lists,
+        "settings": draft.settings,
+        "schedules": wizard.SCHEDULES,
+        "product_fields": wizard.product_send_rules(draft),
+        "create_only": wizard.create_only_fields(draft),
+    }
 
 
 @router.get("/setup/settings", name="setup_settings")
@@ -292,7 +299,12 @@ async def setup_save_settings(request: Request, current: Admin) -> Response:
     ):
         settings[name] = text.get(name, settings[name])
     settings["manage_stock"] = "manage_stock" in form
-    settings["update_long_description"] = "update_long_description" in form
+    settings["accountview_prices_include_vat"] = text.get("order_prices") == "incl_vat"
+    settings["create_only"] = sorted(
+        rule.target
+        for rule in wizard.product_send_rules(draft)
+        if f"update.{rule.target}" not in form
+    )
     for table in ("payment_terms", "payment_methods"):
         prefix = f"{table}."
         settings[table] = {
