@@ -5,9 +5,9 @@ holds no secret. A connection is stored only once it works (Parts Pim: tested be
 saved), or, for AccountView, when the person goes to authorise it (the grant needs a stored
 connection to come back to); an authorisation that is refused or fails removes the connection
 this draft made for it, so nothing half-made is left (`authorised`). The integration and its
-flows are written only on activation, as
-an integration file would be (`config.apply_config`, the code path of `koppel config apply`),
-after the same checks; the dry run applies that file inside a rehearsal and rolls it back.
+flows are written only on activation, as an integration file would be (`config.apply_config`,
+the code path of `koppel config apply`), after the same checks; the dry run applies that file
+inside a rehearsal and rolls it back.
 """
 
 from __future__ import annotations
