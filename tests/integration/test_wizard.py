@@ -25,7 +25,7 @@ from koppel.services.authorization import AuthorizationRefused
 from koppel.services.demo import DemoSandboxes, running_sandboxes
 from koppel.services.wizard import SetupDraft
 from koppel.settings import Settings
-from koppel.store import Store, open_store
+from koppel.store import Application, Store, open_store
 from tests.integration.test_config_export import _picture
 
 ALLOWED = parse_networks("127.0.0.1")
@@ -240,32 +240,23 @@ def test_a_refused_or_failed_authorisation_leaves_no_connection(
 def test_a_refused_authorisation_keeps_a_connection_the_draft_did_not_make(
     store: Store, sandboxes: DemoSandboxes
 ) -> None:
-    """One that existed before (authorised again from the wizard) is not the wizard's to
-    remove."""
+    """One that existed before, still without a grant (an integration file applied without a
+    refresh token), is not the wizard's to remove."""
     tenant = store.tenants.ensure("acme")
     client = sandboxes.accountview.client_app
-    earlier = SetupDraft(applications=("partspim", "accountview"))
-    existing = asyncio.run(
-        wizard.prepare_authorisation(
-            store,
-            earlier,
-            tenant.id,
-            "accountview",
-            av_url(sandboxes),
-            {"client_id": client.client_id, "client_secret": client.client_secret},
-            allowed=ALLOWED,
-        )
-    )
+    typed = {"client_id": client.client_id, "client_secret": client.client_secret}
+    existing = store.connections.put(
+        tenant.id,
+        "accountview",
+        application=Application.ACCOUNTVIEW,
+        base_url=av_url(sandboxes),
+        credentials={**typed, "company_id": ""},
+        options={},
+    ).value
     draft = SetupDraft(applications=("partspim", "accountview"))
     again = asyncio.run(
         wizard.prepare_authorisation(
-            store,
-            draft,
-            tenant.id,
-            "accountview",
-            av_url(sandboxes),
-            {"client_id": client.client_id, "client_secret": client.client_secret},
-            allowed=ALLOWED,
+            store, draft, tenant.id, "accountview", av_url(sandboxes), typed, allowed=ALLOWED
         )
     )
     assert again.id == existing.id
@@ -276,3 +267,4 @@ def test_a_refused_authorisation_keeps_a_connection_the_draft_did_not_make(
             wizard.authorised(store, draft, state=answer["state"], code=None, error="access_denied")
         )
     assert [c.id for c in store.connections.list(tenant.id)] == [existing.id]
+    assert store.connections.get_credentials(existing.id)["client_id"] == client.client_id
