@@ -9,10 +9,14 @@ scrape time instead (koppel.services.metrics), so every process reports the same
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 NO_ANSWER = "no_answer"
 """The status of a call that got no HTTP answer (refused, timed out, cut)."""
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
+"""No `_created` series beside each counter: they double the series, and a restart shows in the
+counters themselves (Prometheus' rate() bears it)."""
 
 CALL_REGISTRY = CollectorRegistry(auto_describe=True)
 """The registry of this process's call figures; `/metrics` serves it with the store's."""

@@ -9,6 +9,7 @@ does not run.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 
 from koppel.engine.runner import FlowRunner
 from koppel.services import runs
@@ -86,9 +87,20 @@ def test_the_store_figures_match_the_store_after_real_runs(
     metrics_app: FastAPI, store: Store, shop: Shop
 ) -> None:
     run_again(store, shop)
+    statements: list[str] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", capture)
     before = datetime.now(UTC)
-    samples = scrape(metrics_app)
-    after = datetime.now(UTC)
+    try:
+        samples = scrape(metrics_app)
+    finally:
+        after = datetime.now(UTC)
+        event.remove(store.engine, "before_cursor_execute", capture)
+    # The scrape's cost follows the runs, not the log: it never reads the outcomes.
+    assert statements and not [s for s in statements if "outcomes" in s]
 
     flow_runs = store.runs.list(flow_id=shop.flow.id, limit=1000)
     assert len(flow_runs) == 2
@@ -137,6 +149,17 @@ def test_the_api_call_figures_count_every_call_of_a_run_by_connection_and_status
             frozenset({"connection": connection}.items()),
         )
         assert second[timed] - first.get(timed, 0) == sum(answered.values()), connection
+
+
+def test_monitoring_md_names_every_metric_the_scrape_serves(
+    metrics_app: FastAPI, store: Store, shop: Shop
+) -> None:
+    response = TestClient(metrics_app).get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    served = {family.name for family in text_string_to_metric_families(response.text)}
+    doc = (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    table = set(re.findall(r"^\| `(koppel_\w+)` \|", doc, re.MULTILINE))
+    named = {name.removesuffix("_total") for name in table}
+    assert named == served
 
 
 def test_metrics_needs_the_token_and_is_off_without_one(
