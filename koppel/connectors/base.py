@@ -472,7 +472,9 @@ class ApiClient:
                 reason = no_answer_reason(error, request.url, self.limits)
                 raise RetriableAPIError(f"{method} {path}: {reason}", unreachable=True) from None
             finally:
-                record_call(self.name or self.base_url, status, time.monotonic() - started)
+                record_call(
+                    self.name or self._http.base_url.host, status, time.monotonic() - started
+                )
 
     async def write_with_recheck(
         self,
