@@ -251,6 +251,7 @@ def test_readyz_is_503_when_the_postgresql_database_was_dropped(
             host=server.host,
             port=server.port or 5432,
             user=server.username,
+            password=server.password,
             dbname="postgres",
             autocommit=True,
         ) as admin:
