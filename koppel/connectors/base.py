@@ -15,7 +15,7 @@ import logging
 import random
 import ssl
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +64,9 @@ class ClientLimits:
     timeout_s: float = 30.0
     connect_timeout_s: float = 5.0
     max_attempts: int = 8
+    rate_limit_wait_s: float = 900.0
+    """How long one request may keep being refused with 429 (each waits Retry-After, none counts
+    as an attempt) before it fails."""
     backoff_base_s: float = 0.1
     backoff_max_s: float = 10.0
     down_after_s: float = 60.0
@@ -110,20 +113,67 @@ class CallHealth:
 
 
 class RateLimiter:
-    """Spaces request starts evenly at `rate_per_second`, across all tasks of one client."""
+    """Spaces request starts across all tasks of one client (a connection in a run), at a rate
+    that adapts to the API (AIMD): a 429 halves it and holds every start until Retry-After has
+    passed; each answer that is not a 429 raises it again by `RATE_STEP`, up to the configured
+    `ceiling` (none: until the spacing no longer matters and it is off again). `reserve` says
+    how long the caller must wait, and the caller waits (so that a stop cuts the wait short).
+    """
 
-    def __init__(self, rate_per_second: float) -> None:
-        self._interval = 1.0 / rate_per_second
+    MIN_RATE = 1.0
+    """The slowest it goes, in requests per second; a 429 with Retry-After r keeps it at one
+    start per r or faster (the API's own hint), the pause for Retry-After comes on top."""
+    RATE_STEP = 1.0
+    """Requests per second added by each answer that is not a 429 (the additive increase)."""
+    OFF_ABOVE = 200.0
+    """Without a ceiling, spacing stops once the rate has grown back past this."""
+
+    def __init__(self, ceiling: float | None) -> None:
+        self.ceiling = ceiling
+        self.rate: float | None = ceiling
+        """Requests per second now; None: no spacing (no ceiling, and no 429 lately)."""
         self._next_start = 0.0
-        self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+        self._recent: deque[float] = deque(maxlen=256)
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            wait = self._next_start - now
-            self._next_start = max(now, self._next_start) + self._interval
-        if wait > 0:
-            await asyncio.sleep(wait)
+    def reserve(self) -> float:
+        """Take the next start; returns the seconds to wait before it."""
+        now = time.monotonic()
+        start = max(now, self._paused_until)
+        if self.rate is not None:
+            start = max(start, self._next_start)
+            self._next_start = start + 1.0 / self.rate
+        self._recent.append(start)
+        return start - now
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The API answered 429: halve the rate (once per pause, down to the floor) and hold every
+        start until Retry-After has passed."""
+        now = time.monotonic()
+        if now < self._paused_until:  # the same burst: its pause holds already
+            return
+        current = self.rate if self.rate is not None else self._observed_rate(now)
+        # never slower than one start per Retry-After: that is what the API asked for
+        floor = max(1 / retry_after, self.MIN_RATE) if retry_after else self.MIN_RATE
+        self.rate = max(current / 2, floor)
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)
+        self._paused_until = now + (retry_after if retry_after is not None else 1 / self.rate)
+        self._next_start = max(self._next_start, self._paused_until)
+
+    def answered(self) -> None:
+        """An answer that is not a 429: speed up again."""
+        if self.rate is None or self.rate == self.ceiling:
+            return
+        self.rate += self.RATE_STEP
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)
+        elif self.rate > self.OFF_ABOVE:
+            self.rate = None
+
+    def _observed_rate(self, now: float) -> float:
+        """Starts per second over the last second (the rate that the API just refused)."""
+        return float(max(1, sum(1 for start in self._recent if now - start <= 1.0)))
 
 
 class PageGuard:
@@ -239,9 +289,7 @@ class ApiClient:
             ),
         )
         self._slots = asyncio.Semaphore(self.limits.concurrency)
-        self._rate = (
-            RateLimiter(self.limits.rate_per_second) if self.limits.rate_per_second else None
-        )
+        self._rate = RateLimiter(self.limits.rate_per_second)
         self._unanswered_since: float | None = None
         """When the first attempt started that got no answer, since the last answer."""
         self._down: str | None = None
@@ -344,6 +392,7 @@ class ApiClient:
     ) -> httpx.Response:
         refreshed = False
         attempt = 0
+        throttled_since: float | None = None
         while True:
             attempt += 1
             self._raise_if_down()
@@ -354,6 +403,10 @@ class ApiClient:
                 )
                 self._unanswered_since = None
                 _DOWN.pop(self.base_url, None)
+                if response.status_code == 429:
+                    self._rate.throttled(parse_retry_after(response.headers.get("retry-after")))
+                else:
+                    self._rate.answered()
                 self.validate_response(response)
                 return response
             except AuthenticationError as error:
@@ -366,6 +419,20 @@ class ApiClient:
             except AmbiguousWriteError:
                 raise
             except RetriableAPIError as error:
+                if error.status == 429:
+                    # A rate limit slows the connection down (the limiter waits Retry-After);
+                    # it is not a failed attempt, so it never uses up a record's retries.
+                    throttled_since = throttled_since or started
+                    if time.monotonic() - throttled_since < self.limits.rate_limit_wait_s:
+                        attempt -= 1
+                        continue
+                    raise RetriableAPIError(
+                        f"{error}; still refused after {self.limits.rate_limit_wait_s:g} s of "
+                        "waiting as the API asked (Retry-After); lower rate_per_second or "
+                        "raise rate_limit_wait_seconds",
+                        status=429,
+                        maybe_processed=False,
+                    ) from error
                 if error.unreachable:
                     self._note_no_answer(started, error)
                 if not idempotent and error.maybe_processed:
@@ -446,8 +513,9 @@ class ApiClient:
         if authenticated:
             request_headers.update(await self.auth_headers())
         async with self._slots:
-            if self._rate is not None:
-                await self._rate.acquire()
+            wait = self._rate.reserve()
+            if wait > 0:
+                await self._pause(wait, f"{method} {path}")
             self.calls.record(kind)
             request = self._http.build_request(
                 method, path, params=params, json=json, data=data, headers=request_headers

@@ -35,6 +35,13 @@ class ConnectionOptions(BaseModel):
         le=50,
         description="tries of one request that fails in a way worth retrying",
     )
+    rate_limit_wait_seconds: float = Field(
+        default=900,
+        gt=0,
+        le=86_400,
+        description="how long one request may keep being refused with 429 (too many requests) "
+        "before it fails; a 429 slows the connection down and is never counted as a try",
+    )
     backoff_base_seconds: float = Field(
         default=0.1, ge=0, description="the first wait between tries; it doubles per try"
     )
@@ -62,6 +69,7 @@ class ConnectionOptions(BaseModel):
             timeout_s=self.timeout_seconds,
             connect_timeout_s=self.connect_timeout_seconds,
             max_attempts=self.max_attempts,
+            rate_limit_wait_s=self.rate_limit_wait_seconds,
             backoff_base_s=self.backoff_base_seconds,
             backoff_max_s=self.backoff_max_seconds,
             down_after_s=self.down_after_seconds,

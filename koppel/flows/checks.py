@@ -1,13 +1,19 @@
 """Rules a flow checks on a record before it is sent, each failing with record, field and rule.
 
 Both directions of the products flow use them: an EAN/GTIN with a wrong check digit, a SKU Parts
-Pim cannot take, and prices where only one of excl./incl. VAT is known.
+Pim cannot take, and prices where only one of excl./incl. VAT is known. The flows to AccountView
+also refuse values that are surely wrong in the books (negative or missing prices, order lines
+without a quantity, negative stock), each unless a setting allows it; every canonical record
+loses its control characters. docs/flows.md, "Values Koppel refuses", lists the rules.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 GTIN_LENGTHS = (8, 12, 13, 14)
 PARTS_PIM_SKU = re.compile(r"\d{1,20}")
@@ -50,4 +56,67 @@ def complete_prices(
     return excl, incl
 
 
-__all__ = ["GTIN_LENGTHS", "complete_prices", "gtin_problem", "parts_pim_sku_problem"]
+KEPT_CONTROLS = frozenset("\t\n\r")
+"""Control characters that text may hold (tabs and line breaks); every other one (NUL, BEL,
+ESC, DEL, C1) is removed, as no field of either system means anything by them."""
+
+
+def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
+    """`value` with the control characters removed from every text in it, and the paths of the
+    fields that had any (`name`, `lines[0].description`)."""
+    if isinstance(value, str):
+        if value.isprintable() or not any(_removed(c) for c in value):
+            return value, []
+        return "".join(c for c in value if not _removed(c)), [path or "(value)"]
+    if isinstance(value, Mapping):
+        cleaned: dict[str, Any] = {}
+        paths: list[str] = []
+        for key, item in value.items():
+            cleaned[key], found = without_controls(item, f"{path}.{key}" if path else str(key))
+            paths += found
+        return cleaned, paths
+    if isinstance(value, list):
+        items: list[Any] = []
+        paths = []
+        for index, item in enumerate(value):
+            clean, found = without_controls(item, f"{path}[{index}]")
+            items.append(clean)
+            paths += found
+        return items, paths
+    return value, []
+
+
+def _removed(character: str) -> bool:
+    return unicodedata.category(character) == "Cc" and character not in KEPT_CONTROLS
+
+
+def allowed_by(setting: str) -> str:
+    """The end of a refusal that a setting can lift."""
+    return f"(the flow setting {setting}: true allows it)"
+
+
+def price_problem(
+    value: Decimal | None, *, allow_negative: bool, allow_zero: bool = True
+) -> str | None:
+    """Why a price must not reach AccountView, or None: negative (a sale that pays the buyer),
+    or missing or zero (an article sold for nothing) when that is not allowed."""
+    if value is None or value == 0:
+        if allow_zero:
+            return None
+        shown = "is empty" if value is None else "is 0"
+        return f"{shown}: the article would be sold for 0.00 {allowed_by('allow_zero_prices')}"
+    if value < 0 and not allow_negative:
+        return f"{value} is negative {allowed_by('allow_negative_prices')}"
+    return None
+
+
+__all__ = [
+    "GTIN_LENGTHS",
+    "KEPT_CONTROLS",
+    "allowed_by",
+    "complete_prices",
+    "gtin_problem",
+    "parts_pim_sku_problem",
+    "price_problem",
+    "without_controls",
+]

@@ -2,10 +2,12 @@
 
 Per page of orders, in this order: map (and fill in the employee number); skip orders the
 settings leave out (status, date) and orders already in AccountView (by link, then by ORD_REF,
-so a lost link never posts an order twice); find or create each customer by e-mail with the
-customers flow's DebtorWriter; check that every SKU is an AccountView article (a missing one
-fails the order with the SKUs named, and the dead-letter retry posts it once they exist); find or
-create the delivery address when shipping differs from billing; post the orders in one call.
+so a lost link never posts an order twice); refuse orders without lines, with a quantity that
+is not positive or with a negative price (`allow_negative_prices`) before anything is written;
+find or create each customer by e-mail with the customers flow's DebtorWriter; check that every
+SKU is an AccountView article (a missing one fails the order with the SKUs named, and the
+dead-letter retry posts it once they exist); find or create the delivery address when shipping
+differs from billing; post the orders in one call.
 An order is posted once: later changes in Parts Pim are not sent (AccountView owns it then).
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
+from koppel.flows.checks import price_problem
 from koppel.flows.customers import (
     CUSTOMER_LOG_PREFIX,
     DebtorWriter,
@@ -97,6 +100,9 @@ class OrderSync:
                 order["employee_number"] = order["employee_number"] or self.settings.employee_number
                 self._filter(item, order)
         adopted = await self._skip_existing([i for i in items if i.pending])
+        for item in items:
+            if item.pending:
+                self._check_values(item)
         resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
         await self._customers(run_id, [i for i in items if i.pending], resolved)
         await self._check_products([i for i in items if i.pending], resolved)
@@ -123,6 +129,33 @@ class OrderSync:
             item.reason = (
                 f"order date {order['order_date']} is before the setting retrieve_from {since}"
             )
+
+    def _check_values(self, item: Item) -> None:
+        """Refuse an order the books must not get, before anything is written for it (its
+        debtor): no lines, a line without a positive quantity, a negative price."""
+        assert item.canonical is not None
+        order = item.canonical
+        if not order["lines"]:
+            item.fail(
+                f"{item.label}: field lines: is empty; AccountView would get a sales order "
+                "without lines"
+            )
+            return
+        allow_negative = self.settings.allow_negative_prices
+        for index, line in enumerate(order["lines"]):
+            if line["quantity"] <= 0:
+                item.fail(
+                    f"{item.label}: field lines[{index}].quantity: {line['quantity']} must be "
+                    "greater than 0"
+                )
+                return
+            problem = price_problem(line["unit_price"], allow_negative=allow_negative)
+            if problem is not None:
+                item.fail(f"{item.label}: field lines[{index}].unit_price: {problem}")
+                return
+        problem = price_problem(order["shipping_cost"], allow_negative=allow_negative)
+        if problem is not None:
+            item.fail(f"{item.label}: field shipping_cost: {problem}")
 
     async def _skip_existing(self, items: list[Item]) -> list[LinkEntry]:
         """Orders already in AccountView are skipped; those found by ORD_REF get their link back."""
@@ -239,7 +272,7 @@ class OrderSync:
     ) -> None:
         if number is None:
             item.fail(
-                f"{item.label}: its customer has no e-mail address, so no debtor can be found; "
+                f"{item.label}: field customer.email: is empty, so no debtor can be found; "
                 "add one in Parts Pim or set default_customer"
             )
             return
@@ -321,7 +354,7 @@ class OrderSync:
             missing = sorted({c for c in wanted.get(item.source_key, []) if c not in existing})
             if missing and item.pending:
                 item.fail(
-                    f"{item.label}: product(s) not in AccountView (ART_CODE): "
+                    f"{item.label}: field lines.sku: product(s) not in AccountView (ART_CODE): "
                     f"{', '.join(f'SKU {m!r}' for m in missing)}; the order is retried when "
                     "they exist (sync the products first)",
                     waits_for=PRODUCTS,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from koppel.connectors.base import Connector, Record
 from koppel.connectors.errors import ConnectorError
+from koppel.flows.checks import without_controls
 from koppel.flows.keys import content_hash
 from koppel.mapping import CompiledMapping, MappingError, apply
 from koppel.store import Store
@@ -48,7 +49,7 @@ class Item:
 
     def fail(self, reason: str, *, waits_for: str | None = None) -> None:
         self.outcome = OutcomeKind.FAILED
-        self.reason = reason
+        self.reason = shorten_quoted(reason)
         self.waits_for = waits_for
 
     @property
@@ -61,6 +62,18 @@ class Item:
         the address of "relation 'ann@example.com'"; the activity log is searched by it."""
         found = _QUOTED.search(self.label)
         return found.group(1) if found and found.group(1) else None
+
+
+QUOTED_LIMIT = 60
+_LONG_QUOTED = re.compile(
+    r"(?:^|(?<=[\s(\[]))'([^']{" + str(QUOTED_LIMIT + 1) + r",})'(?=[\s:;,)\]]|$)"
+)
+
+
+def shorten_quoted(reason: str) -> str:
+    """A reason with every long quoted value cut (a 10,000-character SKU in a record's label
+    would bury the field and the rule that follow it)."""
+    return _LONG_QUOTED.sub(lambda m: f"'{m[1][:QUOTED_LIMIT]}…' ({len(m[1])} characters)", reason)
 
 
 def excerpt(value: Any) -> Any:
@@ -94,7 +107,8 @@ def plain_json(value: Any) -> Any:
 def to_canonical(
     item: Item, mapping: CompiledMapping, model: type[BaseModel]
 ) -> dict[str, Any] | None:
-    """Get side: the source record as a validated canonical dict, or the item fails."""
+    """Get side: the source record as a validated canonical dict, or the item fails; its texts
+    lose their control characters (a warning names each field)."""
     try:
         result = apply(mapping, item.source, record_key=item.label)
     except MappingError as error:
@@ -109,8 +123,10 @@ def to_canonical(
         )
         item.fail(f"{item.label}: {problems}")
         return None
-    item.canonical = canonical
-    return canonical
+    clean, cleaned = without_controls(canonical)
+    item.warnings.extend(f"{path}: control characters removed" for path in cleaned)
+    item.canonical = dict(clean)
+    return item.canonical
 
 
 def to_target(item: Item, mapping: CompiledMapping, record: Mapping[str, Any]) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from koppel.connectors.base import Record
-from koppel.flows.checks import complete_prices, gtin_problem
+from koppel.flows.checks import complete_prices, gtin_problem, price_problem
 from koppel.flows.keys import assign_group_code, group_code_candidates
 from koppel.flows.mappings import (
     CANONICAL_MODELS,
@@ -38,7 +38,7 @@ def _label(entity: str, record: Record) -> str:
     if entity == PRODUCTS and record.get("sku"):
         return f"SKU '{record['sku']}'"
     name = record.get("name") or record.get("code") or record.get("id")
-    return f"{entity[:-1]} '{name}'"
+    return f"{'category' if entity == CATEGORIES else 'product'} '{name}'"
 
 
 class CategorySync:
@@ -135,6 +135,8 @@ class ProductSync:
         self.sell_price = settings.sell_price
         self.sell_price_field = SELL_PRICE_FIELDS[self.sell_price]
         self.name_attributes = settings.variant_name_attributes
+        self.allow_negative_prices = settings.allow_negative_prices
+        self.allow_zero_prices = settings.allow_zero_prices
         self.categories = CategorySync(runtime)
         self.writer = TargetWriter(
             runtime.store,
@@ -201,12 +203,24 @@ class ProductSync:
         return self.writer.record(run_id, items)
 
     def _complete(self, item: Item, product: dict[str, Any]) -> None:
-        """Both prices from one and the VAT rate; the EAN/GTIN and the sell price checked."""
+        """Both prices from one and the VAT rate; the EAN/GTIN and the sell price checked
+        (negative, missing or 0 fail unless a setting allows them)."""
         excl, incl = complete_prices(
             product["price_excl_vat"], product["price_incl_vat"], product["vat_rate"]
         )
         product["price_excl_vat"], product["price_incl_vat"] = excl, incl
-        if product[self.sell_price_field] is None and (excl is not None or incl is not None):
+        sell_price = product[self.sell_price_field]
+        problem = price_problem(
+            sell_price,
+            allow_negative=self.allow_negative_prices,
+            allow_zero=self.allow_zero_prices,
+        )
+        if problem is not None:
+            unknown = sell_price is None and (excl is not None or incl is not None)
+            why = " (it cannot be computed without a VAT rate)" if unknown else ""
+            item.fail(f"{item.label}: field {self.sell_price_field}: {problem}{why}")
+            return
+        if sell_price is None and (excl is not None or incl is not None):
             item.warnings.append(
                 f"price {self.sell_price.replace('_', '. ')} unknown without a VAT rate; "
                 "PX_SELL is left as it is"

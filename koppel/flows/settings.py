@@ -57,8 +57,24 @@ class FlowSettings(BaseModel):
         return value.replace(tzinfo=UTC)
 
 
-class ProductSettings(FlowSettings):
+class PriceSettings(FlowSettings):
+    """Settings of the flows that put prices into AccountView (products, orders)."""
+
+    allow_negative_prices: bool = Field(
+        default=False,
+        description="write negative prices (sell prices, order line prices, shipping costs) "
+        "instead of failing the record",
+    )
+
+
+class ProductSettings(PriceSettings):
     """Products (and their categories), Parts Pim -> AccountView."""
+
+    allow_zero_prices: bool = Field(
+        default=False,
+        description="write articles whose sell price is missing or 0 (sold for 0.00) instead of "
+        "failing the product",
+    )
 
     sell_price: Literal["excl_vat", "incl_vat"] = Field(
         default="excl_vat", description="which price AccountView's PX_SELL holds"
@@ -87,7 +103,7 @@ class CustomerSettings(FlowSettings):
     )
 
 
-class OrderSettings(CustomerSettings):
+class OrderSettings(CustomerSettings, PriceSettings):
     """Orders, Parts Pim -> AccountView."""
 
     employee_number: str = Field(
@@ -170,6 +186,10 @@ class StockSettings(FlowSettings):
         default="fail",
         description="fail (retried) or skip a SKU that AccountView has no article for",
     )
+    allow_negative_stock: bool = Field(
+        default=False,
+        description="sum a warehouse's negative on-hand quantity instead of failing the SKU",
+    )
 
 
 SETTINGS_MODELS: dict[tuple[str, str], type[FlowSettings]] = {
@@ -218,6 +238,7 @@ __all__ = [
     "FlowSettings",
     "OrderSettings",
     "OrdersToPartsPimSettings",
+    "PriceSettings",
     "ProductSettings",
     "StockSettings",
     "flow_settings",

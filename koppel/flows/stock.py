@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from koppel.connectors.base import Record
+from koppel.flows.checks import allowed_by
 from koppel.flows.mappings import RESOLVED, FlowSetupError
 from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.products import PRODUCTS
@@ -21,6 +22,7 @@ from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import StockSettings
 from koppel.model import StockLevel
 from koppel.store import OutcomeKind
+from koppel.store.tables import KEY_LENGTH
 
 STOCK = "stock"
 
@@ -56,6 +58,7 @@ class StockSync:
         self.calculation = settings.stock_calculation
         self.warehouse_codes = settings.stock_warehouses
         self.missing_article = settings.missing_article
+        self.allow_negative_stock = settings.allow_negative_stock
         self._warehouse_ids: set[str] | None = None
         self.writer = TargetWriter(
             runtime.store,
@@ -69,19 +72,27 @@ class StockSync:
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
         skus = list(dict.fromkeys(str(r["sku"]) for r in records))
-        items = [Item(sku, f"stock of SKU '{sku}'", {"sku": sku}) for sku in skus]
+        items = [Item(sku[:KEY_LENGTH], f"stock of SKU '{sku}'", {"sku": sku}) for sku in skus]
+        for item, sku in zip(items, skus, strict=True):
+            if len(sku) > KEY_LENGTH:  # no SKU at all, and longer than a key Koppel keeps
+                item.fail(
+                    f"{item.label}: field sku: is {len(sku)} characters; a SKU has at most "
+                    f"{KEY_LENGTH}"
+                )
         if not self.managed:
             for item in items:
                 item.outcome = OutcomeKind.SKIPPED
                 item.reason = "stock is not managed in AccountView (setting manage_stock: false)"
             return self.writer.record(run_id, items)
         await self._resolve_warehouses()
-        rows = await self.runtime.source.lookup(self.runtime.source_entity(STOCK), "sku", skus)
+        wanted = [i.source_key for i in items if i.pending]
+        rows = await self.runtime.source.lookup(self.runtime.source_entity(STOCK), "sku", wanted)
         by_sku: dict[str, list[Record]] = {}
         for row in rows:
             by_sku.setdefault(str(row["sku"]), []).append(row)
         for item in items:
-            self._prepare(item, by_sku.get(item.source_key, []))
+            if item.pending:
+                self._prepare(item, by_sku.get(item.source_key, []))
         await self.writer.write(items)
         return self.writer.record(run_id, items)
 
@@ -101,6 +112,10 @@ class StockSync:
             if level is None:
                 item.fail(row_item.reason or f"{row_item.label}: cannot be read")
                 return
+            problem = self._level_problem(level)
+            if problem is not None:
+                item.fail(f"{row_item.label}: {problem}")
+                return
             levels.append(level)
         summed: dict[str, Any] = {
             "sku": item.source_key,
@@ -110,6 +125,19 @@ class StockSync:
         item.canonical = summed
         resolved = {"quantity": stock_quantity(levels, self.calculation)}
         to_target(item, self.runtime.mappings.send, {**summed, RESOLVED: resolved})
+
+    def _level_problem(self, level: dict[str, Any]) -> str | None:
+        """Why a warehouse's level must not count: negative reserved or incoming stock would
+        raise the free stock; negative stock on hand only with allow_negative_stock."""
+        for field in ("reserved", "incoming"):
+            if level[field] < 0:
+                return f"field {field}: {level[field]} is negative; it cannot be"
+        if level["on_hand"] < 0 and not self.allow_negative_stock:
+            return (
+                f"field on_hand: {level['on_hand']} is negative "
+                f"{allowed_by('allow_negative_stock')}"
+            )
+        return None
 
     async def _resolve_warehouses(self) -> None:
         """The chosen warehouse codes as ids, once per run; a code Parts Pim does not have is

@@ -3,6 +3,10 @@
 Amounts are Decimal (never float) so prices survive a round trip through both systems unchanged.
 Optional fields are None when the source does not carry them: a send-side mapping then leaves the
 target field alone instead of blanking it.
+
+Numbers are finite and below `NUMBER_LIMIT` in size, and currencies are ISO 4217 codes: a record
+with `1e308`, NaN or `€` fails alone when it is mapped, naming the field, before any arithmetic
+(docs/flows.md, "Values Koppel refuses").
 """
 
 from __future__ import annotations
@@ -10,9 +14,31 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+NUMBER_LIMIT = Decimal(10) ** 15
+"""No amount or quantity of either system comes near this (AccountView's currency fields end
+below 10^15); a larger one is a broken record, refused before a flow computes with it."""
+
+Number = Annotated[Decimal, Field(gt=-NUMBER_LIMIT, lt=NUMBER_LIMIT)]
+"""A finite Decimal (pydantic refuses NaN and Infinity) of a sane size."""
+
+VatRate = Annotated[Decimal, Field(ge=0, le=100)]
+"""A VAT percentage: 21 for 21%."""
+
+
+def iso_currency(value: str) -> str:
+    """The ISO 4217 code of a currency, in capitals; anything else is refused."""
+    code = value.strip().upper()
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (such as EUR)")
+    return code
+
+
+CurrencyCode = Annotated[str, AfterValidator(iso_currency)]
 
 
 class CanonicalModel(BaseModel):
@@ -45,10 +71,10 @@ class Variant(CanonicalModel):
     sku: str
     name: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
-    price_excl_vat: Decimal | None = None
-    price_incl_vat: Decimal | None = None
+    price_excl_vat: Number | None = None
+    price_incl_vat: Number | None = None
     ean: str | None = None
-    quantity: Decimal | None = None
+    quantity: Number | None = None
     custom_fields: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -59,12 +85,12 @@ class Product(CanonicalModel):
     kind: ProductKind = ProductKind.SIMPLE
     short_description: str | None = None
     long_description: str | None = None
-    price_excl_vat: Decimal | None = None
-    price_incl_vat: Decimal | None = None
-    vat_rate: Decimal | None = Field(default=None, description="percentage, e.g. 21 for 21%")
-    currency: str = "EUR"
+    price_excl_vat: Number | None = None
+    price_incl_vat: Number | None = None
+    vat_rate: VatRate | None = Field(default=None, description="percentage, e.g. 21 for 21%")
+    currency: CurrencyCode = "EUR"
     ean: str | None = None
-    quantity: Decimal | None = None
+    quantity: Number | None = None
     category_keys: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
     characteristics: dict[str, str] = Field(default_factory=dict)
@@ -78,9 +104,9 @@ class StockLevel(CanonicalModel):
 
     sku: str
     warehouse: str
-    on_hand: Decimal = Decimal(0)
-    reserved: Decimal = Decimal(0)
-    incoming: Decimal = Decimal(0)
+    on_hand: Number = Decimal(0)
+    reserved: Number = Decimal(0)
+    incoming: Number = Decimal(0)
     updated_at: datetime | None = None
 
 
@@ -117,10 +143,10 @@ class Customer(CanonicalModel):
 
 class OrderLine(CanonicalModel):
     sku: str
-    quantity: Decimal
-    unit_price: Decimal | None = None
+    quantity: Number
+    unit_price: Number | None = None
     description: str | None = None
-    vat_rate: Decimal | None = None
+    vat_rate: VatRate | None = None
 
 
 class Order(CanonicalModel):
@@ -133,8 +159,8 @@ class Order(CanonicalModel):
     billing_address: Address = Field(default_factory=Address)
     shipping_address: Address | None = None
     lines: list[OrderLine] = Field(default_factory=list)
-    shipping_cost: Decimal | None = None
-    currency: str = "EUR"
+    shipping_cost: Number | None = None
+    currency: CurrencyCode = "EUR"
     prices_include_vat: bool = False
     payment_term: str | None = None
     payment_method: str | None = None

@@ -127,7 +127,10 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(members) == 1:
-            return members[0], True
+            member = members[0]  # `Number | None`: the Annotated type's own type
+            if typing.get_origin(member) is typing.Annotated:
+                member = typing.get_args(member)[0]
+            return member, True
         return Any, True
     return annotation, False
 

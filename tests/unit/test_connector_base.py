@@ -11,6 +11,7 @@ from koppel.connectors.base import (
     ApiClient,
     ClientLimits,
     PageGuard,
+    RateLimiter,
     parse_retry_after,
 )
 from koppel.connectors.errors import (
@@ -190,3 +191,51 @@ def test_page_guard_stops_loops_and_runaways() -> None:
     guard.advance("c")
     with pytest.raises(PagingLoopError, match="more than 3 pages"):
         guard.advance("d")
+
+
+async def test_429_is_not_a_try_and_the_rate_adapts() -> None:
+    """Six 429s in a row, with two tries allowed: the request still succeeds, and the
+    connection's rate went down on the 429s and comes up again on the answers after them."""
+    seen: list[httpx.Request] = []
+    limits = ClientLimits(max_attempts=2, rate_per_second=50)
+    async with ApiClient("http://api", limits=limits, transport=scripted([429] * 6, seen)) as c:
+        response = await c.send("GET", "/things", kind="GET things")
+        slowed = c._rate.rate
+        assert slowed is not None and slowed < 50
+        for _ in range(3):
+            await c.send("GET", "/things", kind="GET things")
+        assert c._rate.rate is not None and c._rate.rate > slowed
+    assert response.status_code == 200
+    assert len(seen) == 7 + 3
+
+
+async def test_a_request_refused_with_429_for_too_long_fails_saying_what_to_do() -> None:
+    seen: list[httpx.Request] = []
+    limits = ClientLimits(rate_limit_wait_s=0.05)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(429, headers={"retry-after": "0.01"})
+
+    transport = httpx.MockTransport(handler)
+    async with ApiClient("http://api", limits=limits, transport=transport) as client:
+        with pytest.raises(RetriableAPIError) as info:
+            await client.send("GET", "/things", kind="GET things")
+    assert info.value.status == 429
+    assert "raise rate_limit_wait_seconds" in str(info.value)
+    assert len(seen) > 1
+
+
+def test_the_rate_halves_on_429_never_below_one_start_per_retry_after() -> None:
+    limiter = RateLimiter(ceiling=40)
+    limiter.throttled(retry_after=None)
+    assert limiter.rate == 20
+    limiter.answered()
+    assert limiter.rate == 20 + RateLimiter.RATE_STEP
+    unlimited = RateLimiter(ceiling=None)
+    assert unlimited.rate is None
+    unlimited.throttled(retry_after=0.1)  # 10 starts per second at the least
+    assert unlimited.rate == 10
+    capped = RateLimiter(ceiling=5)
+    capped.throttled(retry_after=0.01)  # the API's hint never lifts it above the ceiling
+    assert capped.rate == 5

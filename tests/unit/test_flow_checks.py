@@ -1,4 +1,5 @@
-"""Checks a flow makes before sending: EAN/GTIN check digits, Parts Pim SKUs, VAT prices."""
+"""Checks a flow makes before sending: EAN/GTIN check digits, Parts Pim SKUs, VAT prices,
+control characters, the prices AccountView must not get, and reasons that stay readable."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from koppel.flows.checks import complete_prices, gtin_problem, parts_pim_sku_problem
+from koppel.flows.checks import (
+    complete_prices,
+    gtin_problem,
+    parts_pim_sku_problem,
+    price_problem,
+    without_controls,
+)
+from koppel.flows.pipeline import shorten_quoted
 
 
 @pytest.mark.parametrize("code", ["8712345678906", "96385074", "036000291452", "10012345678902"])
@@ -47,3 +55,45 @@ def test_missing_price_follows_from_the_rate() -> None:
 def test_prices_stay_as_they_are_without_a_rate_or_when_both_are_known() -> None:
     assert complete_prices(Decimal(1), None, None) == (Decimal(1), None)
     assert complete_prices(Decimal(1), Decimal(5), Decimal(21)) == (Decimal(1), Decimal(5))
+
+
+def test_control_characters_are_removed_and_their_fields_named() -> None:
+    record = {
+        "name": "Rem\x00blok\x07\x1b[0m",
+        "lines": [{"description": "tab\there\nnext line"}, {"description": "\x9fC1 \x7fDEL"}],
+        "bidi": "\u202eevil\u202c 🚗",
+        "price": Decimal("1.00"),
+    }
+    clean, fields = without_controls(record)
+    assert clean == {
+        "name": "Remblok[0m",
+        "lines": [{"description": "tab\there\nnext line"}, {"description": "C1 DEL"}],
+        "bidi": "\u202eevil\u202c 🚗",
+        "price": Decimal("1.00"),
+    }
+    assert fields == ["name", "lines[1].description"]
+
+
+def test_prices_that_must_not_reach_the_books() -> None:
+    assert price_problem(Decimal("-1"), allow_negative=False) == (
+        "-1 is negative (the flow setting allow_negative_prices: true allows it)"
+    )
+    assert price_problem(Decimal("-1"), allow_negative=True) is None
+    assert price_problem(None, allow_negative=False, allow_zero=False) == (
+        "is empty: the article would be sold for 0.00 "
+        "(the flow setting allow_zero_prices: true allows it)"
+    )
+    assert price_problem(Decimal(0), allow_negative=False, allow_zero=False) is not None
+    assert price_problem(Decimal(0), allow_negative=False) is None  # a free order line
+    assert price_problem(Decimal("0.01"), allow_negative=False, allow_zero=False) is None
+
+
+def test_a_long_quoted_value_is_cut_but_the_field_and_the_rule_stay() -> None:
+    reason = "SKU '" + "x" * 10_000 + "': field ART_CODE: is 10000 characters; at most 15"
+    assert shorten_quoted(reason) == (
+        "SKU '"
+        + "x" * 60
+        + "…' (10000 characters): field ART_CODE: is 10000 characters; at most 15"
+    )
+    short = "order 'WEB-1': field lines.sku: product(s) not in AccountView: SKU '1', SKU '2'"
+    assert shorten_quoted(short) == short

@@ -96,3 +96,12 @@ def test_every_entity_has_a_schema_with_its_key_and_id() -> None:
     assert products.knows("characteristics.Land van herkomst")
     sku = products.get("sku")
     assert sku is not None and sku.max_length == 20
+
+
+def test_a_lookup_value_that_cannot_name_a_record_is_left_out() -> None:
+    possible = contract.lookup_value_possible
+    assert possible("id", "123") and possible("sku", "12345678901234567890")
+    assert not possible("id", "abc") and not possible("relation_id", "-1")
+    assert not possible("id", "1" + "0" * 308)  # beyond 64 bits: the API would fail the call
+    assert not possible("sku", "1" * 21) and not possible("sku", "١٢٣")  # Arabic-Indic digits
+    assert possible("email", "a,b@example.nl")  # other filters are the API's to judge

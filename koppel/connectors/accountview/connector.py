@@ -490,15 +490,37 @@ def _value_rule(av_field: AVField, value: Any) -> str | None:
             number = Decimal(str(value)) if value != "" else Decimal(0)
         except InvalidOperation:
             return "must be a number"
+        if not number.is_finite():
+            return "must be a finite number"
         if av_field.type == "I" and number != number.to_integral_value():
             return "must be a whole number"
         if av_field.type == "N" and len(str(abs(int(number)))) > av_field.length:
             return f"has more than {av_field.length} digits"
+        if av_field.type == "Y":
+            return _currency_rule(number)
     elif av_field.type == "L":
         if not isinstance(value, bool | int | str):
             return "must be true or false"
     elif av_field.type in "DT" and not isinstance(value, str | date):
         return "must be a date"
+    return None
+
+
+CURRENCY_DECIMALS = 4
+CURRENCY_LIMIT = Decimal("922337203685477.5807")
+"""AccountView's amounts (type Y) are Visual FoxPro currency values: four decimals, at most this
+in size. A value that does not fit is refused, never rounded or cut on the way."""
+
+
+def _currency_rule(number: Decimal) -> str | None:
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > CURRENCY_DECIMALS:
+        return (
+            f"{number} has more than {CURRENCY_DECIMALS} decimals; AccountView's amounts hold "
+            f"{CURRENCY_DECIMALS} (round it in the flow's mapping: `transform: [{{round: 2}}]`)"
+        )
+    if abs(number) > CURRENCY_LIMIT:
+        return f"{number} is larger than AccountView's amounts hold (at most {CURRENCY_LIMIT})"
     return None
 
 

@@ -115,7 +115,7 @@ class PartsPimConnector:
         """Records whose `field` is one of `values`: one call per 100 values, run concurrently.
 
         Products found by SKU include those where a variant has the SKU; relations match e-mail
-        case-insensitively.
+        case-insensitively. A value that cannot be an id or a SKU (not digits) matches nothing.
         """
         resource = self._resource(entity)
         parameter = resource.lookup_params.get(field)
@@ -123,6 +123,7 @@ class PartsPimConnector:
             known = ", ".join(resource.lookup_params)
             raise ConnectorError(f"Parts Pim {entity} cannot be looked up by {field} ({known})")
         unique = list(dict.fromkeys(str(v) for v in values if str(v).strip()))
+        unique = [v for v in unique if contract.lookup_value_possible(parameter, v)]
         if "," in "".join(unique):
             raise ConnectorError(f"Parts Pim {entity}: a {field} to look up contains a comma")
 

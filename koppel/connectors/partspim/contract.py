@@ -44,6 +44,22 @@ WEBHOOK_EVENTS = tuple(
 )
 
 SKU_RULE = "digits only, at most 20"
+ID_LOOKUPS = frozenset({"id", "warehouse_id", "relation_id", "parent_id"})
+ID_MAX_DIGITS = 18
+"""Ids are whole numbers that fit 64 bits: at most 18 digits."""
+SKU_MAX_DIGITS = 20
+
+
+def lookup_value_possible(parameter: str, value: str) -> bool:
+    """Whether a list filter's value can name a record at all: ids and SKUs are digits only
+    (ids at most `ID_MAX_DIGITS`, SKUs at most `SKU_MAX_DIGITS`). A lookup leaves any other value
+    out instead of sending a filter that the API refuses for the whole call."""
+    if parameter not in ID_LOOKUPS and parameter != "sku":
+        return True
+    longest = ID_MAX_DIGITS if parameter in ID_LOOKUPS else SKU_MAX_DIGITS
+    return value.isascii() and value.isdigit() and len(value) <= longest
+
+
 DEFAULT_EMPLOYEE_NUMBER = "999999"
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
 
@@ -330,6 +346,8 @@ __all__ = [
     "ERRORS_FIELD",
     "EVENT_HEADER",
     "EXISTING_ID_FIELD",
+    "ID_LOOKUPS",
+    "ID_MAX_DIGITS",
     "LIMIT_PARAM",
     "MAX_FILTER_VALUES",
     "MAX_PAGE_SIZE",
@@ -339,6 +357,7 @@ __all__ = [
     "SCHEMAS",
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE_S",
+    "SKU_MAX_DIGITS",
     "SKU_RULE",
     "STOCK_PATH",
     "TIMESTAMP_HEADER",
@@ -346,4 +365,5 @@ __all__ = [
     "WEBHOOKS_PATH",
     "WEBHOOK_EVENTS",
     "Resource",
+    "lookup_value_possible",
 ]
