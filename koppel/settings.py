@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         default="Europe/Amsterdam", description="the time zone dates are shown in on the web"
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="the bearer token Prometheus sends to /metrics "
+        "(Authorization: Bearer ...); unset means /metrics is off (404)",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: object) -> object:

@@ -35,6 +35,7 @@ from koppel.connectors.errors import (
     RecordValidationError,
     RetriableAPIError,
 )
+from koppel.connectors.metrics import NO_ANSWER, record_call
 from koppel.model.schema import RecordSchema
 
 Record = dict[str, Any]
@@ -528,8 +529,12 @@ class ApiClient:
             request = self._http.build_request(
                 method, path, params=params, json=json, data=data, headers=request_headers
             )
+            started = time.monotonic()
+            status = NO_ANSWER
             try:
-                return await self._answer(self._http.send(request), f"{method} {path}")
+                response = await self._answer(self._http.send(request), f"{method} {path}")
+                status = str(response.status_code)
+                return response
             except httpx.PoolTimeout:
                 raise RetriableAPIError(
                     f"{method} {path}: every connection to the API stayed busy",
@@ -543,6 +548,10 @@ class ApiClient:
             except httpx.TransportError as error:
                 reason = no_answer_reason(error, request.url, self.limits)
                 raise RetriableAPIError(f"{method} {path}: {reason}", unreachable=True) from None
+            finally:
+                record_call(
+                    self.name or self._http.base_url.host, status, time.monotonic() - started
+                )
 
     async def write_with_recheck(
         self,

@@ -244,6 +244,14 @@ class Engine:
         """Run ``job`` now and wait for it (after any run of the same flow in progress)."""
         return await self.wait(await self.submit(job, args), on_progress)
 
+    @property
+    def running(self) -> bool:
+        """Started, not stopping, and its scheduler (if it has one) still alive: what a
+        readiness check asks of the engine of a `koppel serve` process."""
+        if not self._started or self._stopping.is_set():
+            return False
+        return self._scheduler is None or not self._scheduler.done()
+
     async def start_worker(
         self, schedules: ScheduleSource | None = None, *, tick_seconds: float = 1.0
     ) -> None:

@@ -148,7 +148,7 @@ def _last_good(store: Store, flow: Flow) -> Run | None:
     return max(found, key=lambda run: run.started_at, default=None)
 
 
-def _count_keys() -> dict[str, list[str]]:
+def count_keys() -> dict[str, list[str]]:
     """Each outcome kind's count keys in a run: its own (`created`) and those of every other
     entity a flow writes (`categories.created`)."""
     entities = sorted({entity for _, entity in FLOW_TYPES})
@@ -159,7 +159,7 @@ def _chart(
     store: Store, flows: Sequence[Flow], bounds: Sequence[datetime], step: timedelta
 ) -> Chart:
     """Bars from bounds[n] to bounds[n + 1]."""
-    sums = store.runs.sums([flow.id for flow in flows], bounds=bounds, keys=_count_keys())
+    sums = store.runs.sums([flow.id for flow in flows], bounds=bounds, keys=count_keys())
     return Chart(tuple(Bar(at, counts) for at, counts in zip(bounds[:-1], sums, strict=True)), step)
 
 
@@ -263,6 +263,7 @@ __all__ = [
     "Freshness",
     "IntegrationDashboard",
     "connections_health",
+    "count_keys",
     "dashboard_of",
     "dashboards",
     "freshness",

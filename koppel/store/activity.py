@@ -312,6 +312,52 @@ class RunRepository:
                     totals[row.period] = {total: int(row._mapping[total] or 0) for total in keys}
         return totals
 
+    def totals_by_flow(
+        self, keys: Mapping[str, Sequence[str]]
+    ) -> builtins.list[tuple[int, RunStatus, int, dict[str, int]]]:
+        """Per flow and status: how many runs, and their counts added up (each total adds
+        the count keys `keys` names for it, as `sums` does), in one grouped query over the
+        runs: the cost follows the number of runs, not of the outcomes they logged."""
+        sums = [
+            func.sum(
+                sum(
+                    (func.coalesce(RunRow.counts[key].as_integer(), 0) for key in names),
+                    literal(0),
+                )
+            ).label(total)
+            for total, names in keys.items()
+        ]
+        query = (
+            select(RunRow.flow_id, RunRow.status, func.count().label("runs"), *sums)
+            .where(self._context.in_tenant_flows(RunRow.flow_id))
+            .group_by(RunRow.flow_id, RunRow.status)
+        )
+        with self._context.read() as session:
+            return [
+                (
+                    int(row.flow_id),
+                    RunStatus(row.status),
+                    int(row.runs),
+                    {total: int(row._mapping[total] or 0) for total in keys},
+                )
+                for row in session.execute(query)
+            ]
+
+    def last_good_by_flow(self) -> dict[int, datetime]:
+        """Flow id -> when its last run that succeeded (or partly failed) ended."""
+        good = (RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value)
+        query = (
+            select(RunRow.flow_id, func.max(RunRow.finished_at))
+            .where(
+                RunRow.status.in_(good),
+                RunRow.finished_at.is_not(None),
+                self._context.in_tenant_flows(RunRow.flow_id),
+            )
+            .group_by(RunRow.flow_id)
+        )
+        with self._context.read() as session:
+            return {int(flow_id): at for flow_id, at in session.execute(query) if at is not None}
+
     def numbers(self, run_ids: Sequence[str]) -> dict[str, int | None]:
         """Run id -> its number, for these runs (of the tenant), in one query."""
         found: dict[str, int | None] = {}
@@ -633,6 +679,19 @@ class DeadLetterRepository:
                 )
                 or 0
             )
+
+    def pending_by_flow(self) -> dict[int, int]:
+        """Flow id -> how many of its records wait for a retry (flows with none left out)."""
+        query = (
+            select(DeadLetterRow.flow_id, func.count())
+            .where(
+                DeadLetterRow.status == DeadLetterStatus.PENDING.value,
+                self._context.in_tenant_flows(DeadLetterRow.flow_id),
+            )
+            .group_by(DeadLetterRow.flow_id)
+        )
+        with self._context.read() as session:
+            return {int(flow_id): int(count) for flow_id, count in session.execute(query)}
 
     def due(
         self, flow_id: int, now: datetime | None = None, *, limit: int = 500

@@ -35,6 +35,7 @@ from koppel.web.routes import (
     connections,
     dashboard,
     dead_letters,
+    health,
     integration_files,
     mappings,
     runs,
@@ -116,6 +117,7 @@ def create_app(
     )
     app.state.koppel = state
     install_error_handlers(app)
+    app.include_router(health.router)
     app.include_router(auth.public)
     app.include_router(auth.signed_in)
     app.include_router(dashboard.router)

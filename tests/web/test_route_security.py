@@ -32,9 +32,20 @@ from koppel.store import Store
 from koppel.web import create_app
 from tests.web.conftest import Browser, World, signed_in
 
-PUBLIC = {"login_page", "login", "first_run_page", "first_run", "static"}
+PUBLIC = {
+    "login_page",
+    "login",
+    "first_run_page",
+    "first_run",
+    "static",
+    "healthz",
+    "readyz",
+    "metrics",
+}
 """Routes anyone may use: the sign-in and first-run pages (with their own anti-forgery cookie),
-and our stylesheet and script."""
+and our stylesheet and script. Public by design as well, for machines: `healthz` and `readyz`
+(a load balancer asks them; they show no data) and `metrics` (guarded by its own bearer token,
+KOPPEL_METRICS_TOKEN, not by sign-in: tests/web/test_metrics.py)."""
 VIEWER_MAY_CHANGE = {
     "logout",
     "change_own_password",
