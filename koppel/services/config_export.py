@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from koppel.config import parse_config
+from koppel.connectors.addresses import AddressRefused, IPNetwork, check_base_url
 from koppel.services.errors import InvalidRequest
 from koppel.services.setup import IntegrationView, apply_file
 from koppel.store import Connection, Flow, Integration, Store
@@ -126,11 +127,43 @@ def export_integration(store: Store, integration: Integration) -> ExportedIntegr
     return ExportedIntegration(f"{integration.name}.yaml", header + body, tuple(variables))
 
 
-def import_file(
-    store: Store, workspace: str, file_name: str, content: bytes, *, actor: str
+def _upload_environ(text: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment an uploaded file may read: only the credential variables
+    `koppel config export` names (`${PIM_API_KEY}` for connection pim's api_key), never a
+    KOPPEL_ setting. A file typed in the browser must not copy the server's own secrets (its
+    secret key, a cloud token) into a credential that a connection test sends elsewhere."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}  # parse_config reports where the YAML is broken
+    connections = document.get("connections") if isinstance(document, dict) else None
+    names: set[str] = set()
+    for connection, body in (connections or {}).items() if isinstance(connections, dict) else ():
+        if not isinstance(body, dict) or not isinstance(body.get("credentials"), dict):
+            continue
+        offered = EXPORTED_CREDENTIALS.get(str(body.get("application")), ())
+        names.update(
+            variable_name(str(connection), str(field))
+            for field in body["credentials"]
+            if field in offered
+        )
+    return {
+        name: environ[name] for name in names if name in environ and not name.startswith("KOPPEL_")
+    }
+
+
+async def import_file(
+    store: Store,
+    workspace: str,
+    file_name: str,
+    content: bytes,
+    *,
+    actor: str,
+    allowed: Sequence[IPNetwork],
 ) -> IntegrationView:
-    """An uploaded integration file, checked and applied as `koppel config apply` applies one
-    (its `${...}` read from this process's environment); only a file of `workspace`."""
+    """An uploaded integration file, checked and applied as `koppel config apply` applies one;
+    only a file of `workspace`, its base URLs through the address guard (`allowed`: the
+    operator's networks) and its `${...}` only the credential variables (`_upload_environ`)."""
     if len(content) > IMPORT_MAX_BYTES:
         raise InvalidRequest(
             f"{file_name}: the file is larger than {IMPORT_MAX_BYTES // 1000} kB; "
@@ -143,12 +176,17 @@ def import_file(
             f"{file_name}: not a text file in UTF-8; upload the YAML file"
         ) from None
     file = Path(file_name or "upload.yaml")
-    config = parse_config(text, file, environ=os.environ)
+    config = parse_config(text, file, environ=_upload_environ(text, os.environ))
     if config.tenant != workspace:
         raise InvalidRequest(
             f"{file_name}: the file is for workspace {config.tenant!r}, you are signed in to "
             f"{workspace!r}; set tenant: {workspace} in the file"
         )
+    for name, connection in config.connections.items():
+        try:
+            await check_base_url(connection.base_url, allowed)
+        except AddressRefused as refused:
+            raise AddressRefused(f"{file_name}: connections.{name}.base_url: {refused}") from None
     return apply_file(store, config, file, actor=actor)
 
 

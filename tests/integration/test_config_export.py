@@ -150,11 +150,18 @@ def test_the_cli_exports_the_only_integration_to_stdout_or_a_file(
     assert unknown.exit_code != 0 and "no integration is named 'nope'" in unknown.output
 
 
-def test_an_uploaded_file_of_another_workspace_is_refused(store: Store, tmp_path: Path) -> None:
+async def test_an_uploaded_file_of_another_workspace_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
     with inprocess_sandboxes(1) as sandboxes:
         document = sandboxes.integration({"products": FLOWS["products"]}, tenant="globex")
     with pytest.raises(InvalidRequest, match="the file is for workspace 'globex'"):
-        config_export.import_file(
-            store, "acme", "globex.yaml", yaml.safe_dump(document).encode(), actor="ann"
+        await config_export.import_file(
+            store,
+            "acme",
+            "globex.yaml",
+            yaml.safe_dump(document).encode(),
+            actor="ann",
+            allowed=(),
         )
     assert store.integrations.list() == []

@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
+from koppel.settings import Settings
 from koppel.store import Store, User
 from tests.web.conftest import Browser, World
+
+
+@pytest.fixture
+def web_settings(web_settings: Settings) -> Settings:
+    """The seeded connections live on 127.0.0.1, which the address guard lets through only
+    when the operator allows it (as the tests' sandboxes need)."""
+    return web_settings.model_copy(update={"allowed_networks": "127.0.0.1"})
 
 
 def _upload(client: Browser, name: str, content: str) -> Any:
@@ -83,6 +91,38 @@ def test_an_admin_uploads_a_changed_file_and_it_is_applied(
     assert foreign.status_code == 422
     assert "the file is for workspace &#39;globex&#39;" in foreign.text
     assert store.flows.get(world.b.seeded.flow.id).mapping_version == 1  # type: ignore[union-attr]
+
+
+def test_an_uploaded_file_reads_only_credential_variables_and_passes_the_address_guard(
+    client_for: Callable[[User], Browser],
+    world: World,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = client_for(world.a.admin)
+    exported = admin.get(f"/integrations/{world.a.seeded.integration.id}/export")
+    document = yaml.safe_load(exported.text)
+    for name in ("PIM_API_KEY", "AV_CLIENT_ID", "AV_REFRESH_TOKEN"):
+        monkeypatch.setenv(name, "a value")
+    monkeypatch.setenv("KOPPEL_SECRET_KEY", "the server's own key")
+    monkeypatch.setenv("HOME_TOKEN", "some other secret of the server")
+    document["connections"]["pim"]["credentials"] = {"api_key": "${KOPPEL_SECRET_KEY}"}
+    stolen = _upload(admin, "acme.yaml", yaml.safe_dump(document))
+    assert stolen.status_code == 422
+    assert "environment variable KOPPEL_SECRET_KEY is not set" in stolen.text
+    document["connections"]["pim"]["credentials"] = {"api_key": "${PIM_API_KEY}"}
+    document["connections"]["pim"]["base_url"] = "http://${HOME_TOKEN}.example/api/v1"
+    elsewhere = _upload(admin, "acme.yaml", yaml.safe_dump(document))
+    assert elsewhere.status_code == 422
+    assert "environment variable HOME_TOKEN is not set" in elsewhere.text
+    document["connections"]["pim"]["base_url"] = "http://169.254.169.254/latest"
+    metadata = _upload(admin, "acme.yaml", yaml.safe_dump(document))
+    assert metadata.status_code == 422
+    assert "connections.pim.base_url" in metadata.text and "link-local" in metadata.text
+    assert store.connections.get(world.a.seeded.pim.id).base_url == (  # type: ignore[union-attr]
+        world.a.seeded.pim.base_url
+    )
+    assert store.flows.get(world.a.seeded.flow.id).mapping_version == 1  # type: ignore[union-attr]
 
 
 def test_a_viewer_may_not_upload(

@@ -298,15 +298,16 @@ def export_integration(current: SignedIn, integration_id: int) -> ExportOut:
 
 
 @router.post("/integrations/import", name="api_import_integration")
-def import_integration(current: Admin, body: ImportIn) -> ImportedOut:
+async def import_integration(request: Request, current: Admin, body: ImportIn) -> ImportedOut:
     """An integration file applied as `koppel config apply` applies it (admins; audited); only
-    a file of the token's workspace."""
-    applied = config_export.import_file(
+    a file of the token's workspace, its base URLs through the address guard."""
+    applied = await config_export.import_file(
         current.store,
         current.workspace,
         body.file_name,
         body.text.encode(),
         actor=current.user.email,
+        allowed=web_state(request).settings.networks_allowed,
     )
     return ImportedOut(
         integration_id=applied.integration.id,

@@ -16,7 +16,7 @@ from koppel.services import config_export, setup
 from koppel.services.config_export import IMPORT_MAX_BYTES
 from koppel.services.errors import InvalidRequest
 from koppel.store import Store
-from koppel.web.context import CurrentUser, page_context
+from koppel.web.context import CurrentUser, page_context, web_state
 from koppel.web.deps import Admin, SignedIn, WorkspaceStore, admin_user, signed_in
 from koppel.web.routes.forms import redirect, refused
 from koppel.web.templating import render
@@ -69,8 +69,13 @@ async def import_integration_file(
         if file is None or not file.filename:
             raise InvalidRequest("choose an integration file (YAML) to upload")
         content = await file.read(IMPORT_MAX_BYTES + 1)
-        config_export.import_file(
-            current.store, current.workspace, file.filename, content, actor=current.user.email
+        await config_export.import_file(
+            current.store,
+            current.workspace,
+            file.filename,
+            content,
+            actor=current.user.email,
+            allowed=web_state(request).settings.networks_allowed,
         )
     except KoppelError as error:
         view = {**_view(current.store, current), "detail": str(error)}
