@@ -162,8 +162,9 @@ async def import_file(
     allowed: Sequence[IPNetwork],
 ) -> IntegrationView:
     """An uploaded integration file, checked and applied as `koppel config apply` applies one;
-    only a file of `workspace`, its base URLs through the address guard (`allowed`: the
-    operator's networks) and its `${...}` only the credential variables (`_upload_environ`)."""
+    only a file of `workspace`, each base URL it adds or changes through the address guard
+    (`allowed`: the operator's networks), its `${...}` only the credential variables
+    (`_upload_environ`)."""
     if len(content) > IMPORT_MAX_BYTES:
         raise InvalidRequest(
             f"{file_name}: the file is larger than {IMPORT_MAX_BYTES // 1000} kB; "
@@ -182,7 +183,11 @@ async def import_file(
             f"{file_name}: the file is for workspace {config.tenant!r}, you are signed in to "
             f"{workspace!r}; set tenant: {workspace} in the file"
         )
+    tenant = store.tenants.get_by_name(workspace)
     for name, connection in config.connections.items():
+        stored = store.connections.get_by_name(tenant.id, name) if tenant else None
+        if stored is not None and stored.base_url == connection.base_url:
+            continue  # accepted when it was set (the wizard's guard, or the server's own file)
         try:
             await check_base_url(connection.base_url, allowed)
         except AddressRefused as refused:
