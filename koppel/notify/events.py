@@ -55,7 +55,9 @@ def queue_events(store: Store, tenant_id: int, *, now: datetime) -> int:
     ]
     events.extend(_connection_events(store, tenant_id, record.active_since, workspace, link))
     queued = sum(
-        store.notifications.enqueue(tenant_id, event.key, event.kind, _payload(event), channels)
+        store.notifications.enqueue(
+            tenant_id, event.key, event.kind, _payload(event), channels, now=now
+        )
         for event in events
     )
     if now - record.digest_until >= timedelta(seconds=settings.digest_every):
@@ -70,7 +72,7 @@ def queue_events(store: Store, tenant_id: int, *, now: datetime) -> int:
                     link=link,
                 )
                 queued += tx.notifications.enqueue(
-                    tenant_id, digest.key, digest.kind, _payload(digest), channels
+                    tenant_id, digest.key, digest.kind, _payload(digest), channels, now=now
                 )
             tx.notifications.set_digest_until(tenant_id, now)
     return queued

@@ -58,7 +58,8 @@ async def send_due(store: Store, *, now: datetime | None = None) -> DrainResult:
     uncertain = await asyncio.to_thread(store.notifications.expire_sending, now=now, lease=LEASE)
     sent = retried = failed = 0
     channels: dict[int, dict[str, Channel]] = {}
-    while entries := await asyncio.to_thread(store.notifications.claim_due, now=now):
+    # One at a time: only the entry in flight can be lost to a crash, never the ones after it.
+    while entries := await asyncio.to_thread(store.notifications.claim_due, now=now, limit=1):
         for entry in entries:
             if entry.tenant_id not in channels:
                 settings = await asyncio.to_thread(workspace_settings, store, entry.tenant_id)

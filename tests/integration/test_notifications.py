@@ -1,0 +1,415 @@
+"""Notifications over real channels: a local SMTP server (aiosmtpd, STARTTLS and login) and a
+local webhook receiver (an HTTP server in the test), fed by real runs against the sandboxes.
+
+The crash test kills a sending process (SIGKILL) while the receiver holds the delivered
+request, so the send happened and its record did not."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from koppel.config import load_config
+from koppel.notify.events import queue_events
+from koppel.notify.outbox import LEASE, notify_once, send_due
+from koppel.services import runs, setup
+from koppel.settings import Settings
+from koppel.store import Store, open_store
+from koppel.store.notifications import OutboxStatus
+from tests.e2e.processes import wait_for
+from tests.sandboxes_inprocess import InProcessSandboxes, inprocess_sandboxes
+
+SMTP_USER, SMTP_PASSWORD = "koppel", "smtp-password-not-in-logs"
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+PRODUCTS = {"from": "pim", "to": "av", "entity": "products", "schedule": "60s"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "smtp.pem", directory / "smtp.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server took (after STARTTLS and a login: it refuses anything else)."""
+
+    port: int
+    ca_file: Path
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.content
+        assert isinstance(content, bytes)
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+def _login(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    good = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == SMTP_USER.encode()
+        and auth_data.password == SMTP_PASSWORD.encode()
+    )
+    return AuthResult(success=good)
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    cert_file, key_file = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    served = Inbox(port=free_port(), ca_file=cert_file)
+    controller = Controller(
+        served,
+        hostname="127.0.0.1",
+        port=served.port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_login,
+        auth_require_tls=True,
+    )
+    controller.start()
+    yield served
+    controller.stop()
+
+
+@dataclass
+class Receiver:
+    """The webhook receiver: every POST's headers and JSON; `hold` keeps the answer back."""
+
+    url: str
+    deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    hold: threading.Event | None = None
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.deliveries]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    received = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.deliveries.append((dict(self.headers.items()), body))
+            if received.hold is not None:
+                received.hold.wait(120)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    received.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield received
+    if received.hold is not None:
+        received.hold.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sandboxes() -> Iterator[InProcessSandboxes]:
+    with inprocess_sandboxes(60, seed=3) as served:
+        yield served
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "koppel", database_url=None, secret_key=None)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    opened = open_store(settings)
+    yield opened
+    opened.close()
+
+
+def notifications(inbox: Inbox, receiver: Receiver) -> dict[str, Any]:
+    return {
+        "link_base": "http://koppel.example",
+        "email": {
+            "host": "127.0.0.1",
+            "port": inbox.port,
+            "user": SMTP_USER,
+            "password": "${SMTP_PASSWORD}",
+            "from": "koppel@example.com",
+            "to": ["ops@example.com"],
+            "ca_file": str(inbox.ca_file),
+        },
+        "webhook": {"url": receiver.url, "secret": WEBHOOK_SECRET},
+    }
+
+
+def apply(store: Store, tmp_path: Path, document: dict[str, Any]) -> None:
+    file = tmp_path / "integration.yaml"
+    file.write_text(yaml.safe_dump(document, sort_keys=False))
+    config = load_config(file, environ={"SMTP_PASSWORD": SMTP_PASSWORD})
+    setup.apply_file(store, config, file, actor="test")
+
+
+async def run_products(store: Store, settings: Settings, sandboxes: InProcessSandboxes) -> str:
+    [flow] = store.flows.list()
+    async with runs.started_runner(
+        store, settings, handle_signals=False, transport=sandboxes.transport
+    ) as runner:
+        [report] = await runs.run_flows(runner, store, [flow])
+    return report.status
+
+
+def kinds(receiver: Receiver) -> list[str]:
+    return [document["kind"] for document in receiver.documents()]
+
+
+async def test_a_failed_run_is_one_e_mail_and_one_signed_webhook_with_its_reason(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    document = sandboxes.integration({"products": PRODUCTS})
+    document["connections"]["pim"]["credentials"]["api_key"] = "not-the-key"
+    document["notifications"] = notifications(inbox, receiver)
+    apply(store, tmp_path, document)
+    assert await run_products(store, settings, sandboxes) == "failed"
+
+    first = await notify_once(store)
+    again = await notify_once(store)  # the same events found again queue nothing
+    assert again.queued == 0 and again.sent == 0
+    assert first.failed == 0 and first.retried == 0
+
+    [run] = store.runs.list(limit=5)
+    failed = [d for d in receiver.documents() if d["kind"] == "run_failed"]
+    assert len(failed) == 1
+    [hook] = failed
+    assert hook["event"] == f"run-failed:{run.id}"
+    assert hook["workspace"] == "demo" and hook["integration"] == document["integration"]
+    assert hook["flow"] == "products" and hook["run"]["id"] == run.id
+    assert "credentials were refused" in hook["error"]
+    assert hook["link"] == f"http://koppel.example/runs/{run.id}"
+    assert hook["text"].startswith(f"Run {run.number} of flow products")
+    assert set(hook["counts"]) == {"created", "updated", "skipped", "failed"}
+    headers, body = next(
+        (h, b) for h, b in receiver.deliveries if json.loads(b)["kind"] == "run_failed"
+    )
+    timestamp = headers["X-Koppel-Timestamp"]
+    expected = hmac.new(WEBHOOK_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    assert headers["X-Koppel-Signature"] == "sha256=" + expected.hexdigest()
+    assert headers["X-Koppel-Event"] == f"run-failed:{run.id}"
+
+    mails = [m for m in inbox.messages if m["X-Koppel-Event"] == f"run-failed:{run.id}"]
+    assert len(mails) == 1
+    [mail] = mails
+    assert (
+        mail["Subject"] == f"Koppel: run {run.number} of {document['integration']}/products failed"
+    )
+    assert mail["To"] == "ops@example.com"
+    content = mail.get_content()
+    assert "credentials were refused" in content and f"/runs/{run.id}" in content
+    # The connection's outage is told too, once; no secret is in any message or in the store.
+    assert kinds(receiver).count("connection_down") == 1
+    everything = "".join(b.decode() for _, b in receiver.deliveries) + "".join(
+        m.as_string() for m in inbox.messages
+    )
+    for secret in (SMTP_PASSWORD, WEBHOOK_SECRET, "not-the-key"):
+        assert secret not in everything
+    database = (settings.home / "koppel.db").read_bytes()
+    assert SMTP_PASSWORD.encode() not in database and WEBHOOK_SECRET.encode() not in database
+
+
+async def test_fifty_failed_records_are_one_digest_per_flow(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    document = sandboxes.integration({"products": PRODUCTS})
+    document["notifications"] = {**notifications(inbox, receiver), "digest_every": "15m"}
+    apply(store, tmp_path, document)
+    plain = [p for p in sandboxes.partspim.store.all("products") if not p["variants"]][:50]
+    assert len(plain) == 50
+    for number, product in enumerate(plain):
+        # 16 digits: longer than AccountView's article codes allow.
+        long_sku = f"1{number:015d}"
+        sandboxes.partspim.store.update("products", product["id"], {"sku": long_sku})
+    assert await run_products(store, settings, sandboxes) == "partial"
+
+    before_interval = await notify_once(store)
+    assert "records_failed" not in kinds(receiver)  # the digest waits for its interval
+    assert before_interval.failed == 0
+    later = datetime.now(UTC) + timedelta(minutes=16)
+    await notify_once(store, now=later)
+    await notify_once(store, now=later + timedelta(minutes=16))  # nothing new failed: no digest
+
+    digests = [d for d in receiver.documents() if d["kind"] == "records_failed"]
+    assert len(digests) == 1
+    [digest] = digests
+    assert digest["counts"] == {"failed": 50} and digest["flow"] == "products"
+    assert len(digest["records"]) == 5 and "ART_CODE" in digest["records"][0]["error"]
+    assert "50 records of flow products" in digest["text"] and "45 more" in digest["text"]
+    mails = [m for m in inbox.messages if str(m["X-Koppel-Event"]).startswith("records-failed")]
+    assert len(mails) == 1 and mails[0]["Subject"].startswith("Koppel: 50 records of")
+
+
+async def test_an_outage_over_ten_runs_is_one_down_and_one_recovered(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    good = sandboxes.integration({"products": PRODUCTS})
+    good["notifications"] = notifications(inbox, receiver)
+    apply(store, tmp_path, good)
+    assert await run_products(store, settings, sandboxes) == "succeeded"
+    await notify_once(store)
+    assert receiver.deliveries == []  # a good run tells nothing
+
+    refused = json.loads(json.dumps(good))
+    refused["connections"]["pim"]["credentials"]["api_key"] = "not-the-key"
+    apply(store, tmp_path, refused)
+    for _ in range(10):
+        assert await run_products(store, settings, sandboxes) == "failed"
+        await notify_once(store)
+    apply(store, tmp_path, good)
+    assert await run_products(store, settings, sandboxes) == "succeeded"
+    await notify_once(store)
+    await notify_once(store)
+
+    told = kinds(receiver)
+    assert told.count("connection_down") == 1 and told.count("connection_recovered") == 1
+    assert told.count("run_failed") == 10
+    down = next(d for d in receiver.documents() if d["kind"] == "connection_down")
+    assert down["connection"] == "pim" and "credentials were refused" in down["error"]
+    subjects = [str(m["Subject"]) for m in inbox.messages]
+    assert subjects.count("Koppel: connection pim is down") == 1
+    assert subjects.count("Koppel: connection pim works again") == 1
+
+
+def kill_sender_mid_send(home: Path, receiver: Receiver) -> None:
+    """Send the outbox in a process of its own and SIGKILL it once the receiver holds the
+    first webhook: that one was delivered, and its record was never written."""
+    receiver.hold = threading.Event()
+    sender = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import asyncio; from koppel.store import open_store; "
+            "from koppel.notify.outbox import send_due; asyncio.run(send_due(open_store()))",
+        ],
+        env={**os.environ, "KOPPEL_HOME": str(home)},
+    )
+    try:
+        # The e-mails go first; the first webhook is delivered and its answer held back.
+        wait_for(lambda: len(receiver.deliveries) == 1, what="the first webhook delivery")
+        os.kill(sender.pid, signal.SIGKILL)
+    finally:
+        sender.wait()
+    receiver.hold.set()
+    receiver.hold = None
+
+
+async def test_a_sender_killed_between_send_and_record_never_sends_twice(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    document = sandboxes.integration({"products": PRODUCTS})
+    document["connections"]["pim"]["credentials"]["api_key"] = "not-the-key"
+    document["notifications"] = notifications(inbox, receiver)
+    apply(store, tmp_path, document)
+    assert await run_products(store, settings, sandboxes) == "failed"
+    [tenant] = store.tenants.list()
+    assert queue_events(store, tenant.id, now=datetime.now(UTC)) == 4  # 2 events x 2 channels
+
+    kill_sender_mid_send(settings.home, receiver)
+    statuses = sorted(e.status for e in store.notifications.list_recent(tenant.id))
+    assert statuses.count(OutboxStatus.SENDING) == 1
+
+    # Another sender, after the lease: the delivered one is uncertain, not sent again.
+    result = await send_due(store, now=datetime.now(UTC) + LEASE + timedelta(seconds=1))
+    assert result.uncertain == 1 and result.sent == 2
+    assert len(receiver.deliveries) == 2
+    assert len({json.loads(body)["event"] for _, body in receiver.deliveries}) == 2
+    assert len(inbox.messages) == 2
+    entries = store.notifications.list_recent(tenant.id)
+    [uncertain] = [e for e in entries if e.status == OutboxStatus.UNCERTAIN]
+    assert uncertain.channel == "webhook"
+    assert uncertain.last_error is not None and "may or may not" in uncertain.last_error
