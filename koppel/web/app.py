@@ -35,6 +35,7 @@ from koppel.web.routes import (
     connections,
     dashboard,
     dead_letters,
+    notifications,
     runs,
     users,
 )
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(connections.router)
     app.include_router(account.router)
     app.include_router(users.router)
+    app.include_router(notifications.router)
     app.include_router(activity.router)
     app.include_router(dead_letters.pages)
     app.include_router(dead_letters.actions)

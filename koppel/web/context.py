@@ -29,6 +29,7 @@ NOTICES = {
         "its records."
     ),
     "discarded": N_("The dead letters are discarded; they are not retried again."),
+    "test-sent": N_("The test notification is sent through every channel."),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 
