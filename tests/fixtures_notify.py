@@ -93,7 +93,8 @@ def _login(
         and auth_data.login == SMTP_USER.encode()
         and auth_data.password == SMTP_PASSWORD.encode()
     )
-    return AuthResult(success=good)
+    # handled=False: aiosmtpd answers a refusal with 535 itself.
+    return AuthResult(success=good, handled=False)
 
 
 @pytest.fixture

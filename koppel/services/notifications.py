@@ -15,8 +15,25 @@ from koppel.store.notifications import OutboxEntry
 RECENT = 50
 
 
+def N_(message: str) -> str:
+    """Marks a message for the web app's catalogue without translating it here."""
+    return message
+
+
+NOT_SET_UP = N_(
+    "No notification channel is set up: add a notifications section with email or webhook "
+    "to the integration file and apply it (docs/monitoring.md)."
+)
+
+
 class NotificationsNotSetUp(KoppelError):
+    """The workspace has no channel to send to. The web app shows `message_id` translated."""
+
     category = ErrorCategory.CONFIGURATION
+    message_id = NOT_SET_UP
+
+    def __init__(self) -> None:
+        super().__init__(NOT_SET_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +53,7 @@ async def test_channels(store: Store, tenant_id: int) -> list[ChannelCheck]:
     """Send a test message through each channel now; each one's answer."""
     settings = workspace_settings(store, tenant_id)
     if settings is None or not settings.channels():
-        raise NotificationsNotSetUp(
-            "no notification channel is set up: add a notifications: section with email or "
-            "webhook to the integration file and apply it (docs/monitoring.md)"
-        )
+        raise NotificationsNotSetUp
     tenant = store.tenants.get(tenant_id)
     return await send_test(settings, workspace=tenant.name if tenant else str(tenant_id))
 
