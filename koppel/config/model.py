@@ -82,6 +82,7 @@ class ConnectionConfig(_Strict):
 
 DIGEST_EVERY_S = 900
 """Failed records are told in one digest per flow every 15 minutes unless the file says."""
+WEBHOOK_SECRET_MIN = 16
 
 
 class EmailSettings(_Strict):
@@ -100,13 +101,20 @@ class EmailSettings(_Strict):
 
 class WebhookSettings(_Strict):
     url: str
-    secret: SecretStr = Field(repr=False, min_length=16)
+    secret: SecretStr = Field(repr=False)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < WEBHOOK_SECRET_MIN:
+            raise ValueError(f"must be at least {WEBHOOK_SECRET_MIN} characters, for signing")
         return value
 
 
@@ -118,6 +126,13 @@ class NotificationSettings(_Strict):
     digest_every: Annotated[int, BeforeValidator(parse_interval)] = DIGEST_EVERY_S
     email: EmailSettings | None = None
     webhook: WebhookSettings | None = None
+
+    @field_validator("link_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
     def channels(self) -> list[str]:
         return [name for name in ("email", "webhook") if getattr(self, name) is not None]
