@@ -6,6 +6,7 @@ request, so the send happened and its record did not."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -25,9 +26,10 @@ import yaml
 from koppel.config import load_config
 from koppel.notify.events import queue_events
 from koppel.notify.outbox import LEASE, notify_once, send_due
-from koppel.services import runs, setup
+from koppel.services import runs, setup, worker
+from koppel.services.activity import RunView
 from koppel.settings import Settings
-from koppel.store import Store, open_store
+from koppel.store import PurgeResult, Store, open_store
 from koppel.store.notifications import OutboxStatus
 from tests.e2e.processes import wait_for
 from tests.fixtures_notify import (
@@ -263,3 +265,41 @@ async def test_a_sender_killed_between_send_and_record_never_sends_twice(
     [uncertain] = [e for e in entries if e.status == OutboxStatus.UNCERTAIN]
     assert uncertain.channel == "webhook"
     assert uncertain.last_error is not None and "may or may not" in uncertain.last_error
+
+
+class QuietLog:
+    """The worker's log; this test watches the receiver instead."""
+
+    def run_finished(self, run: RunView) -> None:
+        return
+
+    def purged(self, result: PurgeResult) -> None:
+        return
+
+    def purge_failed(self, error: Exception) -> None:
+        raise AssertionError(f"the purge failed: {error}")
+
+
+async def test_the_worker_sends_the_notification_of_a_run_it_ran(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    document = sandboxes.integration({"products": PRODUCTS})
+    document["connections"]["pim"]["credentials"]["api_key"] = "not-the-key"
+    document["notifications"] = notifications(inbox, receiver)
+    apply(store, tmp_path, document)
+    async with runs.started_runner(
+        store, settings, handle_signals=False, transport=sandboxes.transport
+    ) as runner:
+        serving = asyncio.create_task(worker.serve(runner, store, QuietLog()))
+        await asyncio.to_thread(
+            wait_for, lambda: "run_failed" in kinds(receiver), what="the run's webhook"
+        )
+        runner.engine.request_stop()
+        await asyncio.wait_for(serving, timeout=120)
+    assert kinds(receiver).count("run_failed") == 1
+    assert any(str(m["Subject"]).endswith("failed") for m in inbox.messages)
