@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -100,13 +101,20 @@ class EmailSettings(_Strict):
 
 
 class WebhookSettings(_Strict):
-    url: str
+    # A chat tool's webhook URL is itself a credential (its path is the token): kept encrypted,
+    # shown and told in errors only as its origin.
+    url: SecretStr = Field(repr=False)
     secret: SecretStr = Field(repr=False)
+
+    def origin(self) -> str:
+        """scheme://host[:port] of the URL: what pages and errors may show."""
+        parts = urlsplit(self.url.get_secret_value())
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
 
@@ -140,12 +148,15 @@ class NotificationSettings(_Strict):
     def stored(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(settings without secrets, secrets) as the store keeps them."""
         plain = self.model_dump(
-            mode="json", by_alias=True, exclude={"email": {"password"}, "webhook": {"secret"}}
+            mode="json",
+            by_alias=True,
+            exclude={"email": {"password"}, "webhook": {"url", "secret"}},
         )
         secrets: dict[str, Any] = {}
         if self.email is not None and self.email.password is not None:
             secrets["email_password"] = self.email.password.get_secret_value()
         if self.webhook is not None:
+            secrets["webhook_url"] = self.webhook.url.get_secret_value()
             secrets["webhook_secret"] = self.webhook.secret.get_secret_value()
         return plain, secrets
 
@@ -155,7 +166,11 @@ class NotificationSettings(_Strict):
         if document.get("email") is not None:
             document["email"] = {**document["email"], "password": secrets.get("email_password")}
         if document.get("webhook") is not None:
-            document["webhook"] = {**document["webhook"], "secret": secrets.get("webhook_secret")}
+            document["webhook"] = {
+                **document["webhook"],
+                "url": secrets.get("webhook_url"),
+                "secret": secrets.get("webhook_secret"),
+            }
         return cls.model_validate(document)
 
 

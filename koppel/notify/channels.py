@@ -143,10 +143,12 @@ class WebhookChannel:
             SIGNATURE_HEADER: signature(secret, timestamp, body),
             EVENT_HEADER: notification.key,
         }
-        where = f"the notification webhook {self._settings.url}"
+        where = f"the notification webhook at {self._settings.origin()}"
         try:
             async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-                response = await client.post(self._settings.url, content=body, headers=headers)
+                response = await client.post(
+                    self._settings.url.get_secret_value(), content=body, headers=headers
+                )
         except httpx.HTTPError as error:
             raise NotificationError(
                 f"{where} could not be reached ({type(error).__name__}); "

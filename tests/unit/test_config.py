@@ -303,6 +303,7 @@ def test_the_documented_notifications_load_and_apply_with_their_secrets_encrypte
     record = store.notifications.get_settings(tenant.id)
     assert record is not None and record.secrets["email_password"] == "smtp-secret-1"
     assert "password" not in record.settings["email"]
+    assert record.settings["webhook"] == {} and "hooks/koppel" in record.secrets["webhook_url"]
     with store.engine.connect() as connection:
         raw = connection.execute(text("SELECT secrets FROM notification_settings")).scalar_one()
     assert b"smtp-secret-1" not in raw and b"w" * 20 not in raw
