@@ -11,7 +11,8 @@ channel, so looking again (every few seconds, from every worker) never queues an
 - `connection-recovered:<connection id>:<the same>`: it answers again, once per outage told.
 - `connection-needs-authorisation:<connection id>:<when it was marked>`.
 
-Only what happened after the workspace's notifications were set up is told (`active_since`).
+Only what happened after the workspace's notifications were set up is told (`active_since`),
+and failed runs of the last `LOOK_BACK` (a day) only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from koppel.store import Connection, ConnectionState, Store
 from koppel.store.notifications import FailedRecords, FailedRun, NotificationSettingsRecord
 
 COUNTED = ("created", "updated", "skipped", "failed")
+LOOK_BACK = timedelta(days=1)
+"""Failed runs are looked for this far back: a worker stopped for longer does not tell older
+ones when it starts again (they are on the runs page)."""
 
 
 def workspace_settings(store: Store, tenant_id: int) -> NotificationSettings | None:
@@ -49,16 +53,19 @@ def queue_events(store: Store, tenant_id: int, *, now: datetime) -> int:
     tenant = store.tenants.get(tenant_id)
     workspace = tenant.name if tenant else str(tenant_id)
     link = settings.link_base.rstrip("/")
+    since = max(record.active_since, now - LOOK_BACK)
     events: list[Notification] = [
         run_failed(run, workspace=workspace, link=link)
-        for run in store.notifications.failed_runs(tenant_id, since=record.active_since)
+        for run in store.notifications.failed_runs(tenant_id, since=since)
     ]
     events.extend(_connection_events(store, tenant_id, record.active_since, workspace, link))
+    known = store.notifications.queued_keys(tenant_id, [event.key for event in events])
     queued = sum(
         store.notifications.enqueue(
             tenant_id, event.key, event.kind, _payload(event), channels, now=now
         )
         for event in events
+        if event.key not in known
     )
     if now - record.digest_until >= timedelta(seconds=settings.digest_every):
         with store.transaction() as tx:

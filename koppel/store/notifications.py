@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from koppel.store.context import StoreContext, upsert
+from koppel.store.context import StoreContext, chunks, upsert
 from koppel.store.tables import (
     DeadLetterRow,
     FlowRow,
@@ -300,6 +300,21 @@ class NotificationRepository:
                 .where(OutboxRow.tenant_id == tenant_id, OutboxRow.event_key == event_key)
             )
         )
+
+    def queued_keys(self, tenant_id: int, event_keys: Sequence[str]) -> set[str]:
+        """Which of these events are in the outbox already (any channel, any status)."""
+        self._context.require_tenant(tenant_id)
+        found: set[str] = set()
+        with self._context.read() as session:
+            for keys in chunks(list(event_keys)):
+                found.update(
+                    session.scalars(
+                        select(OutboxRow.event_key).where(
+                            OutboxRow.tenant_id == tenant_id, OutboxRow.event_key.in_(keys)
+                        )
+                    )
+                )
+        return found
 
     def latest_event(self, tenant_id: int, key_prefix: str) -> str | None:
         """The key of the newest event queued whose key starts with `key_prefix`."""
