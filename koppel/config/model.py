@@ -132,6 +132,9 @@ class NotificationSettings(_Strict):
         description="the web app's address, for the links to a run's page",
     )
     digest_every: Annotated[int, BeforeValidator(parse_interval)] = DIGEST_EVERY_S
+    daily_report: bool = Field(
+        default=False, description="one report per integration after each day (UTC)"
+    )
     email: EmailSettings | None = None
     webhook: WebhookSettings | None = None
 

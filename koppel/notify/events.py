@@ -10,6 +10,8 @@ channel, so looking again (every few seconds, from every worker) never queues an
   run of one outage shares its last good answer, so an outage is told once.
 - `connection-recovered:<connection id>:<the same>`: it answers again, once per outage told.
 - `connection-needs-authorisation:<connection id>:<when it was marked>`.
+- `daily-report:<integration id>:<day>`: with `daily_report: true`, after each day (UTC) one
+  report per integration: per flow its runs, records and dead letters waiting.
 
 Only what happened after the workspace's notifications were set up is told (`active_since`),
 and failed runs of the last `LOOK_BACK` (a day) only.
@@ -18,13 +20,18 @@ and failed runs of the last `LOOK_BACK` (a day) only.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from koppel.config.model import NotificationSettings
 from koppel.notify.channels import Notification
 from koppel.store import Connection, ConnectionState, Store
-from koppel.store.notifications import FailedRecords, FailedRun, NotificationSettingsRecord
+from koppel.store.notifications import (
+    FailedRecords,
+    FailedRun,
+    FlowDay,
+    NotificationSettingsRecord,
+)
 
 COUNTED = ("created", "updated", "skipped", "failed")
 LOOK_BACK = timedelta(days=1)
@@ -67,6 +74,8 @@ def queue_events(store: Store, tenant_id: int, *, now: datetime) -> int:
         for event in events
         if event.key not in known
     )
+    if settings.daily_report:
+        queued += _queue_daily_reports(store, record, channels, workspace, link, now=now)
     if now - record.digest_until >= timedelta(seconds=settings.digest_every):
         with store.transaction() as tx:
             for group in tx.notifications.failed_records(
@@ -83,6 +92,79 @@ def queue_events(store: Store, tenant_id: int, *, now: datetime) -> int:
                 )
             tx.notifications.set_digest_until(tenant_id, now)
     return queued
+
+
+def _queue_daily_reports(
+    store: Store,
+    record: NotificationSettingsRecord,
+    channels: list[str],
+    workspace: str,
+    link: str,
+    *,
+    now: datetime,
+) -> int:
+    """Yesterday's report (UTC) per integration, once; not for a day before the set-up."""
+    end = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=1)
+    if record.active_since >= end:
+        return 0
+    days = store.notifications.flow_days(record.tenant_id, start=start, end=end)
+    integrations: dict[int, list[FlowDay]] = {}
+    for day in days:
+        integrations.setdefault(day.integration_id, []).append(day)
+    queued = 0
+    for integration_id, flows in integrations.items():
+        report = daily_report(integration_id, flows, day=start, workspace=workspace, link=link)
+        if not store.notifications.queued_keys(record.tenant_id, [report.key]):
+            queued += store.notifications.enqueue(
+                record.tenant_id, report.key, report.kind, _payload(report), channels, now=now
+            )
+    return queued
+
+
+def daily_report(
+    integration_id: int, flows: list[FlowDay], *, day: datetime, workspace: str, link: str
+) -> Notification:
+    integration = flows[0].integration
+    lines = []
+    for flow in flows:
+        runs = ", ".join(f"{status} {n}" for status, n in sorted(flow.runs.items())) or "none"
+        records = ", ".join(f"{kind} {flow.counts.get(kind, 0)}" for kind in COUNTED)
+        lines.append(
+            f"- {flow.flow}: runs {runs}; records {records}; "
+            f"dead letters waiting {flow.dead_letters}"
+        )
+    failed_runs = sum(flow.runs.get("failed", 0) for flow in flows)
+    waiting = sum(flow.dead_letters for flow in flows)
+    date = f"{day:%Y-%m-%d}"
+    return Notification(
+        key=f"daily-report:{integration_id}:{date}",
+        kind="daily_report",
+        title=(
+            f"Koppel: {integration} on {date}: {failed_runs} failed runs, "
+            f"{waiting} dead letters waiting"
+        ),
+        text=(
+            f"Integration {integration} (workspace {workspace}) on {date} (UTC):\n"
+            + "\n".join(lines)
+            + f"\nSee {link}/runs and {link}/dead-letters"
+        ),
+        data={
+            "workspace": workspace,
+            "integration": integration,
+            "day": date,
+            "flows": [
+                {
+                    "flow": flow.flow,
+                    "runs": flow.runs,
+                    "counts": {kind: flow.counts.get(kind, 0) for kind in COUNTED},
+                    "dead_letters_waiting": flow.dead_letters,
+                }
+                for flow in flows
+            ],
+            "link": f"{link}/runs",
+        },
+    )
 
 
 def _payload(notification: Notification) -> dict[str, Any]:
@@ -223,4 +305,11 @@ def _needs_authorisation(connection: Connection, data: dict[str, Any]) -> Notifi
     )
 
 
-__all__ = ["from_payload", "queue_events", "records_failed", "run_failed", "workspace_settings"]
+__all__ = [
+    "daily_report",
+    "from_payload",
+    "queue_events",
+    "records_failed",
+    "run_failed",
+    "workspace_settings",
+]

@@ -88,6 +88,21 @@ class FailedRecords:
     """Up to a few (record key, reason) pairs, for the digest's text."""
 
 
+@dataclass(frozen=True, slots=True)
+class FlowDay:
+    """One flow's day, for the daily report."""
+
+    integration_id: int
+    integration: str
+    flow: str
+    runs: dict[str, int]
+    """Runs that started in the day, by status."""
+    counts: dict[str, int]
+    """Their records, by outcome (created, updated, ...)."""
+    dead_letters: int
+    """Records waiting on the dead-letter list now."""
+
+
 def _entry(row: OutboxRow) -> OutboxEntry:
     return OutboxEntry(
         id=row.id,
@@ -250,6 +265,42 @@ class NotificationRepository:
                     )
                 )
             return found
+
+    def flow_days(self, tenant_id: int, *, start: datetime, end: datetime) -> list[FlowDay]:
+        """Every flow of the workspace's integrations: its runs started in [start, end) and
+        the dead letters waiting now."""
+        self._context.require_tenant(tenant_id)
+        with self._context.read() as session:
+            flows = session.execute(
+                select(FlowRow.id, FlowRow.name, IntegrationRow.id, IntegrationRow.name)
+                .join(IntegrationRow, FlowRow.integration_id == IntegrationRow.id)
+                .where(IntegrationRow.tenant_id == tenant_id)
+                .order_by(IntegrationRow.id, FlowRow.id)
+            ).all()
+            days = []
+            for flow_id, flow, integration_id, integration in flows:
+                runs: dict[str, int] = {}
+                counts: dict[str, int] = {}
+                for status, run_counts in session.execute(
+                    select(RunRow.status, RunRow.counts).where(
+                        RunRow.flow_id == flow_id,
+                        RunRow.started_at >= start,
+                        RunRow.started_at < end,
+                    )
+                ):
+                    runs[status] = runs.get(status, 0) + 1
+                    for kind, count in (run_counts or {}).items():
+                        if isinstance(count, int) and "." not in kind:
+                            counts[kind] = counts.get(kind, 0) + count
+                waiting = session.scalar(
+                    select(func.count())
+                    .select_from(DeadLetterRow)
+                    .where(DeadLetterRow.flow_id == flow_id, DeadLetterRow.status == "pending")
+                )
+                days.append(
+                    FlowDay(integration_id, integration, flow, runs, counts, int(waiting or 0))
+                )
+            return days
 
     # The outbox
 
@@ -417,6 +468,7 @@ class NotificationRepository:
 __all__ = [
     "FailedRecords",
     "FailedRun",
+    "FlowDay",
     "NotificationRepository",
     "NotificationSettingsRecord",
     "OutboxEntry",

@@ -303,3 +303,33 @@ async def test_the_worker_sends_the_notification_of_a_run_it_ran(
         await asyncio.wait_for(serving, timeout=120)
     assert kinds(receiver).count("run_failed") == 1
     assert any(str(m["Subject"]).endswith("failed") for m in inbox.messages)
+
+
+async def test_the_daily_report_is_one_message_per_integration_for_the_day_before(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    document = sandboxes.integration({"products": PRODUCTS})
+    document["notifications"] = {**notifications(inbox, receiver), "daily_report": True}
+    apply(store, tmp_path, document)
+    assert await run_products(store, settings, sandboxes) == "succeeded"
+    [run] = store.runs.list(limit=5)
+    today = run.started_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    await notify_once(store, now=run.started_at + timedelta(seconds=1))
+    assert "daily_report" not in kinds(receiver)  # the day is not over
+    tomorrow = today + timedelta(days=1, minutes=1)
+    await notify_once(store, now=tomorrow)
+    await notify_once(store, now=tomorrow + timedelta(hours=1))
+    [report] = [d for d in receiver.documents() if d["kind"] == "daily_report"]
+    assert report["day"] == f"{today:%Y-%m-%d}" and report["integration"] == "demo-pim-av"
+    [flow] = report["flows"]
+    assert flow["flow"] == "products" and flow["runs"] == {"succeeded": 1}
+    assert flow["counts"]["created"] == run.counts["created"] > 0
+    assert flow["dead_letters_waiting"] == 0
+    assert "- products: runs succeeded 1; records created" in report["text"]
+    reports = [m for m in inbox.messages if "daily-report" in str(m["X-Koppel-Event"])]
+    assert len(reports) == 1

@@ -295,7 +295,7 @@ def test_the_documented_notifications_load_and_apply_with_their_secrets_encrypte
     config = parse_config(MINIMAL + monitoring_example(), "acme.yaml", environ=NOTIFY_ENV)
     settings = config.notifications
     assert settings is not None and settings.channels() == ["email", "webhook"]
-    assert settings.digest_every == 900 and settings.email is not None
+    assert settings.digest_every == 900 and settings.daily_report and settings.email is not None
     assert settings.email.to == ["ops@example.com"] and settings.email.port == 587
     assert "smtp-secret-1" not in repr(config)
     apply_config(store, config)
