@@ -77,20 +77,19 @@ def queue_events(store: Store, tenant_id: int, *, now: datetime) -> int:
     if settings.daily_report:
         queued += _queue_daily_reports(store, record, channels, workspace, link, now=now)
     if now - record.digest_until >= timedelta(seconds=settings.digest_every):
+        # The mark moves and the digests are queued in one transaction: once per window, even
+        # with several workers looking at once.
         with store.transaction() as tx:
-            for group in tx.notifications.failed_records(
-                tenant_id, after=record.digest_until, until=now
-            ):
-                digest = records_failed(
-                    group,
-                    since=record.digest_until,
-                    workspace=workspace,
-                    link=link,
-                )
-                queued += tx.notifications.enqueue(
-                    tenant_id, digest.key, digest.kind, _payload(digest), channels, now=now
-                )
-            tx.notifications.set_digest_until(tenant_id, now)
+            if tx.notifications.move_digest_until(tenant_id, was=record.digest_until, until=now):
+                for group in tx.notifications.failed_records(
+                    tenant_id, after=record.digest_until, until=now
+                ):
+                    digest = records_failed(
+                        group, since=record.digest_until, workspace=workspace, link=link
+                    )
+                    queued += tx.notifications.enqueue(
+                        tenant_id, digest.key, digest.kind, _payload(digest), channels, now=now
+                    )
     return queued
 
 

@@ -177,14 +177,20 @@ class NotificationRepository:
             session.delete(row)
             return True
 
-    def set_digest_until(self, tenant_id: int, until: datetime) -> None:
+    def move_digest_until(self, tenant_id: int, *, was: datetime, until: datetime) -> bool:
+        """Move the digests' mark from `was` to `until`; False when another process moved it
+        first (that process tells the window)."""
         self._context.require_tenant(tenant_id)
         with self._context.write() as session:
-            session.execute(
+            result = session.execute(
                 update(NotificationSettingsRow)
-                .where(NotificationSettingsRow.tenant_id == tenant_id)
+                .where(
+                    NotificationSettingsRow.tenant_id == tenant_id,
+                    NotificationSettingsRow.digest_until == was,
+                )
                 .values(digest_until=until)
             )
+            return bool(getattr(result, "rowcount", 0))
 
     def tenants_with_settings(self) -> list[int]:
         with self._context.read() as session:
