@@ -212,7 +212,7 @@ async def test_an_outage_over_ten_runs_is_one_down_and_one_recovered(
     assert subjects.count("Koppel: connection pim works again") == 1
 
 
-def kill_sender_mid_send(home: Path, receiver: Receiver) -> None:
+def kill_sender_mid_send(settings: Settings, receiver: Receiver) -> None:
     """Send the outbox in a process of its own and SIGKILL it once the receiver holds the
     first webhook: that one was delivered, and its record was never written."""
     receiver.hold = threading.Event()
@@ -223,7 +223,11 @@ def kill_sender_mid_send(home: Path, receiver: Receiver) -> None:
             "import asyncio; from koppel.store import open_store; "
             "from koppel.notify.outbox import send_due; asyncio.run(send_due(open_store()))",
         ],
-        env={**os.environ, "KOPPEL_HOME": str(home)},
+        env={
+            **os.environ,
+            "KOPPEL_HOME": str(settings.home),
+            "KOPPEL_DATABASE_URL": settings.store_url,
+        },
     )
     try:
         # The e-mails go first; the first webhook is delivered and its answer held back.
@@ -251,7 +255,7 @@ async def test_a_sender_killed_between_send_and_record_never_sends_twice(
     [tenant] = store.tenants.list()
     assert queue_events(store, tenant.id, now=datetime.now(UTC)) == 4  # 2 events x 2 channels
 
-    kill_sender_mid_send(settings.home, receiver)
+    kill_sender_mid_send(settings, receiver)
     statuses = sorted(e.status for e in store.notifications.list_recent(tenant.id))
     assert statuses.count(OutboxStatus.SENDING) == 1
 
