@@ -7,4 +7,4 @@ import os
 # per invocation instead, which a console made without it reads on every print.
 os.environ.pop("COLUMNS", None)
 
-pytest_plugins = ["tests.fixtures_store"]
+pytest_plugins = ["tests.fixtures_notify", "tests.fixtures_store"]

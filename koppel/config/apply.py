@@ -3,7 +3,8 @@
 Applying the same file twice changes nothing (no new mapping version, no audit entry). A changed
 mapping becomes a new version. Cursors are never touched, so changing a flow never makes it read
 everything again. Flows that disappeared from the file are disabled, not deleted: their history,
-links and cursor stay for when they come back.
+links and cursor stay for when they come back. A `notifications:` section sets the workspace's
+channels; a file without one leaves them as they are.
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ def apply_config(store: Store, config: IntegrationConfig, *, actor: str = "confi
                 mapping_note=f"applied by {actor}",
             )
             audit("flow", f"flow:{config.integration}/{name}", put_flow)
+
+        if config.notifications is not None:
+            plain, secrets = config.notifications.stored()
+            if tx.notifications.put_settings(tenant.id, plain, secrets):
+                tx.audit.record(
+                    tenant.id,
+                    actor=actor,
+                    action="notifications.updated",
+                    subject="notifications",
+                    detail={"channels": config.notifications.channels()},
+                )
 
         for existing in tx.flows.list(integration.id):
             if existing.name not in config.flows and tx.flows.set_enabled(existing.id, False):

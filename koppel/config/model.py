@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from koppel.connectors.options import ConnectionOptions
 from koppel.store.records import Application
@@ -41,6 +50,14 @@ def parse_schedule(value: object) -> int | None:
     return seconds
 
 
+def parse_interval(value: object) -> int:
+    """A duration as for a schedule (`15m`), never `manual`."""
+    seconds = parse_schedule(value)
+    if seconds is None:
+        raise ValueError("write a duration such as 15m or 1h")
+    return seconds
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -64,6 +81,102 @@ class ConnectionConfig(_Strict):
         return value
 
 
+DIGEST_EVERY_S = 900
+"""Failed records are told in one digest per flow every 15 minutes unless the file says."""
+WEBHOOK_SECRET_MIN = 16
+
+
+class EmailSettings(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    user: str | None = None
+    # repr=False and SecretStr: never printed, never in an error message.
+    password: SecretStr | None = Field(default=None, repr=False)
+    sender: str = Field(alias="from", min_length=3)
+    to: list[str] = Field(min_length=1)
+    ca_file: str | None = Field(
+        default=None, description="a CA bundle for a server whose certificate is your own"
+    )
+
+
+class WebhookSettings(_Strict):
+    # A chat tool's webhook URL is itself a credential (its path is the token): kept encrypted,
+    # shown and told in errors only as its origin.
+    url: SecretStr = Field(repr=False)
+    secret: SecretStr = Field(repr=False)
+
+    def origin(self) -> str:
+        """scheme://host[:port] of the URL: what pages and errors may show."""
+        parts = urlsplit(self.url.get_secret_value())
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < WEBHOOK_SECRET_MIN:
+            raise ValueError(f"must be at least {WEBHOOK_SECRET_MIN} characters, for signing")
+        return value
+
+
+class NotificationSettings(_Strict):
+    link_base: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the web app's address, for the links to a run's page",
+    )
+    digest_every: Annotated[int, BeforeValidator(parse_interval)] = DIGEST_EVERY_S
+    daily_report: bool = Field(
+        default=False, description="one report per integration after each day (UTC)"
+    )
+    email: EmailSettings | None = None
+    webhook: WebhookSettings | None = None
+
+    @field_validator("link_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    def channels(self) -> list[str]:
+        return [name for name in ("email", "webhook") if getattr(self, name) is not None]
+
+    def stored(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(settings without secrets, secrets) as the store keeps them."""
+        plain = self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude={"email": {"password"}, "webhook": {"url", "secret"}},
+        )
+        secrets: dict[str, Any] = {}
+        if self.email is not None and self.email.password is not None:
+            secrets["email_password"] = self.email.password.get_secret_value()
+        if self.webhook is not None:
+            secrets["webhook_url"] = self.webhook.url.get_secret_value()
+            secrets["webhook_secret"] = self.webhook.secret.get_secret_value()
+        return plain, secrets
+
+    @classmethod
+    def from_stored(cls, settings: dict[str, Any], secrets: dict[str, Any]) -> NotificationSettings:
+        document = dict(settings)
+        if document.get("email") is not None:
+            document["email"] = {**document["email"], "password": secrets.get("email_password")}
+        if document.get("webhook") is not None:
+            document["webhook"] = {
+                **document["webhook"],
+                "url": secrets.get("webhook_url"),
+                "secret": secrets.get("webhook_secret"),
+            }
+        return cls.model_validate(document)
+
+
 class FlowConfig(_Strict):
     source: Name = Field(alias="from", description="name of the connection records come from")
     target: Name = Field(alias="to", description="name of the connection records go to")
@@ -82,6 +195,9 @@ class IntegrationConfig(_Strict):
     connections: dict[Name, ConnectionConfig]
     settings: dict[str, Any] = Field(default_factory=dict)
     flows: dict[Name, FlowConfig] = Field(default_factory=dict)
+    notifications: NotificationSettings | None = Field(
+        default=None, description="the workspace's notification channels (docs/monitoring.md)"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> IntegrationConfig:
@@ -107,4 +223,14 @@ class IntegrationConfig(_Strict):
         return self
 
 
-__all__ = ["MANUAL", "ConnectionConfig", "FlowConfig", "FlowEntity", "IntegrationConfig"]
+__all__ = [
+    "DIGEST_EVERY_S",
+    "MANUAL",
+    "ConnectionConfig",
+    "EmailSettings",
+    "FlowConfig",
+    "FlowEntity",
+    "IntegrationConfig",
+    "NotificationSettings",
+    "WebhookSettings",
+]

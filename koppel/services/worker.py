@@ -1,5 +1,6 @@
-"""The worker's loop: every enabled flow on its schedule until a stop, with the retention purge
-and a report of every run that ends, on the side. `koppel worker`, the demo and (by default) the
+"""The worker's loop: every enabled flow on its schedule until a stop, with the retention purge,
+the notifications (koppel.notify: events queued and the outbox sent) and a report of every run
+that ends, on the side. `koppel worker`, the demo and (by default) the
 web app's server run it; each face says what it shows through a `WorkerLog`."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from koppel.engine.runner import FlowRunner
+from koppel.notify.outbox import notify_regularly
 from koppel.services.activity import RunView, run_view
 from koppel.store import PurgeResult, Store
 
@@ -34,7 +36,7 @@ async def serve(
     runner: FlowRunner, store: Store, log: WorkerLog, *, purge_every_s: float = PURGE_EVERY_S
 ) -> None:
     """Run every enabled flow on its schedule until a stop; purge (at start, then every
-    `purge_every_s`) and report on the side.
+    `purge_every_s`), notify and report on the side.
 
     Only the runs this worker ran are reported: several workers share the load, and each
     says what it did."""
@@ -42,6 +44,7 @@ async def serve(
     helpers = [
         asyncio.create_task(_purge_regularly(store, log, purge_every_s)),
         asyncio.create_task(_report_finished_runs(store, started, runner.executor, log)),
+        asyncio.create_task(notify_regularly(store)),
     ]
     try:
         await runner.work()

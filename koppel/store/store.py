@@ -34,6 +34,7 @@ from koppel.store.definitions import (
     IntegrationRepository,
     TenantRepository,
 )
+from koppel.store.notifications import NotificationRepository
 from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
 
 
@@ -64,6 +65,7 @@ class Store:
         self.user_sessions = UserSessionRepository(context)
         self.api_tokens = ApiTokenRepository(context)
         self.login_failures = LoginFailureRepository(context)
+        self.notifications = NotificationRepository(context)
 
     @classmethod
     def from_engine(

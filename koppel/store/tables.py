@@ -384,6 +384,53 @@ class LoginFailureRow(Base):
     failed_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
 
 
+class NotificationSettingsRow(Base):
+    """A workspace's notification channels. Secrets (the SMTP password, the webhook's signing
+    secret) are one Fernet token (SecretBox), never plain text."""
+
+    __tablename__ = "notification_settings"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    secrets: Mapped[bytes] = mapped_column(LargeBinary)
+    # Events are looked for from here on: configuring notifications does not report the past.
+    active_since: Mapped[datetime] = mapped_column(default=utc_now)
+    # The failed records up to here are in a digest already.
+    digest_until: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class OutboxRow(Base):
+    """One notification for one channel, until it is sent. `event_key` names the event
+    (`run-failed:<run id>`): unique per channel, so an event is never queued twice."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "event_key", "channel"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "tenant_id", "created_at"),
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'sent', 'failed', 'uncertain')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    kind: Mapped[str] = mapped_column(String(50))
+    channel: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utc_now)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
 __all__ = [
     "ApiTokenRow",
     "AuditRow",
@@ -398,6 +445,8 @@ __all__ = [
     "LinkRow",
     "LoginFailureRow",
     "MappingVersionRow",
+    "NotificationSettingsRow",
+    "OutboxRow",
     "OutcomeRow",
     "RunRow",
     "TenantRow",

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from koppel.accounts.signin import purge_expired_sessions
 from koppel.engine import ExecutorInUse
 from koppel.engine.runner import FlowRunner
+from koppel.notify.outbox import notify_regularly
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.web.errors import install_error_handlers
@@ -38,6 +39,7 @@ from koppel.web.routes import (
     health,
     integration_files,
     mappings,
+    notifications,
     runs,
     users,
     wizard,
@@ -79,13 +81,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             state.startup_error = error
             raise
         await state.runner.engine.start_worker(state.runner.schedules)
-    housekeeping = asyncio.create_task(_housekeeping(state))
+    helpers = [asyncio.create_task(_housekeeping(state))]
+    if state.runner is not None:
+        helpers.append(asyncio.create_task(notify_regularly(state.store)))
     try:
         yield
     finally:
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
+        for helper in helpers:
+            helper.cancel()
+        for helper in helpers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await helper
         if state.runner is not None:
             await state.runner.__aexit__(None, None, None)
         if state.owns_store:
@@ -126,6 +132,7 @@ def create_app(
     app.include_router(wizard.router)
     app.include_router(account.router)
     app.include_router(users.router)
+    app.include_router(notifications.router)
     app.include_router(activity.router)
     app.include_router(dead_letters.pages)
     app.include_router(dead_letters.actions)

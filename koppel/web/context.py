@@ -38,6 +38,7 @@ NOTICES = {
         "The integration is active: the first run has started, then the flows run on their "
         "schedules."
     ),
+    "test-sent": N_("The test notification is sent through every channel."),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 

@@ -275,3 +275,54 @@ def test_a_changed_secret_or_company_keeps_the_rotated_token_and_a_spent_one_nev
     assert store.connections.get_credentials(av_id)["refresh_token"] == "new-grant"
     apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=ENV))
     assert store.connections.get_credentials(av_id)["refresh_token"] == "new-grant"
+
+
+# --- notifications (docs/monitoring.md) ----------------------------------------------------------
+
+MONITORING = Path(__file__).parents[2] / "docs" / "monitoring.md"
+NOTIFY_ENV = {**ENV, "KOPPEL_SMTP_PASSWORD": "smtp-secret-1", "KOPPEL_WEBHOOK_SECRET": "w" * 20}
+
+
+def monitoring_example() -> str:
+    blocks = re.findall(r"```yaml\n(.*?)```", MONITORING.read_text(encoding="utf-8"), re.DOTALL)
+    [section] = [block for block in blocks if block.startswith("notifications:")]
+    return section
+
+
+def test_the_documented_notifications_load_and_apply_with_their_secrets_encrypted(
+    store: Store,
+) -> None:
+    config = parse_config(MINIMAL + monitoring_example(), "acme.yaml", environ=NOTIFY_ENV)
+    settings = config.notifications
+    assert settings is not None and settings.channels() == ["email", "webhook"]
+    assert settings.digest_every == 900 and settings.daily_report and settings.email is not None
+    assert settings.email.to == ["ops@example.com"] and settings.email.port == 587
+    assert "smtp-secret-1" not in repr(config)
+    apply_config(store, config)
+    tenant = store.tenants.ensure("acme")
+    record = store.notifications.get_settings(tenant.id)
+    assert record is not None and record.secrets["email_password"] == "smtp-secret-1"
+    assert "password" not in record.settings["email"]
+    assert record.settings["webhook"] == {} and "hooks/koppel" in record.secrets["webhook_url"]
+    with store.engine.connect() as connection:
+        raw = connection.execute(text("SELECT secrets FROM notification_settings")).scalar_one()
+    assert b"smtp-secret-1" not in raw and b"w" * 20 not in raw
+    # The same file again changes nothing; a file without the section keeps them.
+    apply_config(store, config)
+    apply_config(store, parse_config(MINIMAL, "acme.yaml", environ=ENV))
+    audited = [e.action for e in store.audit.list(tenant.id)]
+    assert audited.count("notifications.updated") == 1
+    assert store.notifications.get_settings(tenant.id) == record
+
+
+def test_notification_settings_errors_name_the_field_and_the_rule() -> None:
+    section = (
+        "notifications:\n  digest_every: manual\n  email: {host: smtp, from: k@x.nl, to: []}\n"
+        "  webhook: {url: ftp://x, secret: short}\n"
+    )
+    problems = dict(problems_of(MINIMAL + section))
+    assert "write a duration such as 15m or 1h" in problems["notifications.digest_every"]
+    assert "at least 1 item" in problems["notifications.email.to"]
+    assert "http:// or https://" in problems["notifications.webhook.url"]
+    assert "at least 16 characters" in problems["notifications.webhook.secret"]
+    assert "short" not in " ".join(problems.values())

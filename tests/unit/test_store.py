@@ -627,3 +627,38 @@ def test_a_rehearsal_sees_what_it_wrote_and_keeps_none_of_it(store: Store) -> No
     assert store.links.get_many(integration_id, "products", ["1"]) == {}
     assert store.cursors.get(flow_id) is None
     assert store.dead_letters.count_pending(flow_id) == 0
+
+
+def test_the_outbox_queues_an_event_once_per_channel_and_moves_it_to_sent_once(
+    store: Store,
+) -> None:
+    acme, other = store.tenants.ensure("acme"), store.tenants.ensure("other")
+    now = utc_now()
+    outbox = store.notifications
+    assert outbox.enqueue(acme.id, "run-failed:r1", "run_failed", {}, ["email", "webhook"]) == 2
+    assert outbox.enqueue(acme.id, "run-failed:r1", "run_failed", {}, ["email", "webhook"]) == 0
+    assert outbox.enqueue(other.id, "run-failed:r1", "run_failed", {}, ["email"]) == 1
+    later = now + timedelta(seconds=1)
+    first = outbox.claim_due(now=later, limit=1)
+    assert [(e.channel, e.status.value, e.attempts) for e in first] == [("email", "sending", 1)]
+    outbox.mark_retry(first[0].id, "unreachable", at=later + timedelta(minutes=1))
+    rest = outbox.claim_due(now=later, limit=10)
+    assert sorted(e.channel for e in rest) == ["email", "webhook"]  # other's email, acme's webhook
+    for entry in rest:
+        outbox.mark_sent(entry.id, now=later)
+        outbox.mark_sent(entry.id, now=later)  # only a sending entry moves
+    assert outbox.claim_due(now=later, limit=10) == []
+    [again] = outbox.claim_due(now=later + timedelta(minutes=2), limit=10)
+    assert again.id == first[0].id and again.attempts == 2 and again.last_error == "unreachable"
+    # Its sender dies: after the lease it is uncertain, never claimed again.
+    assert outbox.expire_sending(now=later + timedelta(minutes=2), lease=timedelta(minutes=5)) == 0
+    assert outbox.expire_sending(now=later + timedelta(hours=1), lease=timedelta(minutes=5)) == 1
+    assert outbox.claim_due(now=later + timedelta(days=1), limit=10) == []
+    statuses = {(e.tenant_id, e.channel): e.status.value for e in outbox.list_recent(acme.id)}
+    assert statuses == {(acme.id, "email"): "uncertain", (acme.id, "webhook"): "sent"}
+    assert outbox.waiting() == 0
+    scoped = store.scoped(other.id)
+    assert [e.tenant_id for e in scoped.notifications.list_recent(other.id)] == [other.id]
+    with pytest.raises(NotFoundError):
+        scoped.notifications.list_recent(acme.id)
+    assert scoped.notifications.latest_event(other.id, "run-failed:") == "run-failed:r1"

@@ -17,9 +17,11 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect
 
+from koppel.config.model import NotificationSettings
 from koppel.settings import Settings
 from koppel.store import Store
 from koppel.web import create_app
+from tests.fixtures_notify import SMTP_PASSWORD, Inbox, Receiver, notifications
 from tests.web.conftest import PASSWORD, World
 
 pytestmark = pytest.mark.browser
@@ -212,3 +214,30 @@ def test_the_first_run_makes_the_first_admin_with_the_one_time_token(
         expect(page.get_by_role("heading", name="Nicht gefunden")).to_be_visible()
         photograph(page, "not-found-de")
         context.close()
+
+
+def test_an_admin_sends_a_test_notification_from_its_page(
+    page: Page, world: World, store: Store, inbox: Inbox, receiver: Receiver
+) -> None:
+    section = notifications(inbox, receiver)
+    section["email"]["password"] = SMTP_PASSWORD
+    plain, secrets = NotificationSettings.model_validate(section).stored()
+    store.notifications.put_settings(world.a.tenant_id, plain, secrets)
+    store.notifications.enqueue(
+        world.a.tenant_id,
+        "run-failed:r1",
+        "run_failed",
+        {"title": "Koppel: run 1 of acme/products failed", "text": "", "key": "", "kind": ""},
+        ["email"],
+    )
+    sign_in(page, world.a.admin.email)
+    page.get_by_role("link", name="Notifications").click()
+    expect(page.get_by_role("heading", name="Notifications of acme")).to_be_visible()
+    expect(page.get_by_text("Koppel: run 1 of acme/products failed")).to_be_visible()
+    photograph(page, "notifications")
+    page.get_by_role("button", name="Send a test notification").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "The test notification is sent through every channel."
+    )
+    assert [str(m["Subject"]) for m in inbox.messages] == ["Koppel: test notification"]
+    assert [d["kind"] for d in receiver.documents()] == ["test"]
