@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from koppel.services import dead_letters, outcomes
-from koppel.services.dead_letters import DISCARD_REASON_MAX, DeadLetterView, ReplayStarted
-from koppel.services.outcomes import ActivityEntry, OutcomeFilter
+from koppel.services.dead_letters import DISCARD_REASON_MAX
+from koppel.services.outcomes import OutcomeFilter
 from koppel.store import OutcomeKind
 from koppel.web.context import web_state
 from koppel.web.deps import Admin, Runner, SignedIn, signed_in
@@ -32,6 +32,10 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 class OutcomeOut(BaseModel):
+    """An outcome as the API shows it, read from the service's `ActivityEntry` by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     run_id: str
     run_number: int | None
@@ -44,22 +48,6 @@ class OutcomeOut(BaseModel):
     warnings: list[str]
     created_at: datetime
 
-    @classmethod
-    def of(cls, entry: ActivityEntry) -> OutcomeOut:
-        return cls(
-            id=entry.id,
-            run_id=entry.run_id,
-            run_number=entry.run_number,
-            flow_id=entry.flow_id,
-            flow=entry.flow,
-            source_key=entry.source_key,
-            target_key=entry.target_key,
-            outcome=entry.outcome,
-            reason=entry.reason,
-            warnings=list(entry.warnings),
-            created_at=entry.created_at,
-        )
-
 
 class OutcomeDetailOut(OutcomeOut):
     payload_kept: bool
@@ -69,17 +57,10 @@ class OutcomeDetailOut(OutcomeOut):
     sent: Any
     """What was sent to the target; null when nothing was."""
 
-    @classmethod
-    def of_entry(cls, entry: ActivityEntry) -> OutcomeDetailOut:
-        return cls(
-            **OutcomeOut.of(entry).model_dump(),
-            payload_kept=entry.payload_kept,
-            source=entry.source,
-            sent=entry.sent,
-        )
-
 
 class DeadLetterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     flow_id: int
     flow: str
@@ -93,24 +74,10 @@ class DeadLetterOut(BaseModel):
     last_outcome_id: int | None
     """The record's newest outcome (`GET /outcomes/{id}`: its payloads), while kept."""
 
-    @classmethod
-    def of(cls, letter: DeadLetterView) -> DeadLetterOut:
-        return cls(
-            id=letter.id,
-            flow_id=letter.flow_id,
-            flow=letter.flow,
-            source_key=letter.source_key,
-            reason=letter.reason,
-            attempts=letter.attempts,
-            next_attempt_at=letter.next_attempt_at,
-            since=letter.since,
-            status=letter.status.value,
-            payload_kept=letter.payload_kept,
-            last_outcome_id=letter.last_outcome_id,
-        )
-
 
 class ReplayOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     flow: str
     run_id: str
     """The replay's run: its records are `GET /outcomes?run_id=...`."""
@@ -118,15 +85,6 @@ class ReplayOut(BaseModel):
     """How many were chosen; 0 for all of the flow's."""
     finished: bool
     """False when the run still went on as the answer was sent."""
-
-    @classmethod
-    def of(cls, started: ReplayStarted) -> ReplayOut:
-        return cls(
-            flow=started.flow,
-            run_id=started.run_id,
-            dead_letters=started.dead_letters,
-            finished=started.finished,
-        )
 
 
 class ReplayIn(BaseModel):
@@ -160,7 +118,7 @@ def list_outcomes(
     where = OutcomeFilter(key=key, flow_id=flow_id, outcome=outcome, run_id=run_id)
     page = outcomes.search(current.store, where, before=decode_cursor(cursor, int), limit=limit)
     return Page[OutcomeOut](
-        items=[OutcomeOut.of(entry) for entry in page.entries],
+        items=[OutcomeOut.model_validate(entry) for entry in page.entries],
         next_cursor=None if page.next_before is None else encode_cursor(page.next_before),
     )
 
@@ -170,7 +128,7 @@ def get_outcome(request: Request, current: SignedIn, outcome_id: int) -> Outcome
     """One record's outcome with what came from the source and what was sent."""
     retention_days = web_state(request).settings.log_retention_days
     found = outcomes.entry(current.store, outcome_id, retention_days=retention_days)
-    return OutcomeDetailOut.of_entry(found)
+    return OutcomeDetailOut.model_validate(found)
 
 
 @router.get("/dead-letters", name="api_dead_letters")
@@ -185,14 +143,14 @@ def list_dead_letters(
         current.store, flow_id=flow_id, after=decode_cursor(cursor, int), limit=limit
     )
     return Page[DeadLetterOut](
-        items=[DeadLetterOut.of(letter) for letter in page.letters],
+        items=[DeadLetterOut.model_validate(letter) for letter in page.letters],
         next_cursor=None if page.next_after is None else encode_cursor(page.next_after),
     )
 
 
 @router.get("/dead-letters/{dead_letter_id}", name="api_dead_letter")
 def get_dead_letter(current: SignedIn, dead_letter_id: int) -> DeadLetterOut:
-    return DeadLetterOut.of(dead_letters.dead_letter(current.store, dead_letter_id))
+    return DeadLetterOut.model_validate(dead_letters.dead_letter(current.store, dead_letter_id))
 
 
 @router.post("/dead-letters/replay", name="api_replay_dead_letters")
@@ -206,7 +164,7 @@ async def replay_dead_letters(current: Admin, runner: Runner, body: ReplayIn) ->
         dead_letter_ids=body.dead_letter_ids,
         flow_id=body.flow_id,
     )
-    return [ReplayOut.of(run) for run in started]
+    return [ReplayOut.model_validate(run) for run in started]
 
 
 @router.post("/dead-letters/{dead_letter_id}/replay", name="api_replay_dead_letter")
@@ -216,14 +174,14 @@ async def replay_dead_letter(
     started = await dead_letters.replay(
         current.store, runner, current.user, dead_letter_ids=[dead_letter_id]
     )
-    return [ReplayOut.of(run) for run in started]
+    return [ReplayOut.model_validate(run) for run in started]
 
 
 @router.post("/dead-letters/discard", name="api_discard_dead_letters")
 def discard_dead_letters(current: Admin, body: DiscardIn) -> list[DeadLetterOut]:
     """Give up on the chosen dead letters, with the reason (kept in the audit log)."""
     discarded = dead_letters.discard(current.store, current.user, body.dead_letter_ids, body.reason)
-    return [DeadLetterOut.of(letter) for letter in discarded]
+    return [DeadLetterOut.model_validate(letter) for letter in discarded]
 
 
 @router.post(
@@ -248,7 +206,7 @@ async def discard_dead_letter(
             [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
         ) from None
     (discarded,) = dead_letters.discard(current.store, current.user, [dead_letter_id], body.reason)
-    return DeadLetterOut.of(discarded)
+    return DeadLetterOut.model_validate(discarded)
 
 
 __all__ = ["router"]
