@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from koppel.engine.runner import FlowRunner
 from koppel.sandbox.accountview.app import API
@@ -182,8 +182,7 @@ def test_the_wizard_from_an_empty_home_to_the_first_synced_order(page: Page, hom
     assert flows["products"].mapping["send"]["fields"]["ART_MEMO"]["on"] == "always"
     assert flows["products"].mapping["send"]["fields"]["ART_DESC2"]["on"] == "create"
     order = first_synced_order(home)
-    page.goto(f"/activity?key={order}")
-    expect(page.get_by_role("row", name=re.compile(r"· run \d+ orders .* created"))).to_be_visible()
+    expect(activity_row(page, order, re.compile(r"· run \d+ orders .* created"))).to_be_visible()
     photograph(page, "wizard-7-activity")
 
     # A grant AccountView refused later: the connections page offers to authorise it again.
@@ -247,6 +246,18 @@ def first_synced_order(home: Home) -> str:
             return str(sorted(booked)[0])
         time.sleep(0.2)
     raise AssertionError("no Parts Pim order reached AccountView within a minute")
+
+
+def activity_row(page: Page, key: str, name: re.Pattern[str]) -> Locator:
+    """The activity log's row of a record, reloading the page until the run has recorded it:
+    the run books an order in AccountView before it writes the batch's activity entries."""
+    page.goto(f"/activity?key={key}")
+    row = page.get_by_role("row", name=name)
+    deadline = time.monotonic() + 60
+    while row.count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        page.reload()
+    return row
 
 
 def test_a_wrong_api_key_says_so_and_saves_nothing(page: Page, home: Home) -> None:
