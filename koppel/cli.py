@@ -31,6 +31,7 @@ from koppel.commands.common import (
 from koppel.commands.demo import demo
 from koppel.commands.flows import replay, sync, worker
 from koppel.commands.mapping import mapping_app
+from koppel.commands.reconcile import reconcile
 from koppel.commands.setup import config_app, connection_app
 from koppel.commands.users import user_app
 from koppel.commands.web import serve
@@ -118,6 +119,7 @@ def main(
 app.command()(sync)
 app.command()(worker)
 app.command()(replay)
+app.command()(reconcile)
 app.command()(runs)
 app.command()(log)
 app.command("dead-letters")(dead_letters)

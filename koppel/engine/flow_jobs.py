@@ -14,6 +14,7 @@ mapping and settings.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,8 +31,11 @@ from koppel.flows.runtime import FlowRuntime, connection_fix, ready
 from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, counted
 
 DEAD_LETTERS = "dead_letters"
+RECORDS = "records"
+"""The phase of a targeted run: the records it names, read again from the source and synced."""
 FLOW_JOB = "flow"
 REPLAY_JOB = "replay"
+RESYNC_JOB = "resync"
 
 _PageKey = tuple[str, str | None, str | None]
 """A page of a phase: (phase, since, after)."""
@@ -54,9 +58,12 @@ class FlowJob:
         transport: httpx.AsyncBaseTransport | None = None,
         executor: str | None = None,
         dry_run: Rehearsal | None = None,
+        records: Sequence[str] | None = None,
     ) -> None:
         """`dead_letter_ids` limits a replay to those dead letters (None: all pending);
-        `dry_run` makes the run write nowhere (its store should be a `Store.rehearsal()`)."""
+        `dry_run` makes the run write nowhere (its store should be a `Store.rehearsal()`);
+        `records` makes it a targeted run of those source keys (as the flow logs them) only,
+        which leaves the cursor where it is."""
         self.store = store
         self.flow_id = flow_id
         self.replay = replay
@@ -64,6 +71,7 @@ class FlowJob:
         self.transport = transport
         self.executor = executor
         self.dry_run = dry_run
+        self.records = None if records is None else tuple(dict.fromkeys(records))
         self._runtime: FlowRuntime | None = None
         self._syncs: dict[str, RecordSync] = {}
         self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
@@ -108,9 +116,12 @@ class FlowJob:
             raise
         cursor = self.store.cursors.get(self.flow_id)
         started = _now() - timedelta(seconds=runtime.settings.cursor_margin_seconds)
-        waiting = None if self.replay else self._waiting_for(runtime.flow)
+        targeted = self.replay or self.records is not None
+        waiting = None if targeted else self._waiting_for(runtime.flow)
         if waiting is not None:
             phases_to_run = []
+        elif self.records is not None:
+            phases_to_run = [RECORDS]
         else:
             phases_to_run = [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS]
         return {
@@ -156,6 +167,8 @@ class FlowJob:
         phase = state["phases"][state["phase"]]
         if phase == DEAD_LETTERS:
             counts, after = await self._retry_dead_letters(run_id, state)
+        elif phase == RECORDS:
+            counts, after = await self._sync_records(run_id, state)
         else:
             counts, after = await self._read_and_sync(run_id, phase, state)
         next_state = dict(state)
@@ -257,6 +270,26 @@ class FlowJob:
                 counts[kind] = counts.get(kind, 0) + number
         return counts, str(letters[-1].id)
 
+    async def _sync_records(
+        self, run_id: str, state: JsonState
+    ) -> tuple[dict[str, int], str | None]:
+        """One page of the records a targeted run names, by their phase (`category:7` is the
+        categories phase's); `after` is how many of them are done."""
+        assert self.records is not None
+        done = int(state["after"] or 0)
+        chosen = self.records[done : done + self.runtime.settings.page_size]
+        if not chosen:
+            return {}, None
+        by_phase: dict[str, list[str]] = {}
+        for key in chosen:
+            phase, _ = self.flow_type.phase_of(self.runtime.flow.entity, key)
+            by_phase.setdefault(phase, []).append(key)
+        counts: dict[str, int] = {}
+        for phase, logged_keys in by_phase.items():
+            for kind, number in (await self._retry(run_id, phase, logged_keys)).items():
+                counts[kind] = counts.get(kind, 0) + number
+        return counts, str(done + len(chosen))
+
     async def _retry(self, run_id: str, phase: str, logged_keys: list[str]) -> dict[str, int]:
         """Read these records again and sync them; those gone from the source are abandoned."""
         runtime = self.runtime
@@ -306,7 +339,8 @@ class FlowJob:
         try:
             with self.store.transaction() as tx:
                 waiting = state.get("waiting")
-                if failure is None and waiting is None and not self.replay:
+                targeted = self.replay or self.records is not None
+                if failure is None and waiting is None and not targeted:
                     tx.cursors.set(self.flow_id, state["started"])
                 counts = tx.outcomes.counts(run_id, entities)
                 if failure is not None:
@@ -370,6 +404,32 @@ def flow_job_factory(
     return factory
 
 
+def resync_job_factory(
+    store: Store,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    executor: str | None = None,
+) -> Any:
+    """The engine's factory of targeted runs: arguments are `resync_args`' JSON."""
+
+    def factory(args: str) -> FlowJob:
+        data = json.loads(args)
+        return FlowJob(
+            store,
+            int(data["flow"]),
+            records=[str(k) for k in data["records"]],
+            transport=transport,
+            executor=executor,
+        )
+
+    return factory
+
+
+def resync_args(flow_id: int, source_keys: Sequence[str]) -> str:
+    """A targeted run's arguments: the flow and the source keys (as it logs them) to sync."""
+    return json.dumps({"flow": flow_id, "records": sorted(set(source_keys))})
+
+
 def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
     """A flow job's arguments: `12`, or for a replay of chosen dead letters `12:4,7`."""
     if not dead_letter_ids:
@@ -377,4 +437,15 @@ def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
     return f"{flow_id}:{','.join(str(i) for i in sorted(set(dead_letter_ids)))}"
 
 
-__all__ = ["DEAD_LETTERS", "FLOW_JOB", "REPLAY_JOB", "FlowJob", "flow_job_factory", "job_args"]
+__all__ = [
+    "DEAD_LETTERS",
+    "FLOW_JOB",
+    "RECORDS",
+    "REPLAY_JOB",
+    "RESYNC_JOB",
+    "FlowJob",
+    "flow_job_factory",
+    "job_args",
+    "resync_args",
+    "resync_job_factory",
+]

@@ -12,7 +12,15 @@ from types import TracebackType
 import httpx
 
 from koppel.engine.engine import Engine
-from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory, job_args
+from koppel.engine.flow_jobs import (
+    FLOW_JOB,
+    REPLAY_JOB,
+    RESYNC_JOB,
+    flow_job_factory,
+    job_args,
+    resync_args,
+    resync_job_factory,
+)
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
 from koppel.files import private_directory
 from koppel.settings import Settings
@@ -52,6 +60,9 @@ class FlowRunner:
             REPLAY_JOB,
             flow_job_factory(store, replay=True, transport=transport, executor=self.executor),
         )
+        self.engine.register(
+            RESYNC_JOB, resync_job_factory(store, transport=transport, executor=self.executor)
+        )
 
     async def __aenter__(self) -> FlowRunner:
         await self.engine.start()
@@ -81,6 +92,11 @@ class FlowRunner:
         """Start a replay of these pending dead letters of the flow (None: all of them) and
         return its run id without waiting (`follow` waits); a web request cannot wait long."""
         return await self.engine.submit(REPLAY_JOB, job_args(flow_id, dead_letter_ids))
+
+    async def start_resync(self, flow_id: int, source_keys: Sequence[str]) -> str:
+        """Start a targeted run of the flow that syncs these records (source keys as the flow
+        logs them) and return its run id without waiting; a reconciliation's "sync these"."""
+        return await self.engine.submit(RESYNC_JOB, resync_args(flow_id, source_keys))
 
     async def schedules(self) -> list[FlowSchedule]:
         """The enabled flows with a schedule, read anew on every tick of the worker."""

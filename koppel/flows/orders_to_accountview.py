@@ -90,15 +90,7 @@ class OrderSync:
         self._get: CompiledMapping | None = None
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
-        items = [Item(str(r["id"]), order_label(r), r) for r in records]
-        if self._get is None:
-            tables = await partspim_code_tables(self.runtime)
-            self._get = compile_get(self.runtime, self.runtime.mappings, ORDERS, tables)
-        for item in items:
-            order = to_canonical(item, self._get, CANONICAL_MODELS[ORDERS])
-            if order is not None:
-                order["employee_number"] = order["employee_number"] or self.settings.employee_number
-                self._filter(item, order)
+        items = await self.canonical(records)
         adopted = await self._skip_existing([i for i in items if i.pending])
         for item in items:
             if item.pending:
@@ -111,6 +103,20 @@ class OrderSync:
         if adopted:
             self.runtime.store.links.upsert_many(self.runtime.integration.id, ORDERS, adopted)
         return self.recorder.record(run_id, items)
+
+    async def canonical(self, records: Sequence[Record]) -> list[Item]:
+        """The orders as canonical ones; those the settings leave out (status, date) skipped,
+        saying why. A reconciliation looks the rest up in AccountView by their reference."""
+        items = [Item(str(r["id"]), order_label(r), r) for r in records]
+        if self._get is None:
+            tables = await partspim_code_tables(self.runtime)
+            self._get = compile_get(self.runtime, self.runtime.mappings, ORDERS, tables)
+        for item in items:
+            order = to_canonical(item, self._get, CANONICAL_MODELS[ORDERS])
+            if order is not None:
+                order["employee_number"] = order["employee_number"] or self.settings.employee_number
+                self._filter(item, order)
+        return items
 
     def _filter(self, item: Item, order: dict[str, Any]) -> None:
         settings = self.settings

@@ -148,6 +148,18 @@ class ProductSync:
         )
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
+        items, sellable = self.expand(records)
+        category_keys = [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
+        await self.categories.ensure(run_id, category_keys)
+        self.prepare(items, sellable)
+        await self.writer.write(items)
+        return self.writer.record(run_id, items)
+
+    def expand(
+        self, records: Sequence[Record]
+    ) -> tuple[list[Item], list[tuple[Item, dict[str, Any]]]]:
+        """One item per article: a product's own, or one per variant of a configurable one;
+        with the canonical product of each that mapped."""
         items: list[Item] = []
         sellable: list[tuple[Item, dict[str, Any]]] = []
         model = CANONICAL_MODELS[PRODUCTS]
@@ -170,8 +182,12 @@ class ProductSync:
                 )
                 items.append(item)
                 sellable.append((item, _variant_product(product, variant, self.name_attributes)))
+        return items, sellable
+
+    def prepare(self, items: list[Item], sellable: list[tuple[Item, dict[str, Any]]]) -> None:
+        """The article each item would be sent as (`create`, `update`), with the group code of
+        its category's link; no call. A reconciliation compares these with AccountView."""
         category_keys = [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
-        await self.categories.ensure(run_id, category_keys)
         links = self.runtime.store.links.get_many(
             self.runtime.integration.id, CATEGORIES, category_keys
         )
@@ -199,8 +215,6 @@ class ProductSync:
             PRODUCTS_FROM_ACCOUNTVIEW,
             "AccountView (the products flow from AccountView)",
         )
-        await self.writer.write(items)
-        return self.writer.record(run_id, items)
 
     def _complete(self, item: Item, product: dict[str, Any]) -> None:
         """Both prices from one and the VAT rate; the EAN/GTIN and the sell price checked

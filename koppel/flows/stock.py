@@ -71,6 +71,14 @@ class StockSync:
         )
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
+        items = await self.prepare(records)
+        if self.managed:
+            await self.writer.write(items)
+        return self.writer.record(run_id, items)
+
+    async def prepare(self, records: Sequence[Record]) -> list[Item]:
+        """One item per SKU of these rows with the quantity it would be sent (every row of the
+        SKU read again); with `manage_stock: false` each is skipped, saying so."""
         skus = list(dict.fromkeys(str(r["sku"]) for r in records))
         items = [Item(sku[:KEY_LENGTH], f"stock of SKU '{sku}'", {"sku": sku}) for sku in skus]
         for item, sku in zip(items, skus, strict=True):
@@ -83,7 +91,7 @@ class StockSync:
             for item in items:
                 item.outcome = OutcomeKind.SKIPPED
                 item.reason = "stock is not managed in AccountView (setting manage_stock: false)"
-            return self.writer.record(run_id, items)
+            return items
         await self._resolve_warehouses()
         wanted = [i.source_key for i in items if i.pending]
         rows = await self.runtime.source.lookup(self.runtime.source_entity(STOCK), "sku", wanted)
@@ -93,8 +101,7 @@ class StockSync:
         for item in items:
             if item.pending:
                 self._prepare(item, by_sku.get(item.source_key, []))
-        await self.writer.write(items)
-        return self.writer.record(run_id, items)
+        return items
 
     def _prepare(self, item: Item, rows: list[Record]) -> None:
         chosen = [

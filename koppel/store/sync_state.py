@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, true, update
 
 from koppel.store.context import StoreContext, chunks, upsert
 from koppel.store.records import Cursor, Link, LinkEntry
@@ -70,6 +70,26 @@ class LinkRepository:
                 found.extend(_link(row) for row in rows)
         return found
 
+    def page(
+        self, integration_id: int, entity: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[Link]:
+        """Confirmed links of an entity in source-key order, `limit` after the key `after`: a
+        reconciliation walks them to find target records whose source is gone."""
+        with self._context.read() as session:
+            rows = session.scalars(
+                select(LinkRow)
+                .where(
+                    LinkRow.integration_id == integration_id,
+                    LinkRow.entity == entity,
+                    LinkRow.pending.is_(False),
+                    LinkRow.source_key > after if after is not None else true(),
+                    self._context.in_tenant_integrations(LinkRow.integration_id),
+                )
+                .order_by(LinkRow.source_key)
+                .limit(limit)
+            )
+            return [_link(row) for row in rows]
+
     def upsert_many(self, integration_id: int, entity: str, entries: Sequence[LinkEntry]) -> None:
         """Create or replace links; the last entry wins when a source key repeats."""
         if not entries:
@@ -112,6 +132,28 @@ class LinkRepository:
                         LinkRow.source_key.in_(keys),
                         LinkRow.pending.is_(True),
                     )
+                )
+
+    def forget(
+        self, integration_id: int, entity: str, *, drop: Sequence[str], stale: Sequence[str]
+    ) -> None:
+        """Make the next sync of these source keys write them again, in one transaction.
+
+        `drop`: their target records are gone, so their links go and the flow looks them up and
+        creates them anew; `stale`: their target records differ from what was sent, so their
+        links lose their content hash and the flow updates them even though the source did not
+        change (a reconciliation's "sync these").
+        """
+        with self._context.write() as session:
+            self._context.require_integration(session, integration_id)
+            where = (LinkRow.integration_id == integration_id, LinkRow.entity == entity)
+            for keys in chunks(list(dict.fromkeys(drop))):
+                session.execute(delete(LinkRow).where(*where, LinkRow.source_key.in_(keys)))
+            for keys in chunks(list(dict.fromkeys(stale))):
+                session.execute(
+                    update(LinkRow)
+                    .where(*where, LinkRow.source_key.in_(keys))
+                    .values(content_hash=None, updated_at=utc_now())
                 )
 
 

@@ -431,6 +431,24 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
+class ReconciliationRow(Base):
+    """One reconciliation of one flow: how many records were compared and the drift found.
+    `differences` holds the first ones (record, field, both values); `drift` counts them all."""
+
+    __tablename__ = "reconciliations"
+    __table_args__ = (Index(None, "flow_id", "finished_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime] = mapped_column(default=utc_now)
+    compared: Mapped[int] = mapped_column(Integer, default=0)
+    drift: Mapped[int] = mapped_column(Integer, default=0)
+    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    differences: Mapped[list[Any]] = mapped_column(JsonDocument, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 __all__ = [
     "ApiTokenRow",
     "AuditRow",
@@ -448,6 +466,7 @@ __all__ = [
     "NotificationSettingsRow",
     "OutboxRow",
     "OutcomeRow",
+    "ReconciliationRow",
     "RunRow",
     "TenantRow",
     "UserRow",
