@@ -34,9 +34,7 @@ SHOWN = 50
 """Differences printed per flow (all of them with --json, up to DIFFERENCES_KEPT)."""
 
 
-async def _sync(
-    store: Store, settings: Settings, report: ReconcileReport
-) -> dict[str, RunSummary]:
+async def _sync(store: Store, settings: Settings, report: ReconcileReport) -> dict[str, RunSummary]:
     stored = [store.reconciliations.get(f.id) for f in report.flows if f.id is not None]
     records = [r for r in stored if r is not None]
     async with runs.started_runner(store, settings) as runner, stop_acknowledged(runner):

@@ -35,10 +35,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from koppel.engine.jobs import RunSummary
-
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
+from koppel.engine.jobs import RunSummary
 from koppel.errors import ErrorCategory, KoppelError, reason_of
 from koppel.flows.orders_to_accountview import FROM_ACCOUNTVIEW, ORDERS, OrderSync
 from koppel.flows.pipeline import Item

@@ -110,9 +110,7 @@ async def test_drift_made_by_hand_is_found_exactly_and_synced_away(platform_fact
     rows = {row["ART_CODE"]: row for row in accountview.rows("ARTICLE")}
     assert Decimal(str(rows[priced]["PX_SELL"])) == old_price
     assert Decimal(str(rows[counted]["QTY_FREE2"])) == old_quantity
-    assert Decimal(str(rows[deleted]["QTY_FREE2"])) == Decimal(
-        str(articles[deleted]["QTY_FREE2"])
-    )
+    assert Decimal(str(rows[deleted]["QTY_FREE2"])) == Decimal(str(articles[deleted]["QTY_FREE2"]))
 
 
 def _source_keys(platform: Platform) -> dict[str, dict[str, str]]:
