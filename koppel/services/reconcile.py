@@ -164,6 +164,28 @@ class NothingToReconcile(KoppelError):
     category = ErrorCategory.CONFIGURATION
 
 
+def N_(message: str) -> str:
+    """Marks a message for the web app's catalogue without translating it here."""
+    return message
+
+
+NO_ENGINE = N_(
+    "This server runs no flows (koppel serve --no-worker), so it cannot sync the drift. Run "
+    "koppel reconcile --sync where the worker runs, or serve without --no-worker."
+)
+
+
+class NoEngineHere(KoppelError):
+    """ "Sync these" needs the engine, which this server does not run. The web app shows
+    `message_id` translated."""
+
+    category = ErrorCategory.CONFLICT
+    message_id = NO_ENGINE
+
+    def __init__(self) -> None:
+        super().__init__(NO_ENGINE)
+
+
 class Resyncer(Protocol):
     """What runs the targeted runs of "sync these": the FlowRunner."""
 
@@ -438,11 +460,16 @@ def shown(value: Any) -> str | None:
 
 
 async def sync_drift(
-    store: Store, runner: Resyncer, reconciliations: Sequence[ReconciliationRecord]
+    store: Store,
+    runner: Resyncer,
+    reconciliations: Sequence[ReconciliationRecord],
+    *,
+    actor: str = "cli",
 ) -> list[tuple[Flow, RunSummary]]:
     """Sync the drifted records of these reconciliations again: their links forgotten (see
     `LinkRepository.forget`), then one targeted run per flow, each after the flows it waits for
-    (an article deleted by hand is made again before its stock is written to it).
+    (an article deleted by hand is made again before its stock is written to it); each
+    audited as `reconciliation.sync` with `actor`.
 
     Records whose source is gone are left alone: deleting in the target is a person's call.
     The web app runs this in the background; each run is durable once started, and what a
@@ -461,15 +488,49 @@ async def sync_drift(
         differing = sorted({d.source_key for d in fixable if d.kind is DriftKind.DIFFERS})
         store.links.forget(flow.integration_id, flow.entity, drop=missing, stale=differing)
         run_id = await runner.start_resync(flow.id, sorted({*missing, *differing}))
+        integration = store.integrations.get(flow.integration_id)
+        if integration is not None:
+            store.audit.record(
+                integration.tenant_id,
+                actor=actor,
+                action="reconciliation.sync",
+                subject=f"flow:{flow.id}",
+                detail={
+                    "flow": flow.name,
+                    "run_id": run_id,
+                    "missing": missing,
+                    "differing": differing,
+                },
+            )
         done.append((flow, await runner.follow(run_id)))
     return done
 
 
-def latest(store: Store, flows: Sequence[Flow]) -> list[tuple[Flow, ReconciliationRecord | None]]:
+@dataclass(frozen=True)
+class FlowReconciliation:
+    """A flow with its last reconciliation and the differences it kept (the page's view)."""
+
+    flow: Flow
+    last: ReconciliationRecord | None
+    differences: list[Difference]
+
+    @property
+    def fixable(self) -> int:
+        return sum(1 for d in self.differences if d.fixable)
+
+
+def latest(store: Store, flows: Sequence[Flow]) -> list[FlowReconciliation]:
     """Each reconcilable flow with its last reconciliation, if any (the reconciliation page)."""
     chosen = reconcilable(store, flows)
     last = store.reconciliations.latest([f.id for f in chosen])
-    return [(flow, last.get(flow.id)) for flow in chosen]
+    return [
+        FlowReconciliation(
+            flow,
+            last.get(flow.id),
+            [Difference.from_json(d) for d in last[flow.id].differences] if flow.id in last else [],
+        )
+        for flow in chosen
+    ]
 
 
 __all__ = [
@@ -477,6 +538,8 @@ __all__ = [
     "Difference",
     "DriftKind",
     "FlowDrift",
+    "FlowReconciliation",
+    "NoEngineHere",
     "NothingToReconcile",
     "ReconcileReport",
     "Resyncer",

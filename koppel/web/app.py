@@ -40,6 +40,7 @@ from koppel.web.routes import (
     integration_files,
     mappings,
     notifications,
+    reconciliation,
     runs,
     users,
     wizard,
@@ -136,6 +137,8 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(dead_letters.pages)
     app.include_router(dead_letters.actions)
+    app.include_router(reconciliation.pages)
+    app.include_router(reconciliation.actions)
     app.include_router(mappings.pages)
     app.include_router(mappings.actions)
     app.include_router(integration_files.pages)

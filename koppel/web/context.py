@@ -39,6 +39,10 @@ NOTICES = {
         "schedules."
     ),
     "test-sent": N_("The test notification is sent through every channel."),
+    "reconciled": N_("Both systems are compared; the drift found is below."),
+    "drift-syncing": N_(
+        "The drifted records are being synced again; compare again in a moment to see them gone."
+    ),
 }
 """Messages shown after a redirect, named in `?notice=`: only these texts can appear."""
 
