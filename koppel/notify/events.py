@@ -11,7 +11,8 @@ channel, so looking again (every few seconds, from every worker) never queues an
 - `connection-recovered:<connection id>:<the same>`: it answers again, once per outage told.
 - `connection-needs-authorisation:<connection id>:<when it was marked>`.
 - `daily-report:<integration id>:<day>`: with `daily_report: true`, after each day (UTC) one
-  report per integration: per flow its runs, records and dead letters waiting.
+  report per integration: per flow its runs, records and dead letters waiting, and the drift
+  its last reconciliation up to the end of the day found (koppel.services.reconcile).
 
 Only what happened after the workspace's notifications were set up is told (`active_since`),
 and failed runs of the last `LOOK_BACK` (a day) only.
@@ -19,7 +20,7 @@ and failed runs of the last `LOOK_BACK` (a day) only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from koppel.store.notifications import (
     FlowDay,
     NotificationSettingsRecord,
 )
+from koppel.store.reconciliations import ReconciliationRecord
 
 COUNTED = ("created", "updated", "skipped", "failed")
 LOOK_BACK = timedelta(days=1)
@@ -111,9 +113,12 @@ def _queue_daily_reports(
     integrations: dict[int, list[FlowDay]] = {}
     for day in days:
         integrations.setdefault(day.integration_id, []).append(day)
+    reconciled = store.reconciliations.latest([day.flow_id for day in days], before=end)
     queued = 0
     for integration_id, flows in integrations.items():
-        report = daily_report(integration_id, flows, day=start, workspace=workspace, link=link)
+        report = daily_report(
+            integration_id, flows, day=start, workspace=workspace, link=link, reconciled=reconciled
+        )
         if not store.notifications.queued_keys(record.tenant_id, [report.key]):
             queued += store.notifications.enqueue(
                 record.tenant_id, report.key, report.kind, _payload(report), channels, now=now
@@ -122,31 +127,44 @@ def _queue_daily_reports(
 
 
 def daily_report(
-    integration_id: int, flows: list[FlowDay], *, day: datetime, workspace: str, link: str
+    integration_id: int,
+    flows: list[FlowDay],
+    *,
+    day: datetime,
+    workspace: str,
+    link: str,
+    reconciled: Mapping[int, ReconciliationRecord] | None = None,
 ) -> Notification:
+    """`reconciled`: each flow's last reconciliation by flow id (flows without one say nothing
+    of drift)."""
     integration = flows[0].integration
+    last = reconciled or {}
     lines = []
     for flow in flows:
         runs = ", ".join(f"{status} {n}" for status, n in sorted(flow.runs.items())) or "none"
         records = ", ".join(f"{kind} {flow.counts.get(kind, 0)}" for kind in COUNTED)
+        check = last.get(flow.flow_id)
+        drift = "" if check is None else f"; {_drift_line(check)}"
         lines.append(
             f"- {flow.flow}: runs {runs}; records {records}; "
-            f"dead letters waiting {flow.dead_letters}"
+            f"dead letters waiting {flow.dead_letters}{drift}"
         )
     failed_runs = sum(flow.runs.get("failed", 0) for flow in flows)
     waiting = sum(flow.dead_letters for flow in flows)
+    drifted = sum(check.drift for f in flows if (check := last.get(f.flow_id)) is not None)
     date = f"{day:%Y-%m-%d}"
     return Notification(
         key=f"daily-report:{integration_id}:{date}",
         kind="daily_report",
         title=(
             f"Koppel: {integration} on {date}: {failed_runs} failed runs, "
-            f"{waiting} dead letters waiting"
+            f"{waiting} dead letters waiting" + (f", {drifted} records drifted" if drifted else "")
         ),
         text=(
             f"Integration {integration} (workspace {workspace}) on {date} (UTC):\n"
             + "\n".join(lines)
             + f"\nSee {link}/runs and {link}/dead-letters"
+            + (f"; the drift at {link}/reconciliation" if last else "")
         ),
         data={
             "workspace": workspace,
@@ -158,12 +176,32 @@ def daily_report(
                     "runs": flow.runs,
                     "counts": {kind: flow.counts.get(kind, 0) for kind in COUNTED},
                     "dead_letters_waiting": flow.dead_letters,
+                    "drift": _drift_data(last.get(flow.flow_id)),
                 }
                 for flow in flows
             ],
             "link": f"{link}/runs",
         },
     )
+
+
+def _drift_line(check: ReconciliationRecord) -> str:
+    when = f"{check.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if check.error is not None:
+        return f"reconciliation of {when} could not compare: {check.error.splitlines()[0]}"
+    return f"drift {check.drift} of {check.compared} records compared ({when})"
+
+
+def _drift_data(check: ReconciliationRecord | None) -> dict[str, Any] | None:
+    """What the last reconciliation found, for the webhook's structured data."""
+    if check is None:
+        return None
+    return {
+        "reconciled_at": check.finished_at.isoformat(),
+        "compared": check.compared,
+        "differences": check.drift,
+        "error": check.error,
+    }
 
 
 def _payload(notification: Notification) -> dict[str, Any]:

@@ -101,6 +101,7 @@ class FlowDay:
     """Their records, by outcome (created, updated, ...)."""
     dead_letters: int
     """Records waiting on the dead-letter list now."""
+    flow_id: int = 0
 
 
 def _entry(row: OutboxRow) -> OutboxEntry:
@@ -304,7 +305,15 @@ class NotificationRepository:
                     .where(DeadLetterRow.flow_id == flow_id, DeadLetterRow.status == "pending")
                 )
                 days.append(
-                    FlowDay(integration_id, integration, flow, runs, counts, int(waiting or 0))
+                    FlowDay(
+                        integration_id,
+                        integration,
+                        flow,
+                        runs,
+                        counts,
+                        int(waiting or 0),
+                        flow_id,
+                    )
                 )
             return days
 

@@ -28,6 +28,7 @@ from koppel.notify.events import queue_events
 from koppel.notify.outbox import LEASE, notify_once, send_due
 from koppel.services import runs, setup, worker
 from koppel.services.activity import RunView
+from koppel.services.reconcile import reconcile_flows
 from koppel.settings import Settings
 from koppel.store import PurgeResult, Store, open_store
 from koppel.store.notifications import OutboxStatus
@@ -337,3 +338,31 @@ async def test_the_daily_report_is_one_message_per_integration_for_the_day_befor
     assert "- products: runs succeeded 1; records created" in report["text"]
     reports = [m for m in inbox.messages if "daily-report" in str(m["X-Koppel-Event"])]
     assert len(reports) == 1
+
+
+async def test_the_daily_report_tells_the_drift_its_last_reconciliation_found(
+    store: Store,
+    settings: Settings,
+    sandboxes: InProcessSandboxes,
+    inbox: Inbox,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    document = sandboxes.integration({"products": PRODUCTS})
+    document["notifications"] = {**notifications(inbox, receiver), "daily_report": True}
+    apply(store, tmp_path, document)
+    assert await run_products(store, settings, sandboxes) == "succeeded"
+    [article, *_] = sandboxes.accountview.rows("ARTICLE")
+    sandboxes.accountview.edit("ARTICLE", article["ART_CODE"], {"ART_DESC1": "Met de hand"})
+    [flow] = store.flows.list()
+    [checked] = (await reconcile_flows(store, [flow], transport=sandboxes.transport)).flows
+    assert checked.drift == 1
+    tomorrow = checked.started_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    await notify_once(store, now=tomorrow + timedelta(days=1, minutes=1))
+    [report] = [d for d in receiver.documents() if d["kind"] == "daily_report"]
+    [line] = report["flows"]
+    assert line["drift"]["differences"] == 1
+    assert line["drift"]["compared"] == checked.compared > 0
+    assert f"drift 1 of {checked.compared} records compared" in report["text"]
+    assert report["title"].endswith("1 records drifted")
+    assert "/reconciliation" in report["text"]
