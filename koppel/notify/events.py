@@ -158,7 +158,8 @@ def daily_report(
         kind="daily_report",
         title=(
             f"Koppel: {integration} on {date}: {failed_runs} failed runs, "
-            f"{waiting} dead letters waiting" + (f", {drifted} records drifted" if drifted else "")
+            f"{waiting} dead letters waiting"
+            + (f", reconciliation found {_differences(drifted)}" if drifted else "")
         ),
         text=(
             f"Integration {integration} (workspace {workspace}) on {date} (UTC):\n"
@@ -189,7 +190,11 @@ def _drift_line(check: ReconciliationRecord) -> str:
     when = f"{check.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     if check.error is not None:
         return f"reconciliation of {when} could not compare: {check.error.splitlines()[0]}"
-    return f"drift {check.drift} of {check.compared} records compared ({when})"
+    return f"reconciliation {when}: {_differences(check.drift)} in {check.compared} records"
+
+
+def _differences(number: int) -> str:
+    return f"{number} difference" if number == 1 else f"{number} differences"
 
 
 def _drift_data(check: ReconciliationRecord | None) -> dict[str, Any] | None:

@@ -363,6 +363,6 @@ async def test_the_daily_report_tells_the_drift_its_last_reconciliation_found(
     [line] = report["flows"]
     assert line["drift"]["differences"] == 1
     assert line["drift"]["compared"] == checked.compared > 0
-    assert f"drift 1 of {checked.compared} records compared" in report["text"]
-    assert report["title"].endswith("1 records drifted")
+    assert f": 1 difference in {checked.compared} records" in report["text"]
+    assert report["title"].endswith("reconciliation found 1 difference")
     assert "/reconciliation" in report["text"]
