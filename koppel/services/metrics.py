@@ -1,8 +1,8 @@
 """The figures `/metrics` serves to Prometheus.
 
-What lives in the store (runs, outcomes, dead letters, freshness) is read from it at every
-scrape by `StoreCollector`, so every process of one installation (a server, several workers)
-reports the same numbers. It costs a handful of grouped queries whatever the size of the
+What lives in the store (runs, outcomes, dead letters, freshness, the notification outbox) is
+read from it at every scrape by `StoreCollector`, so every process of one installation (a
+server, several workers) reports the same numbers. It costs a handful of grouped queries whatever the size of the
 activity log: runs and outcomes are added up from the runs (each keeps its counts per outcome
 kind), dead letters are counted on their (flow, status) index. The API call figures are this
 process's own (koppel.connectors.metrics).
@@ -90,6 +90,17 @@ class StoreCollector(Collector):
             if flow.enabled and at is not None:
                 lag.add_metric(labels[flow.id], max(0.0, (now - at).total_seconds()))
         yield lag
+
+        outbox = GaugeMetricFamily(
+            "koppel_notification_outbox_waiting",
+            "Notifications in the outbox not sent yet (pending or being sent), by workspace; "
+            "one that keeps growing means a channel does not take them",
+            labels=["workspace"],
+        )
+        waiting = store.notifications.waiting_by_tenant()
+        for tenant in store.tenants.list():
+            outbox.add_metric([tenant.name], waiting.get(tenant.id, 0))
+        yield outbox
 
 
 def scrape(store: Store) -> bytes:

@@ -468,16 +468,20 @@ class NotificationRepository:
 
     def waiting(self) -> int:
         """Entries not sent yet (pending or being sent): the outbox's size."""
+        return sum(self.waiting_by_tenant().values())
+
+    def waiting_by_tenant(self) -> dict[int, int]:
+        """The outbox's size per workspace (those with entries waiting), for /metrics."""
         with self._context.read() as session:
-            count = session.scalar(
-                select(func.count())
-                .select_from(OutboxRow)
+            rows = session.execute(
+                select(OutboxRow.tenant_id, func.count())
                 .where(
                     OutboxRow.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
                     self._context.in_tenant(OutboxRow.tenant_id),
                 )
-            )
-            return int(count or 0)
+                .group_by(OutboxRow.tenant_id)
+            ).all()
+            return {int(tenant_id): int(count) for tenant_id, count in rows}
 
 
 __all__ = [

@@ -123,6 +123,20 @@ def test_the_store_figures_match_the_store_after_real_runs(
     assert (before - finished).total_seconds() <= lag <= (after - finished).total_seconds()
 
 
+def test_the_outbox_size_is_what_waits_to_be_sent_per_workspace(
+    metrics_app: FastAPI, store: Store, shop: Shop
+) -> None:
+    tenant = store.tenants.ensure(WORKSPACE)
+    store.notifications.enqueue(tenant.id, "run-failed:a", "run_failed", {}, ["email", "webhook"])
+    store.notifications.enqueue(tenant.id, "run-failed:b", "run_failed", {}, ["email"])
+    [sent, *_] = store.notifications.claim_due(now=datetime.now(UTC), limit=1)
+    store.notifications.mark_sent(sent.id, now=datetime.now(UTC))
+    samples = scrape(metrics_app)
+    workspace = frozenset({"workspace": WORKSPACE}.items())
+    assert samples[("koppel_notification_outbox_waiting", workspace)] == 2
+    assert store.notifications.waiting() == 2
+
+
 def test_the_api_call_figures_count_every_call_of_a_run_by_connection_and_status(
     metrics_app: FastAPI, store: Store, shop: Shop
 ) -> None:
