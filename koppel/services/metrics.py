@@ -2,9 +2,9 @@
 
 What lives in the store (runs, outcomes, dead letters, freshness, the notification outbox) is
 read from it at every scrape by `StoreCollector`, so every process of one installation (a
-server, several workers) reports the same numbers. It costs a handful of grouped queries whatever the size of the
-activity log: runs and outcomes are added up from the runs (each keeps its counts per outcome
-kind), dead letters are counted on their (flow, status) index. The API call figures are this
+server, several workers) reports the same numbers. It costs a handful of grouped queries
+whatever the size of the activity log: runs and outcomes are added up from the runs (each keeps
+its counts per outcome kind), dead letters are counted on their (flow, status) index. The API call figures are this
 process's own (koppel.connectors.metrics).
 """
 
