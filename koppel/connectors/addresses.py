@@ -89,13 +89,16 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
-async def check_base_url(base_url: str, allowed: Sequence[IPNetwork]) -> str:
+async def check_base_url(
+    base_url: str, allowed: Sequence[IPNetwork], *, secret_name: str | None = None
+) -> str:
     """The base URL, normalised, when Koppel may call it; AddressRefused saying why not.
 
     Every address the host resolves to must pass, so a name cannot hide a private address
-    behind a public one.
+    behind a public one. `secret_name` names a URL that is itself a credential (a chat tool's
+    webhook URL carries its token): the refusal names it so, never by its value.
     """
-    where = f"base URL {base_url!r}"
+    where = secret_name or f"base URL {base_url!r}"
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https"):
         raise AddressRefused(

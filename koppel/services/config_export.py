@@ -19,7 +19,9 @@ from typing import Any
 import yaml
 
 from koppel.config import parse_config
+from koppel.config.model import IntegrationConfig
 from koppel.connectors.addresses import AddressRefused, IPNetwork, check_base_url
+from koppel.notify.events import workspace_settings
 from koppel.services.errors import InvalidRequest
 from koppel.services.setup import IntegrationView, apply_file
 from koppel.store import Connection, Flow, Integration, Store
@@ -192,7 +194,31 @@ async def import_file(
             await check_base_url(connection.base_url, allowed)
         except AddressRefused as refused:
             raise AddressRefused(f"{file_name}: connections.{name}.base_url: {refused}") from None
+    await _check_webhook_url(store, config, tenant.id if tenant else None, file_name, allowed)
     return apply_file(store, config, file, actor=actor)
+
+
+async def _check_webhook_url(
+    store: Store,
+    config: IntegrationConfig,
+    tenant_id: int | None,
+    file_name: str,
+    allowed: Sequence[IPNetwork],
+) -> None:
+    """The notification webhook's URL through the address guard, as a base URL is: when the
+    file adds or changes it (the workspace's stored one was accepted when it was set)."""
+    webhook = config.notifications.webhook if config.notifications else None
+    if webhook is None:
+        return
+    url = webhook.url.get_secret_value()
+    stored = workspace_settings(store, tenant_id) if tenant_id is not None else None
+    if stored is not None and stored.webhook is not None:
+        if stored.webhook.url.get_secret_value() == url:
+            return
+    try:
+        await check_base_url(url, allowed, secret_name="the webhook URL")
+    except AddressRefused as refused:
+        raise AddressRefused(f"{file_name}: notifications.webhook.url: {refused}") from None
 
 
 __all__ = [

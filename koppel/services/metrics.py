@@ -4,8 +4,8 @@ What lives in the store (runs, outcomes, dead letters, freshness, the notificati
 read from it at every scrape by `StoreCollector`, so every process of one installation (a
 server, several workers) reports the same numbers. It costs a handful of grouped queries
 whatever the size of the activity log: runs and outcomes are added up from the runs (each keeps
-its counts per outcome kind), dead letters are counted on their (flow, status) index. The API call figures are this
-process's own (koppel.connectors.metrics).
+its counts per outcome kind), dead letters are counted on their (flow, status) index. The API
+call figures are this process's own (koppel.connectors.metrics).
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ class StoreCollector(Collector):
             "one that keeps growing means a channel does not take them",
             labels=["workspace"],
         )
-        waiting = store.notifications.waiting_by_tenant()
+        queued = store.notifications.waiting_by_tenant()
         for tenant in store.tenants.list():
-            outbox.add_metric([tenant.name], waiting.get(tenant.id, 0))
+            outbox.add_metric([tenant.name], queued.get(tenant.id, 0))
         yield outbox
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from koppel.cli import app
 from koppel.config import load_config
+from koppel.connectors.addresses import AddressRefused, parse_networks
 from koppel.services import config_export, setup
 from koppel.services.errors import InvalidRequest
 from koppel.services.mapping_editor import RuleInput, save_rule
@@ -165,3 +166,38 @@ async def test_an_uploaded_file_of_another_workspace_is_refused(
             allowed=(),
         )
     assert store.integrations.list() == []
+
+
+async def test_an_uploaded_notification_webhook_url_passes_the_address_guard(
+    store: Store, tmp_path: Path
+) -> None:
+    """As a base URL does: a webhook at a private address is refused unless the operator allows
+    its network, without the URL (its path is the chat tool's token) in the message; the URL
+    stored already is not checked again."""
+    with inprocess_sandboxes(1) as sandboxes:
+        document = sandboxes.integration({"products": FLOWS["products"]}, tenant="acme")
+    file = tmp_path / "acme.yaml"
+    file.write_text(yaml.safe_dump(document))
+    setup.apply_file(store, load_config(file), file, actor="cli")  # the operator's own file
+    token = "T0K3N-of-the-chat-tool"
+    document["notifications"] = {
+        "link_base": "http://koppel.example",
+        "webhook": {"url": f"http://127.0.0.1:9/hooks/{token}", "secret": "s3cret-for-signing"},
+    }
+    upload = yaml.safe_dump(document).encode()
+
+    async def import_(allowed: str) -> None:
+        await config_export.import_file(
+            store, "acme", "acme.yaml", upload, actor="ann", allowed=parse_networks(allowed)
+        )
+
+    with pytest.raises(AddressRefused) as refused:
+        await import_("")
+    message = str(refused.value)
+    assert message.startswith("acme.yaml: notifications.webhook.url: the webhook URL: 127.0.0.1")
+    assert "KOPPEL_ALLOWED_NETWORKS" in message and token not in message
+    [tenant] = store.tenants.list()
+    assert store.notifications.get_settings(tenant.id) is None
+    await import_("127.0.0.1/32")
+    assert store.notifications.get_settings(tenant.id) is not None
+    await import_("")  # the stored URL was accepted when it was set
