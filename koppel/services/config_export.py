@@ -212,9 +212,9 @@ async def _check_webhook_url(
         return
     url = webhook.url.get_secret_value()
     stored = workspace_settings(store, tenant_id) if tenant_id is not None else None
-    if stored is not None and stored.webhook is not None:
-        if stored.webhook.url.get_secret_value() == url:
-            return
+    known = stored.webhook if stored is not None else None
+    if known is not None and known.url.get_secret_value() == url:
+        return
     try:
         await check_base_url(url, allowed, secret_name="the webhook URL")
     except AddressRefused as refused:
