@@ -3,10 +3,12 @@ record by record and field by field, and "sync these" puts it right."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from koppel.sandbox.accountview.store import COMPANY, table_sql
+from koppel.services.demo import DEMO_FLOWS, DEMO_SETTINGS, SHIPPING_ARTICLE
 from koppel.services.reconcile import (
     Difference,
     DriftKind,
@@ -14,6 +16,7 @@ from koppel.services.reconcile import (
     reconcile_flows,
     sync_drift,
 )
+from tests.e2e.cli import Setup, koppel
 from tests.e2e.conftest import Platform
 from tests.e2e.flow_helpers import requests, run_flow
 
@@ -172,3 +175,62 @@ async def test_the_whole_catalogue_costs_a_read_of_each_side(platform_factory: A
     assert pim_pages <= 1200 // 500 + 2, platform.sandboxes.partspim.faults.log.counts()
     assert av_lookups <= -(-articles // 100) + 1, platform.sandboxes.accountview.faults.log.counts()
     assert products.api_calls / articles < 0.02
+
+
+async def test_an_order_deleted_in_accountview_is_missing_and_posted_again(
+    platform_factory: Any,
+) -> None:
+    platform: Platform = platform_factory(20, seed=3)
+    platform.sandboxes.accountview.write("ARTICLE", [SHIPPING_ARTICLE])
+    flows = {name: DEMO_FLOWS[name] for name in ("products", "customers", "orders")}
+    platform.apply(platform.sandboxes.integration(flows, settings=DEMO_SETTINGS))
+    for name in flows:
+        await run_flow(platform, name)
+    orders = platform.flow("orders")
+    [before] = (await reconcile_flows(platform.store, [orders])).flows
+    assert before.error is None and before.compared > 0 and before.differences == []
+
+    accountview = platform.sandboxes.accountview
+    [integration] = platform.store.integrations.list()
+    link = platform.store.links.page(integration.id, "orders", limit=1)[0]  # links keep ORD_NR
+    [header] = accountview.rows("SO_HDR", ORD_NR=link.target_key)
+    with accountview.store.transaction() as conn:  # the order and its lines (by ORD_NR)
+        for table in ("SO_LINE", "SO_HDR"):
+            conn.execute(
+                f"DELETE FROM {table_sql(table)} WHERE {COMPANY} = ? AND ORD_NR = ?",
+                (accountview.default_company(), header["ORD_NR"]),
+            )
+    [after] = (await reconcile_flows(platform.store, [orders])).flows
+    assert [(d.kind, d.source_key, d.target_key) for d in after.differences] == [
+        (DriftKind.MISSING, link.source_key, header["ORD_REF"])
+    ]
+    stored = platform.store.reconciliations.get(after.id or 0)
+    assert stored is not None
+    async with platform.runner() as runner:
+        [(_, summary)] = await sync_drift(platform.store, runner, [stored])
+    assert summary.status == "completed"
+    assert [r for r in accountview.rows("SO_HDR") if r["ORD_REF"] == header["ORD_REF"]]
+    [again] = (await reconcile_flows(platform.store, [orders])).flows
+    assert again.differences == []
+
+
+def test_the_command_lists_the_drift_and_syncs_it(cli_setup: Setup) -> None:
+    config = cli_setup.write(cli_setup.document())
+    assert koppel("sync", "--config", str(config)).exit_code == 0
+    code = sorted(cli_setup.articles())[0]
+    delete_article(cli_setup.platform, code)
+    found = koppel("reconcile", "--config", str(config))
+    assert found.exit_code == 1, found.output
+    assert f"products: SKU '{code}': not in AccountView" in found.stdout
+    listed = koppel("reconcile", "--config", str(config), "--flow", "products", "--json")
+    [flow] = json.loads(listed.stdout)["flows"]
+    assert (flow["flow"], flow["drift"]) == ("products", 1)
+    assert flow["differences"][0]["kind"] == "missing"
+    assert flow["differences"][0]["target_key"] == code
+    synced = koppel("reconcile", "--config", str(config), "--sync")
+    assert synced.exit_code == 0, synced.output
+    assert "products: synced again in run" in synced.stdout
+    assert code in cli_setup.articles()
+    clean = koppel("reconcile", "--config", str(config), "--json")
+    assert clean.exit_code == 0, clean.output
+    assert [f["drift"] for f in json.loads(clean.stdout)["flows"]] == [0]
