@@ -205,12 +205,16 @@ class Engine:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
 
-    async def submit(self, job: str, args: str = "") -> str:
-        """Queue a run of ``job`` and return its run id; it starts once its flow is free."""
+    async def submit(self, job: str, args: str = "", *, partition: str | None = None) -> str:
+        """Queue a run of ``job`` and return its run id; it starts once its flow is free.
+
+        ``partition``: the flow it takes turns with, when not its own ``flow_key(job, args)``
+        (a targeted run of a flow waits for that flow's scheduled run, and the other way round).
+        """
         self._require_running()
         self._job(job, args)  # bad arguments fail here, in the caller, not later in the run
         run_id = f"{job}-{uuid.uuid4().hex}"
-        return await self._enqueue(run_id, job, args)
+        return await self._enqueue(run_id, job, args, partition)
 
     async def wait(self, run_id: str, on_progress: ProgressCallback | None = None) -> RunSummary:
         """Wait for a run to end, calling ``on_progress`` after each recorded batch.
@@ -345,8 +349,9 @@ class Engine:
             self._lock = None
         _active_engine = None
 
-    async def _enqueue(self, run_id: str, job: str, args: str) -> str:
-        with SetWorkflowID(run_id), SetEnqueueOptions(queue_partition_key=flow_key(job, args)):
+    async def _enqueue(self, run_id: str, job: str, args: str, partition: str | None = None) -> str:
+        key = partition or flow_key(job, args)
+        with SetWorkflowID(run_id), SetEnqueueOptions(queue_partition_key=key):
             handle = await DBOS.enqueue_workflow_async(RUN_QUEUE, _run_workflow, job, args)
         return handle.get_workflow_id()
 

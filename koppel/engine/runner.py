@@ -21,7 +21,7 @@ from koppel.engine.flow_jobs import (
     resync_args,
     resync_job_factory,
 )
-from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
+from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary, flow_key
 from koppel.files import private_directory
 from koppel.settings import Settings
 from koppel.store import Store
@@ -95,8 +95,14 @@ class FlowRunner:
 
     async def start_resync(self, flow_id: int, source_keys: Sequence[str]) -> str:
         """Start a targeted run of the flow that syncs these records (source keys as the flow
-        logs them) and return its run id without waiting; a reconciliation's "sync these"."""
-        return await self.engine.submit(RESYNC_JOB, resync_args(flow_id, source_keys))
+        logs them) and return its run id without waiting; a reconciliation's "sync these".
+        It takes turns with the flow's own runs, so the two never write the same records at
+        once (an order posted twice)."""
+        return await self.engine.submit(
+            RESYNC_JOB,
+            resync_args(flow_id, source_keys),
+            partition=flow_key(FLOW_JOB, str(flow_id)),
+        )
 
     async def schedules(self) -> list[FlowSchedule]:
         """The enabled flows with a schedule, read anew on every tick of the worker."""

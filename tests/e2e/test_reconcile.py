@@ -102,12 +102,20 @@ async def test_drift_made_by_hand_is_found_exactly_and_synced_away(platform_fact
     assert [f.drift for f in after.flows] == [2, 2]
 
     stored = [platform.store.reconciliations.get(f.id) for f in after.flows if f.id]
+    cursors = [platform.store.cursors.get(platform.flow(n).id) for n in ("products", "stock")]
     async with platform.runner() as runner:
         done = await sync_drift(platform.store, runner, [r for r in stored if r is not None])
     assert [(flow.name, summary.status) for flow, summary in done] == [
         ("products", "completed"),
         ("stock", "completed"),
     ]
+    # Targeted runs: they synced the drift only, and left the cursors where they were.
+    for flow, summary in done:
+        run = platform.store.runs.get(summary.run_id)
+        assert run is not None and run.counts.get("updated", 0) + run.counts.get("created", 0) == 2
+    assert [platform.store.cursors.get(platform.flow(n).id) for n in ("products", "stock")] == (
+        cursors
+    )
     again = await reconcile(platform)
     assert found(again) == set()
     rows = {row["ART_CODE"]: row for row in accountview.rows("ARTICLE")}
