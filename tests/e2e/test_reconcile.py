@@ -110,7 +110,7 @@ async def test_drift_made_by_hand_is_found_exactly_and_synced_away(platform_fact
         ("stock", "completed"),
     ]
     # Targeted runs: they synced the drift only, and left the cursors where they were.
-    for flow, summary in done:
+    for _, summary in done:
         run = platform.store.runs.get(summary.run_id)
         assert run is not None and run.counts.get("updated", 0) + run.counts.get("created", 0) == 2
     assert [platform.store.cursors.get(platform.flow(n).id) for n in ("products", "stock")] == (
