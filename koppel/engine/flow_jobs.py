@@ -58,6 +58,9 @@ class FlowJob:
         """`dead_letter_ids` limits a replay to those dead letters (None: all pending);
         `dry_run` makes the run write nowhere (its store should be a `Store.rehearsal()`)."""
         self.store = store
+        """What the job reads and writes; fenced to its run and executor once it knows the run
+        (`_own`), so a worker whose run was taken over writes nothing more for it."""
+        self._unfenced = store
         self.flow_id = flow_id
         self.replay = replay
         self.dead_letter_ids = dead_letter_ids
@@ -69,6 +72,12 @@ class FlowJob:
         self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
         self._calls_before = 0
         """API calls of this job before the batch under way (a failed one's count too)."""
+
+    def _own(self, run_id: str) -> None:
+        """Before the first write of this execution: every write transaction from here on
+        checks that the run is still this executor's (DESIGN guarantee 2 across takeovers)."""
+        if self.executor is not None and self._runtime is None and self.dry_run is None:
+            self.store = self._unfenced.fenced(run_id, self.executor)
 
     @property
     def runtime(self) -> FlowRuntime:
@@ -92,6 +101,7 @@ class FlowJob:
         """The run's row first, so that a flow that cannot start (a mapping that does not
         parse, credentials under another key, a setting or a connection that must be fixed)
         still leaves a failed run with its reason, before any record is touched."""
+        self._own(run_id)
         self.store.runs.start(self.flow_id, run_id=run_id, executor=self.executor)
         try:
             runtime = self.runtime
@@ -149,6 +159,7 @@ class FlowJob:
         return None if retrieve_from is None else retrieve_from.isoformat()
 
     async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
+        self._own(run_id)
         runtime = self.runtime
         calls_before = self._calls_before = runtime.api_calls()
         if state["phase"] >= len(state["phases"]):  # a deferred run reads nothing
@@ -301,6 +312,7 @@ class FlowJob:
 
     async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
         """Record how the run ended; without opening the flow again (it may be what failed)."""
+        self._own(run_id)
         self._drop_next_page()
         entities = self._other_entities()
         try:

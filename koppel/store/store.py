@@ -34,6 +34,7 @@ from koppel.store.definitions import (
     IntegrationRepository,
     TenantRepository,
 )
+from koppel.store.executors import ExecutorRepository
 from koppel.store.notifications import NotificationRepository
 from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
 
@@ -66,6 +67,7 @@ class Store:
         self.api_tokens = ApiTokenRepository(context)
         self.login_failures = LoginFailureRepository(context)
         self.notifications = NotificationRepository(context)
+        self.executors = ExecutorRepository(context)
 
     @classmethod
     def from_engine(
@@ -101,6 +103,12 @@ class Store:
     def scoped(self, tenant_id: int) -> Store:
         return Store(self._context.scoped(tenant_id))
 
+    def fenced(self, run_id: str, executor: str) -> Store:
+        """A store for the writes of one run by one executor: each write transaction first
+        checks that the run is still the executor's and raises `RunTakenOver` if another
+        process took it over meanwhile, so a paused worker that wakes up writes nothing."""
+        return Store(self._context.fenced(run_id, executor))
+
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """A store whose calls share one transaction: all commit together, or none does.
@@ -112,6 +120,7 @@ class Store:
             return
         engine = self._context.engine.execution_options(**{WRITE_OPTION: True})
         with Session(engine) as session, session.begin():
+            self._context.check_fence(session)
             yield Store(self._context.bound(session))
 
     @contextmanager

@@ -431,6 +431,23 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
+class ExecutorRow(Base):
+    """One running (or once running) `koppel worker`, `serve` or `sync` process: its heartbeat,
+    and which live process took over its runs once it went silent (at most one: the row is
+    claimed with a conditional UPDATE)."""
+
+    __tablename__ = "executors"
+
+    id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    last_beat_at: Mapped[datetime] = mapped_column(default=utc_now)
+    stopped_at: Mapped[datetime | None]
+    taken_over_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    taken_over_at: Mapped[datetime | None]
+
+
 __all__ = [
     "ApiTokenRow",
     "AuditRow",
@@ -439,6 +456,7 @@ __all__ = [
     "ConnectionRow",
     "CursorRow",
     "DeadLetterRow",
+    "ExecutorRow",
     "FlowRow",
     "IntegrationRow",
     "KeyLockRow",
