@@ -14,10 +14,15 @@ from pathlib import Path
 from koppel.engine import Engine, RunInterrupted
 from tests.engine_jobs.counting import CountingJob
 
+EXECUTOR_ID = "worker-1"
+
 
 async def main(argv: list[str]) -> int:
     database_url, home = argv[0], Path(argv[1])
-    engine = Engine(database_url=database_url, home=home, poll_seconds=0.1)
+    # A stable id: a worker started again resumes what the killed one left (no takeover here).
+    engine = Engine(
+        database_url=database_url, home=home, poll_seconds=0.1, executor_id=EXECUTOR_ID
+    )
     engine.register("counting", CountingJob)
     await engine.start()
     try:
