@@ -70,12 +70,6 @@ def default_executor_id(database_url: str) -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _taken_over(error: BaseException) -> bool:
-    """The run has another owner now: our store fence said so, or DBOS refused a checkpoint
-    because another execution claimed the workflow (it re-enqueued it for a taker)."""
-    return isinstance(error, RunTakenOver | dbos_error.DBOSWorkflowConflictIDError)
-
-
 class _HideExpectedCancellation(logging.Filter):
     """Drops DBOS's warning about a cancelled workflow task while we are stopping: that
     cancellation is how a graceful stop leaves runs pending, not a problem to report."""
@@ -579,7 +573,7 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
             engine._check_stop()
             state = await DBOS.run_step_async({"name": "start"}, _start_step, job, run_id, job_name)
         except Exception as error:
-            _abandon_if_taken_over(error, run_id)
+            _abandon_if_taken_over(error)
             # INFO: people read the run's reason; the traceback is for the debug log.
             logger.info("run %s could not start", run_id, exc_info=error)
             raise RunFailed(
@@ -597,7 +591,7 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
                 )
             except Exception as error:
                 engine._check_stop()
-                _abandon_if_taken_over(error, run_id)
+                _abandon_if_taken_over(error)
                 logger.info("run %s: batch %d failed", run_id, batch, exc_info=error)
                 failure = job.describe_failure(error)
                 await DBOS.run_step_async(
@@ -614,23 +608,21 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
         await DBOS.close_stream_async(PROGRESS_STREAM)
         return {"batches": batch, "counts": totals}
     except Exception as error:
-        _abandon_if_taken_over(error, run_id)
+        _abandon_if_taken_over(error)
         raise
     finally:
         engine._running.pop(run_id, None)
         engine._jobs.pop(run_id, None)
 
 
-def _abandon_if_taken_over(error: BaseException, run_id: str) -> None:
-    """A run another worker took over ends here in this process with nothing recorded: as a
-    cancelled task, for which DBOS writes no outcome (the taker's execution owns the run)."""
-    if _taken_over(error):
-        reason = (
-            str(error)
-            if isinstance(error, RunTakenOver)
-            else "another worker took it over; this worker writes nothing more for it"
-        )
-        logger.warning("run %s: %s", run_id, reason)
+def _abandon_if_taken_over(error: BaseException) -> None:
+    """A run another worker took over (our store's fence refused a write) ends here in this
+    process with nothing recorded: as a cancelled task, for which DBOS writes no outcome (the
+    taker's execution owns the run). DBOS's own fence needs nothing of us: a checkpoint of an
+    execution that lost the workflow raises DBOSWorkflowConflictIDError, a BaseException that
+    unwinds the workflow past every `except Exception`, and DBOS parks that execution."""
+    if isinstance(error, RunTakenOver):
+        logger.warning("%s", error)
         raise asyncio.CancelledError from error
 
 
@@ -638,7 +630,7 @@ async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:
     try:
         state = await job.start(run_id)
     except RunTakenOver as error:  # never a recorded failure: the taker starts it
-        _abandon_if_taken_over(error, run_id)
+        _abandon_if_taken_over(error)
         raise
     return checked_state(state, f"job {job_name!r} start")
 
@@ -647,7 +639,7 @@ async def _finish_step(job: BatchJob, run_id: str, state: JsonState, failure: st
     try:
         await job.finish(run_id, state, failure)
     except RunTakenOver as error:  # never a recorded failure: the taker finishes it
-        _abandon_if_taken_over(error, run_id)
+        _abandon_if_taken_over(error)
         raise
 
 
@@ -662,7 +654,7 @@ async def _batch_step(job: BatchJob, run_id: str, state: JsonState, where: str) 
     except Exception as error:
         _engine()._check_stop()
         # Not recorded as the step's failure: the taker's execution records this batch.
-        _abandon_if_taken_over(error, run_id)
+        _abandon_if_taken_over(error)
         raise
     return {
         "state": checked_state(result.state, where),
