@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 
@@ -61,6 +62,7 @@ class FlowJob:
         """What the job reads and writes; fenced to its run and executor once it knows the run
         (`_own`), so a worker whose run was taken over writes nothing more for it."""
         self._unfenced = store
+        self._owner: str | None = None
         self.flow_id = flow_id
         self.replay = replay
         self.dead_letter_ids = dead_letter_ids
@@ -74,10 +76,15 @@ class FlowJob:
         """API calls of this job before the batch under way (a failed one's count too)."""
 
     def _own(self, run_id: str) -> None:
-        """Before the first write of this execution: every write transaction from here on
-        checks that the run is still this executor's (DESIGN guarantee 2 across takeovers)."""
-        if self.executor is not None and self._runtime is None and self.dry_run is None:
-            self.store = self._unfenced.fenced(run_id, self.executor)
+        """Before the first write of this execution (the engine builds a job per execution):
+        claim the run, and check on every write transaction from here on that it is still
+        ours, so an older execution (a paused worker that wakes up) writes nothing more and
+        neither does this one once another takes over (DESIGN guarantee 2 across workers)."""
+        if self.executor is None or self.dry_run is not None or self._owner is not None:
+            return
+        self._owner = f"{self.executor}/{uuid4().hex[:12]}"
+        self._unfenced.runs.claim(run_id, self.executor, self._owner)
+        self.store = self._unfenced.fenced(run_id, self._owner)
 
     @property
     def runtime(self) -> FlowRuntime:
@@ -102,7 +109,9 @@ class FlowJob:
         parse, credentials under another key, a setting or a connection that must be fixed)
         still leaves a failed run with its reason, before any record is touched."""
         self._own(run_id)
-        self.store.runs.start(self.flow_id, run_id=run_id, executor=self.executor)
+        self.store.runs.start(
+            self.flow_id, run_id=run_id, executor=self.executor, owner=self._owner
+        )
         try:
             runtime = self.runtime
             ready(runtime.source_connection)

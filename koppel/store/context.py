@@ -52,14 +52,14 @@ class StoreContext:
     tenant_id: int | None = None
     session: Session | None = None
     fence: tuple[str, str] | None = None
-    """(run id, executor): every write transaction first checks that the run is still this
-    executor's, and raises `RunTakenOver` if another took it over (see `Store.fenced`)."""
+    """(run id, owner): every write transaction first checks that the run is still this
+    execution's, and raises `RunTakenOver` if another took it over (see `Store.fenced`)."""
 
     def scoped(self, tenant_id: int) -> StoreContext:
         return replace(self, tenant_id=tenant_id)
 
-    def fenced(self, run_id: str, executor: str) -> StoreContext:
-        return replace(self, fence=(run_id, executor))
+    def fenced(self, run_id: str, owner: str) -> StoreContext:
+        return replace(self, fence=(run_id, owner))
 
     def check_fence(self, session: Session) -> None:
         """Refuse the transaction if the fenced run has another owner. The run's row stays
@@ -67,12 +67,12 @@ class StoreContext:
         between this check and the writes after it. A run not started yet has no owner."""
         if self.fence is None:
             return
-        run_id, executor = self.fence
-        owner = session.execute(
-            select(RunRow.executor).where(RunRow.id == run_id).with_for_update()
+        run_id, owner = self.fence
+        row = session.execute(
+            select(RunRow.executor, RunRow.owner).where(RunRow.id == run_id).with_for_update()
         ).first()
-        if owner is not None and owner[0] != executor:
-            raise RunTakenOver(run_id, owner[0], executor)
+        if row is not None and row.owner is not None and row.owner != owner:
+            raise RunTakenOver(run_id, row.executor, owner.split("/")[0])
 
     def bound(self, session: Session) -> StoreContext:
         return replace(self, session=session)

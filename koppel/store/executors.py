@@ -116,7 +116,9 @@ class ExecutorRepository:
             session.execute(
                 update(RunRow)
                 .where(RunRow.executor.in_(owners), RunRow.status == RunStatus.RUNNING.value)
-                .values(executor=taker)
+                # An owner no execution has: the old ones are fenced off at once; the execution
+                # that resumes the run (on any worker) claims it (`runs.claim`).
+                .values(executor=taker, owner=f"{taker}/takeover")
             )
             return owners
 

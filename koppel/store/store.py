@@ -103,11 +103,12 @@ class Store:
     def scoped(self, tenant_id: int) -> Store:
         return Store(self._context.scoped(tenant_id))
 
-    def fenced(self, run_id: str, executor: str) -> Store:
-        """A store for the writes of one run by one executor: each write transaction first
-        checks that the run is still the executor's and raises `RunTakenOver` if another
-        process took it over meanwhile, so a paused worker that wakes up writes nothing."""
-        return Store(self._context.fenced(run_id, executor))
+    def fenced(self, run_id: str, owner: str) -> Store:
+        """A store for the writes of one execution of a run (`owner`: its executor id and a
+        nonce, claimed with `runs.claim`): each write transaction first checks that the run
+        is still that execution's and raises `RunTakenOver` if another took it over
+        meanwhile, so a paused worker that wakes up writes nothing more for it."""
+        return Store(self._context.fenced(run_id, owner))
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:

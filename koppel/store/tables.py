@@ -32,6 +32,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 KEY_LENGTH = 255
 NAME_LENGTH = 100
+OWNER_LENGTH = NAME_LENGTH + 40
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -212,6 +213,8 @@ class RunRow(Base):
     executor: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     # 1, 2, 3... in the order runs start: what people type (`koppel log 17`).
     number: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # The one execution that may write for the run (executor id/nonce; see Store.fenced).
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
 
 
 class OutcomeRow(Base):

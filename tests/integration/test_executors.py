@@ -62,10 +62,10 @@ def test_a_claim_hands_the_running_runs_to_the_taker_and_fences_the_old_owner(
     since = started()
     store.executors.beat("a", host="h1", pid=11, started_at=since)
     store.executors.beat("b", host="h2", pid=22, started_at=since)
-    store.runs.start(seeded.flow.id, run_id="run-1", executor="a")
-    done = store.runs.start(seeded.flow.id, run_id="run-0", executor="a")
+    store.runs.start(seeded.flow.id, run_id="run-1", executor="a", owner="a/1")
+    done = store.runs.start(seeded.flow.id, run_id="run-0", executor="a", owner="a/0")
     store.runs.finish(done.id, RunStatus.SUCCEEDED)
-    stale = store.fenced("run-1", "a")
+    stale = store.fenced("run-1", "a/1")
     stale.outcomes.record_many("run-1", [OutcomeEntry("P1", OutcomeKind.CREATED, target_key="1")])
 
     silence(store, "a", 60)
@@ -88,17 +88,26 @@ def test_a_claim_hands_the_running_runs_to_the_taker_and_fences_the_old_owner(
     assert store.links.get_many(seeded.integration.id, "products", ["P2"]) == {}
     assert store.runs.get("run-1").status is RunStatus.RUNNING  # type: ignore[union-attr]
 
-    owner = store.fenced("run-1", "b")
+    # The execution that resumes it, on whichever worker the queue gives it to, claims it.
+    store.runs.claim("run-1", "c", "c/1")
+    assert store.runs.get("run-1").executor == "c"  # type: ignore[union-attr]
+    with pytest.raises(RunTakenOver, match="taken over by worker c"):
+        store.fenced("run-1", "b/takeover").runs.progress("run-1", {}, api_calls=0)
+    owner = store.fenced("run-1", "c/1")
     owner.outcomes.record_many("run-1", [OutcomeEntry("P2", OutcomeKind.CREATED, target_key="2")])
-    assert owner.runs.finish("run-1", RunStatus.SUCCEEDED).executor == "b"
+    assert owner.runs.finish("run-1", RunStatus.SUCCEEDED).executor == "c"
 
 
 def test_a_fenced_start_of_a_new_run_has_no_owner_to_check(store: Store) -> None:
     seeded = seed_integration(store)
-    run = store.fenced("run-9", "a").runs.start(seeded.flow.id, run_id="run-9", executor="a")
+    first = store.fenced("run-9", "a/1")
+    run = first.runs.start(seeded.flow.id, run_id="run-9", executor="a", owner="a/1")
     assert run.executor == "a"
-    with pytest.raises(RunTakenOver):  # the stale start of a run the taker started already
-        store.fenced("run-9", "z").runs.start(seeded.flow.id, run_id="run-9", executor="z")
+    with pytest.raises(RunTakenOver):  # a second execution's start, not having claimed it
+        store.fenced("run-9", "z/1").runs.start(seeded.flow.id, run_id="run-9", owner="z/1")
+    store.runs.claim("run-9", "a", "a/2")  # the same worker, a later execution (a restart)
+    with pytest.raises(RunTakenOver, match="taken over by worker a while worker a"):
+        first.runs.progress("run-9", {}, api_calls=0)
 
 
 def test_an_executor_that_beat_again_since_it_was_seen_is_not_claimed(store: Store) -> None:
@@ -138,7 +147,7 @@ def test_the_taker_of_a_dead_taker_also_recovers_what_that_one_had_claimed(store
     since = started()
     for name in ("a", "b", "c"):
         store.executors.beat(name, host="h", pid=1, started_at=since)
-    store.runs.start(seeded.flow.id, run_id="run-1", executor="a")
+    store.runs.start(seeded.flow.id, run_id="run-1", executor="a", owner="a/1")
     silence(store, "a", 60)
     [a] = [e for e in store.executors.others("b") if e.id == "a"]
     assert store.executors.take_over(a, "b") == ["a"]

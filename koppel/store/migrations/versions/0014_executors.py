@@ -1,4 +1,5 @@
-"""Executors: every engine process's heartbeat, and who took over its runs once it went silent.
+"""Executors: every engine process's heartbeat, and who took over its runs once it went silent;
+the execution that owns a run (its writes are fenced).
 
 Revision ID: 0014
 Revises: 0011
@@ -35,7 +36,10 @@ def upgrade() -> None:
         sa.Column("taken_over_at", UTC_DATETIME, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_executors")),
     )
+    op.add_column("runs", sa.Column("owner", sa.String(length=140), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch_op:
+        batch_op.drop_column("owner")
     op.drop_table("executors")
