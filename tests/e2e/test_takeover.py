@@ -32,6 +32,7 @@ from tests.e2e.conftest import Platform
 from tests.e2e.gates import SeenRequest, post_of
 from tests.e2e.processes import KoppelProcess, socket_ports, start_worker, wait_for
 from tests.e2e.test_orders_to_accountview import add_order, add_relation, some_skus
+from tests.e2e.test_worker import products_to_sync
 from tests.fixtures_store import PostgresDatabases
 
 pytestmark = pytest.mark.postgres
@@ -161,12 +162,12 @@ def run_scenario(
             woken_at = len(writes)
             held.release()
             dying.send(signal.SIGCONT)
-            dying.wait_for_output(f"worker {taker} took over its runs")
+            dying.wait_for_output("took over its runs")
         wait_for(
             lambda: (
-                store.runs.has_completed(orders.id) and completed_since(store, products.id, run)
+                completed_since(store, orders.id, run) and completed_since(store, products.id, run)
             ),
-            what="the orders flow and a later products run to complete",
+            what="a later run of each flow to complete",
         )
         if how is signal.SIGSTOP:
             stale = ports | socket_ports(dying.process.pid)
@@ -178,9 +179,13 @@ def run_scenario(
         listed = CliRunner().invoke(app, ["workers", "--json"], env=env)
         assert listed.exit_code == 0, listed.output
         states = {w["id"]: (w["state"], w["taken_over_by"]) for w in json.loads(listed.output)}
-        assert states[executor_of(dying)] == (
-            ("taken over", taker) if how is signal.SIGKILL else ("live", None)
-        )
+        others = {executor_of(w) for w in workers if w is not dying}
+        state, claimer = states[executor_of(dying)]
+        # The claimer re-queued its runs; whichever worker the queue gave the run to finished it.
+        if how is signal.SIGKILL:
+            assert state == "taken over" and claimer in others
+        else:
+            assert (state, claimer) == ("live", None)
     finally:
         for worker in workers:
             if worker.process.poll() is None:
@@ -190,16 +195,11 @@ def run_scenario(
 
     articles = Counter(a["ART_CODE"] for a in accountview.rows("ARTICLE"))
     assert max(articles.values()) == 1, "an article was created twice"
-    expected = {
-        (v["sku"] if p["type"] == "configurable" else p["sku"])
-        for p in platform.sandboxes.partspim.store.all("products")
-        for v in (p.get("variants") or [p])
-    }
-    assert expected <= set(articles), "an article was lost"
+    assert len(articles) == products_to_sync(platform) + 1, "an article was lost"  # + shipping
     posted = Counter(h["ORD_REF"] for h in accountview.rows("SO_HDR") if h["ORD_REF"])
     pim_orders = platform.sandboxes.partspim.store.all("orders")
     assert max(posted.values()) == 1, "an order was posted twice"
-    assert set(posted) == {o["number"] for o in pim_orders}, "an order was lost"
+    assert {o["number"] for o in pim_orders} <= set(posted), "an order was lost"
     assert catalogue(platform) == before, "Parts Pim was written to"
     assert not [w for w in writes if w.path.startswith("/api/v1")], "a write to Parts Pim"
 
