@@ -10,6 +10,7 @@ another executor's lock for a moment (`holder_gone`) knows that executor's proce
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import time
@@ -35,11 +36,21 @@ def _advisory_key(executor_id: str) -> int:
 
 class ExecutorLock:
     def __init__(
-        self, database: str, file: IO[bytes] | None, connection: sa.Connection | None
+        self,
+        database: str,
+        file: IO[bytes] | None,
+        connection: sa.Connection | None,
+        url: sa.URL | None = None,
+        executor_id: str = "",
     ) -> None:
         self._database = database
         self._file = file
         self._connection = connection
+        self._url = url
+        self._executor_id = executor_id
+        self.held_since = time.monotonic()
+        """Since when this lock has been held without a break (PostgreSQL: a lost connection
+        loses it; it is taken again at the next probe)."""
 
     @classmethod
     def acquire(cls, database_url: str, executor_id: str) -> ExecutorLock:
@@ -79,7 +90,7 @@ class ExecutorLock:
             connection.close()
             return None
         connection.commit()
-        return cls("", None, connection)
+        return cls("", None, connection, url, executor_id)
 
     def holder_gone(self, executor_id: str) -> bool:
         """Whether no live process holds `executor_id`'s lock (its process died or stopped):
@@ -95,12 +106,33 @@ class ExecutorLock:
                 file.close()  # closing releases the lock
             return True
         key = {"key": _advisory_key(executor_id)}
-        got = self._connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key)
-        free = bool(got.scalar_one())
-        if free:
-            self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
-        self._connection.commit()
+        try:
+            got = self._connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key)
+            free = bool(got.scalar_one())
+            if free:
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
+            self._connection.commit()
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            self._take_again()
+            return False  # every lock went with the server: peers take theirs again too
         return free
+
+    def _take_again(self) -> None:
+        """PostgreSQL restarted (or cut the session): this lock is gone; take it again, or
+        raise ExecutorInUse if another process took this id meanwhile."""
+        assert self._url is not None and self._connection is not None
+        with contextlib.suppress(sa.exc.DBAPIError):
+            self._connection.close()
+        lock = self._try(self._url, self._executor_id)
+        if lock is None:
+            raise ExecutorInUse(
+                f"executor id {self._executor_id!r} was taken by another process while the "
+                "connection to PostgreSQL was lost; this process stops"
+            )
+        self._connection = lock._connection
+        self.held_since = lock.held_since
 
     def release(self) -> None:
         if self._file is not None:

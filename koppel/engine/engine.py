@@ -26,7 +26,7 @@ from dbos import error as dbos_error
 from sqlalchemy import make_url
 
 from koppel.engine._executor_lock import ExecutorLock
-from koppel.engine.errors import EngineError, RunInterrupted, UnknownJob
+from koppel.engine.errors import EngineError, ExecutorInUse, RunInterrupted, UnknownJob
 from koppel.engine.jobs import (
     BatchJob,
     BatchProgress,
@@ -153,6 +153,8 @@ class Engine:
         self._heartbeat_seconds = heartbeat_seconds
         self._heartbeat: asyncio.Task[None] | None = None
         self._started_at: datetime | None = None
+        self._last_beat: float | None = None
+        self._beating_since = 0.0
         self._poll_seconds = poll_seconds
         self._log_level = log_level
         self._handle_signals = handle_signals
@@ -398,7 +400,11 @@ class Engine:
             await asyncio.sleep(self._heartbeat_seconds)
             try:
                 await self._beat_and_take_over()
+            except ExecutorInUse as error:
+                logger.error("%s", error)
+                self.request_stop()
             except Exception:
+                self._last_beat = None
                 logger.exception("heartbeat failed; trying again at the next beat")
 
     async def _beat_and_take_over(self) -> None:
@@ -413,11 +419,15 @@ class Engine:
         )
         if taker is not None:
             self._drop_taken_runs(taker)
+        beat = time.monotonic()
+        if self._last_beat is None or beat - self._last_beat > 2 * self._heartbeat_seconds:
+            self._beating_since = beat  # first beat, or after a failure or a pause of ours
+        self._last_beat = beat
         if self._stopping.is_set():
             return
         now = utc_now()
         for other in await asyncio.to_thread(executors.others, self._executor_id):
-            if await self._gone(other, now):
+            if await self._gone(other, now, beat):
                 owners = await asyncio.to_thread(executors.take_over, other, self._executor_id)
                 if owners:
                     runs = await self.adopt_runs(owners)
@@ -429,11 +439,26 @@ class Engine:
                         ", ".join(runs) or "none pending",
                     )
 
-    async def _gone(self, other: Executor, now: datetime) -> bool:
-        """Silent for longer than the threshold, or its process ended (its lock is free)."""
-        if other.stopped_at is not None or now - other.last_beat_at > self._takeover_after:
-            return True
+    async def _gone(self, other: Executor, now: datetime, beat: float) -> bool:
+        """Stopped (it said so), or silent for longer than the threshold, or its process ended
+        (its lock is free). Silence counts only once this process has itself beaten steadily
+        for a threshold, and a free lock only while its own lock has not just been taken again:
+        after an outage of the database every peer looks silent and every lock is free until
+        the peers beat and lock again."""
+        threshold = self._takeover_after.total_seconds()
         assert self._lock is not None
+        if other.stopped_at is not None:
+            return True
+        if (
+            beat - self._beating_since >= threshold
+            and now - other.last_beat_at > self._takeover_after
+        ):
+            return True
+        if (
+            time.monotonic() - self._lock.held_since < threshold
+            and self._lock.held_since > self._beating_since
+        ):
+            return False  # the lock was taken again after a lost connection: not yet
         return await asyncio.to_thread(self._lock.holder_gone, other.id)
 
     def _drop_taken_runs(self, taker: str) -> None:

@@ -30,7 +30,7 @@ from koppel.services.demo import DEMO_SETTINGS, SHIPPING_ARTICLE
 from koppel.store import RunStatus, Store, open_store
 from tests.e2e.conftest import Platform
 from tests.e2e.gates import SeenRequest, post_of
-from tests.e2e.processes import KoppelProcess, socket_ports, start_worker, wait_for
+from tests.e2e.processes import STARTED, KoppelProcess, socket_ports, wait_for
 from tests.e2e.test_orders_to_accountview import add_order, add_relation, some_skus
 from tests.e2e.test_worker import products_to_sync
 from tests.fixtures_store import PostgresDatabases
@@ -133,8 +133,10 @@ def run_scenario(
         nth(post_of("AK1"), scenario.hold_post), answered=how is signal.SIGKILL
     )
     home = platform.settings.home
-    workers = [start_worker(home, name=f"worker-{n}", **env) for n in range(3)]
+    workers = [KoppelProcess(home, "worker", name=f"worker-{n}", env=env) for n in range(3)]
     try:
+        for worker in workers:
+            worker.wait_for_output(STARTED)
         held.wait_arrived()
         [integration] = store.integrations.list()
         products = store.flows.get_by_name(integration.id, "products")
@@ -187,10 +189,12 @@ def run_scenario(
         else:
             assert (state, claimer) == ("live", None)
     finally:
-        for worker in workers:
-            if worker.process.poll() is None:
-                worker.send(signal.SIGCONT)
-                worker.stop()
+        running = [w for w in workers if w.process.poll() is None]
+        for worker in running:
+            worker.send(signal.SIGCONT)
+            worker.send(signal.SIGTERM)
+        for worker in running:
+            worker.wait()
         store.close()
 
     articles = Counter(a["ART_CODE"] for a in accountview.rows("ARTICLE"))
