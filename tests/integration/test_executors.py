@@ -3,12 +3,16 @@ its own per test). Several stores on one database stand for several worker proce
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from koppel.engine import Engine
+from koppel.engine._executor_lock import ExecutorLock
 from koppel.errors import RunTakenOver
 from koppel.store import ExecutorState, LinkEntry, OutcomeEntry, OutcomeKind, RunStatus, Store
 from koppel.store.tables import ExecutorRow
@@ -184,3 +188,36 @@ def test_of_several_processes_claiming_one_silent_executor_exactly_one_wins(
     assert len(winners) == 1, results
     assert results[winners[0]] == ["dead"]
     assert first.runs.get("run-1").executor == winners[0]  # type: ignore[union-attr]
+
+
+async def test_an_engine_takes_over_an_ended_peer_at_once_and_a_silent_one_once_steady(
+    store: Store, tmp_path: Path
+) -> None:
+    """A peer whose process ended (its executor lock is free) is taken over as the engine
+    starts; one whose process lives but is silent (paused) only once the engine has itself
+    beaten for a threshold: after a database outage every peer looks silent."""
+    url = f"sqlite:///{tmp_path / 'dbos.sqlite'}"
+    store.executors.beat("ended", host="h", pid=1, started_at=started())
+    paused = ExecutorLock.acquire(url, "paused")
+    try:
+        store.executors.beat("paused", host="h", pid=2, started_at=started())
+        silence(store, "paused", 60)
+        engine = Engine(
+            database_url=url,
+            executor_id="b",
+            executors=store.executors,
+            takeover_after_seconds=2,
+            heartbeat_seconds=0.25,
+            handle_signals=False,
+        )
+        async with engine:
+            assert executor(store, "ended").taken_over_by == "b"  # type: ignore[attr-defined]
+            assert executor(store, "paused").taken_over_by is None  # type: ignore[attr-defined]
+            for _ in range(200):
+                if executor(store, "paused").taken_over_by is not None:  # type: ignore[attr-defined]
+                    break
+                await asyncio.sleep(0.1)
+            assert executor(store, "paused").taken_over_by == "b"  # type: ignore[attr-defined]
+        assert executor(store, "b").stopped_at is not None  # type: ignore[attr-defined]
+    finally:
+        paused.release()
