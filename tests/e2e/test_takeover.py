@@ -90,7 +90,9 @@ def run_scenario(
     accountview = platform.sandboxes.accountview
     accountview.write("ARTICLE", [SHIPPING_ARTICLE])
     if scenario.extra_orders:
-        relation = add_relation(platform, email="takeover@example.nl", name="Overname B.V.")
+        relation = add_relation(
+            platform, type="company", company_name="Overname B.V.", email="takeover@example.nl"
+        )
         for number in range(scenario.extra_orders):
             add_order(platform, relation, some_skus(platform, 2 + number % 3))
     store_url, engine_url = postgres_databases.create(), postgres_databases.create()

@@ -4,13 +4,16 @@ its own per test). Several stores on one database stand for several worker proce
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from typer.testing import CliRunner
 
+from koppel.cli import app
 from koppel.engine import Engine
 from koppel.engine._executor_lock import ExecutorLock
 from koppel.errors import RunTakenOver
@@ -221,3 +224,32 @@ async def test_an_engine_takes_over_an_ended_peer_at_once_and_a_silent_one_once_
         assert executor(store, "b").stopped_at is not None  # type: ignore[attr-defined]
     finally:
         paused.release()
+
+
+def test_koppel_workers_lists_every_state(
+    store: Store, store_url: str, secret_key: str, tmp_path: Path
+) -> None:
+    since = started()
+    seeded = seed_integration(store)
+    for name in ("live-one", "gone-one", "stopped-one", "taker"):
+        store.executors.beat(name, host="box", pid=7, started_at=since)
+    store.runs.start(seeded.flow.id, run_id="run-1", executor="taker", owner="taker/1")
+    store.executors.stopped("stopped-one")
+    silence(store, "gone-one", 60)
+    [gone] = [e for e in store.executors.others("taker") if e.id == "gone-one"]
+    store.executors.take_over(gone, "taker")
+    env = {
+        "KOPPEL_HOME": str(tmp_path / "home"),
+        "KOPPEL_DATABASE_URL": store_url,
+        "KOPPEL_SECRET_KEY": secret_key,
+        "COLUMNS": "200",
+    }
+    listed = CliRunner().invoke(app, ["workers"], env=env)
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split()[1]: line for line in listed.output.splitlines() if "box" in line}
+    assert "live" in lines["live-one"] and "taken over" not in lines["live-one"]
+    assert "stopped" in lines["stopped-one"]
+    assert "taken over" in lines["gone-one"] and lines["gone-one"].rstrip(" │").endswith("taker")
+    as_json = json.loads(CliRunner().invoke(app, ["workers", "--json"], env=env).output)
+    running = {w["id"]: w["running"] for w in as_json}
+    assert running == {"live-one": 0, "gone-one": 0, "stopped-one": 0, "taker": 1}
