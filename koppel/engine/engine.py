@@ -431,8 +431,11 @@ class Engine:
                 owners = await asyncio.to_thread(executors.take_over, other, self._executor_id)
                 if owners:
                     runs = await self.adopt_runs(owners)
-                    logger.warning(
-                        "worker %s took over the runs of worker %s (silent since %s): %s",
+                    # A process that stopped with nothing pending (every `koppel sync`) is
+                    # taken over too, quietly: only runs that move are worth a warning.
+                    logger.log(
+                        logging.WARNING if runs else logging.INFO,
+                        "worker %s took over the runs of worker %s (last beat %s): %s",
                         self._executor_id,
                         other.id,
                         other.last_beat_at.isoformat(timespec="seconds"),
