@@ -45,7 +45,7 @@ from koppel.store.executors import ExecutorRepository
 from koppel.store.records import Executor
 from koppel.store.tables import utc_now
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "default_executor_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -286,8 +286,9 @@ class Engine:
 
     async def adopt_runs(self, executor_ids: Sequence[str]) -> list[str]:
         """Make the pending runs of these (dead) executors runnable again by any live process
-        and return their run ids; the caller must know those executors are gone and be the
-        only one adopting them (the heartbeat's takeover claims them in the store first).
+        and return their run ids. The caller must know those executors are gone (the
+        heartbeat's takeover claims them in the store first); adopting twice is harmless:
+        only what is still PENDING under those ids goes back on the queue.
 
         DBOS 3.4.0 does this for another executor only through a private method (Conductor, its
         commercial control plane, calls it): it puts each PENDING workflow of those executors
