@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from koppel.cli import app
-from koppel.engine import Engine
+from koppel.engine import Engine, default_executor_id
 from koppel.engine._executor_lock import ExecutorLock
 from koppel.errors import RunTakenOver
 from koppel.store import ExecutorState, LinkEntry, OutcomeEntry, OutcomeKind, RunStatus, Store
@@ -253,3 +255,9 @@ def test_koppel_workers_lists_every_state(
     as_json = json.loads(CliRunner().invoke(app, ["workers", "--json"], env=env).output)
     running = {w["id"]: w["running"] for w in as_json}
     assert running == {"live-one": 0, "gone-one": 0, "stopped-one": 0, "taker": 1}
+
+
+def test_executor_ids_default_to_local_on_sqlite_and_to_host_pid_elsewhere() -> None:
+    """SQLite: one engine process per system database, so one id; PostgreSQL: one per process."""
+    assert default_executor_id("sqlite:///home/dbos.sqlite") == "local"
+    assert default_executor_id("postgresql://db/engine") == f"{socket.gethostname()}-{os.getpid()}"
