@@ -17,11 +17,13 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from dbos import DBOS
 from dbos import error as dbos_error
 
-from koppel.engine import Engine
+from koppel.engine import Engine, ExecutorInUse
+from koppel.engine._executor_lock import ExecutorLock
 from koppel.engine.engine import RUN_QUEUE
 from tests.engine_jobs.counting import CountingJob, Execution, counting_args, executions
 from tests.fixtures_store import PostgresDatabases
@@ -136,3 +138,24 @@ def wait_for_log(log: Path, predicate: Callable[[list[Execution]], bool]) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"never saw it in the log: {executions(log)}")
         time.sleep(0.02)
+
+
+def test_an_executor_lock_lost_with_its_connection_is_taken_again(postgres_url: str) -> None:
+    """PostgreSQL drops a session's advisory locks with the session (a restart, a cut
+    connection): the next probe takes the lock again, and says nothing is free meanwhile."""
+    lock = ExecutorLock.acquire(postgres_url, "a")
+    try:
+        before = lock.held_since
+        admin = psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True)
+        with admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert lock.holder_gone("b") is False  # the connection was lost: not trusted yet
+        assert lock.held_since > before
+        with pytest.raises(ExecutorInUse):
+            ExecutorLock.acquire(postgres_url, "a")  # held again
+        assert lock.holder_gone("b") is True  # nobody holds b
+    finally:
+        lock.release()
