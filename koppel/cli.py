@@ -17,7 +17,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from koppel.commands.activity import dead_letters, log, purge, runs
+from koppel.commands.activity import dead_letters, log, purge, runs, workers
 from koppel.commands.common import (
     DEBUG_LOG_ONLY,
     ExitCode,
@@ -124,6 +124,7 @@ app.command()(runs)
 app.command()(log)
 app.command("dead-letters")(dead_letters)
 app.command()(purge)
+app.command()(workers)
 app.command()(demo)
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(config_app, name="config")

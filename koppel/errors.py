@@ -50,6 +50,22 @@ class NotFound(KoppelError):
     category = ErrorCategory.NOT_FOUND
 
 
+class RunTakenOver(KoppelError):
+    """This process no longer owns the run: another worker took it over while this one was
+    silent (paused, cut off). Raised by the store's fenced writes (`Store.fenced`); the engine
+    then drops the run in this process without recording anything for it."""
+
+    category = ErrorCategory.CONFLICT
+
+    def __init__(self, run_id: str, owner: str | None, stale: str) -> None:
+        super().__init__(
+            f"run {run_id} was taken over by worker {owner or '(none)'} while worker {stale} was "
+            "silent; this worker writes nothing more for it"
+        )
+        self.run_id = run_id
+        self.owner = owner
+
+
 def reason_of(error: BaseException) -> str:
     """What a person is told about an error that ended a run or a command: a Koppel error's own
     message (written for them: the cause and the fix); anything else is a bug, named by its type
@@ -75,4 +91,12 @@ def validation_message(error: ValidationError) -> str:
     return f"{error.title}: " + "; ".join(problems)
 
 
-__all__ = ["N_", "ErrorCategory", "KoppelError", "NotFound", "reason_of", "validation_message"]
+__all__ = [
+    "N_",
+    "ErrorCategory",
+    "KoppelError",
+    "NotFound",
+    "RunTakenOver",
+    "reason_of",
+    "validation_message",
+]

@@ -48,10 +48,18 @@ class Settings(BaseSettings):
         description="what the commands and the engine log to stderr; DEBUG shows every API "
         "request and retry (never a credential)",
     )
-    worker_id: str = Field(
-        default="local",
-        description="this process's name for run recovery; every worker sharing a PostgreSQL "
-        "engine database needs its own, stable id",
+    worker_id: str | None = Field(
+        default=None,
+        description="this process's executor id (run recovery, heartbeats, `koppel workers`); "
+        "unset means `local` with a SQLite engine database (one engine process), else "
+        "host-pid, unique per process",
+    )
+    takeover_after_seconds: float = Field(
+        default=30.0,
+        ge=2.0,
+        description="a worker silent for longer than this is taken for dead: a live one takes "
+        "over its runs (at once when its process is known to have ended). Workers beat every "
+        "sixth of it",
     )
 
     allowed_networks: str = Field(
@@ -126,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def allowed_hosts(self) -> list[str]:
         return [host.strip() for host in self.web_allowed_hosts.split(",") if host.strip()]
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a process beats and looks for silent peers: the takeover's tick."""
+        return self.takeover_after_seconds / 6
 
     @property
     def store_url(self) -> str:

@@ -1,5 +1,5 @@
 """`koppel runs`, `koppel log RUN`, `koppel dead-letters`: what moved, what did not, and why;
-`koppel purge`: forget what the retention no longer allows."""
+`koppel purge`: forget what the retention no longer allows; `koppel workers`: who runs them."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from koppel.commands.running import purge_line
 from koppel.mapping.preview import flatten
 from koppel.services import activity, setup
 from koppel.services import dead_letters as dead_letter_service
+from koppel.services import workers as worker_service
 from koppel.services.activity import RunView
 from koppel.store import Flow, Outcome, OutcomeKind, Store, entity_counts
 
@@ -310,3 +311,47 @@ def purge(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
         return
     console.print(purge_line(result), markup=False)
+
+
+@friendly_errors
+def workers(as_json: JsonOption = False) -> None:
+    """The engine processes (worker, serve, sync) and their heartbeats: live, silent (taken
+    for dead after KOPPEL_TAKEOVER_AFTER_SECONDS), stopped, or taken over, and by whom."""
+    settings = load_settings()
+    with opened_store(settings) as store:
+        found = worker_service.workers(store, settings)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        **dataclasses.asdict(view),
+                        "state": view.state.value,
+                        "started_at": view.started_at.isoformat(),
+                        "last_beat_at": view.last_beat_at.isoformat(),
+                    }
+                    for view in found
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not found:
+        console.print("no worker has run yet; start one with: koppel worker")
+        return
+    table = Table(title="workers, most recently heard first (times UTC)")
+    for column in ("worker", "host", "pid", "state", "last beat", "runs", "taken over by"):
+        table.add_column(column, justify="right" if column in ("pid", "runs") else "left")
+    for view in found:
+        table.add_row(
+            *plain(
+                view.id,
+                view.host,
+                str(view.pid),
+                view.state.value,
+                f"{when(view.last_beat_at)} ({view.silent_seconds:.0f}s ago)",
+                str(view.running),
+                view.taken_over_by or "-",
+            )
+        )
+    console.print(table)

@@ -144,7 +144,7 @@ async def _work(store: Store, settings: Settings) -> None:
             plan = ", ".join(
                 f"{names.get(int(s.args), s.args)} every {s.every_seconds:g}s" for s in schedules
             )
-            console.print(f"worker {settings.worker_id}: {plan}", markup=False)
+            console.print(f"worker {runner.executor}: {plan}", markup=False)
         else:
             console.print(
                 "worker: no enabled flow has a schedule yet; flows applied later "

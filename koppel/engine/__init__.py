@@ -5,7 +5,7 @@ See docs/engine.md for the guarantees and how flows must behave to keep them.
 
 from __future__ import annotations
 
-from koppel.engine.engine import Engine
+from koppel.engine.engine import Engine, default_executor_id
 from koppel.engine.errors import EngineError, ExecutorInUse, RunInterrupted, UnknownJob
 from koppel.engine.jobs import (
     BatchJob,
@@ -37,5 +37,6 @@ __all__ = [
     "RunSummary",
     "ScheduleSource",
     "UnknownJob",
+    "default_executor_id",
     "flow_key",
 ]

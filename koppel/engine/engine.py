@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from dbos import error as dbos_error
 from sqlalchemy import make_url
 
 from koppel.engine._executor_lock import ExecutorLock
-from koppel.engine.errors import EngineError, RunInterrupted, UnknownJob
+from koppel.engine.errors import EngineError, ExecutorInUse, RunInterrupted, UnknownJob
 from koppel.engine.jobs import (
     BatchJob,
     BatchProgress,
@@ -36,10 +39,13 @@ from koppel.engine.jobs import (
     checked_state,
     flow_key,
 )
-from koppel.errors import reason_of
+from koppel.errors import RunTakenOver, reason_of
 from koppel.files import private_file
+from koppel.store.executors import ExecutorRepository
+from koppel.store.records import Executor
+from koppel.store.tables import utc_now
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "default_executor_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,15 @@ WORKFLOW_VERSION = "koppel-engine-1"
 _ACTIVE_STATUSES = ["ENQUEUED", "PENDING", "DELAYED"]
 
 _active_engine: Engine | None = None
+
+
+def default_executor_id(database_url: str) -> str:
+    """What names this process when nobody chose: `local` on SQLite (one engine process per
+    system database; the executor lock keeps it so), else host and process id, unique per
+    process among all sharing a PostgreSQL system database."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return "local"
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class _HideExpectedCancellation(logging.Filter):
@@ -102,6 +117,11 @@ class Engine:
     queue and the progress streams are polled. ``log_level`` is DBOS's. With ``handle_signals``
     SIGTERM and SIGINT stop the engine gracefully; turn it off where the host (e.g. uvicorn)
     owns the signals, and call ``shutdown()`` from its lifespan instead.
+
+    With ``executors`` (the store's registry) the engine heartbeats every ``heartbeat_seconds``
+    and takes over the pending runs of any executor silent for longer than
+    ``takeover_after_seconds``, or whose process is gone (its executor lock is free), at most
+    one taker per dead executor.
     """
 
     def __init__(
@@ -110,16 +130,31 @@ class Engine:
         database_url: str | None = None,
         home: Path = Path(".koppel"),
         concurrency: int = 4,
-        executor_id: str = "local",
+        executor_id: str | None = None,
         poll_seconds: float = 0.5,
         log_level: str = "WARNING",
         handle_signals: bool = True,
+        executors: ExecutorRepository | None = None,
+        takeover_after_seconds: float = 30.0,
+        heartbeat_seconds: float = 5.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if not 0 < heartbeat_seconds < takeover_after_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({heartbeat_seconds:g}) must be above 0 and below "
+                f"takeover_after_seconds ({takeover_after_seconds:g})"
+            )
         self._database_url = database_url or f"sqlite:///{(home / 'dbos.sqlite').resolve()}"
         self._concurrency = concurrency
-        self._executor_id = executor_id
+        self._executor_id = executor_id or default_executor_id(self._database_url)
+        self._executors = executors
+        self._takeover_after = timedelta(seconds=takeover_after_seconds)
+        self._heartbeat_seconds = heartbeat_seconds
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._started_at: datetime | None = None
+        self._last_beat: float | None = None
+        self._beating_since = 0.0
         self._poll_seconds = poll_seconds
         self._log_level = log_level
         self._handle_signals = handle_signals
@@ -141,6 +176,11 @@ class Engine:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.shutdown()
+
+    @property
+    def executor_id(self) -> str:
+        """This process's executor id (DBOS's, the heartbeat's, the runs' owner)."""
+        return self._executor_id
 
     @property
     def database_url(self) -> str:
@@ -197,6 +237,12 @@ class Engine:
                 polling_interval_sec=self._poll_seconds,
                 on_conflict="always_update",
             )
+            if self._executors is not None:
+                # Registered (and dead peers' runs taken over) before start() returns, so a
+                # caller that looks for the runs it owns after a crash finds them.
+                self._started_at = utc_now()
+                await self._beat_and_take_over()
+                self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         except BaseException:
             await self._release_dbos()
             raise
@@ -241,6 +287,23 @@ class Engine:
             await self._stopped.wait()
             raise RunInterrupted(run_id)
         return outcome.result()
+
+    async def adopt_runs(self, executor_ids: Sequence[str]) -> list[str]:
+        """Make the pending runs of these (dead) executors runnable again by any live process
+        and return their run ids. The caller must know those executors are gone (the
+        heartbeat's takeover claims them in the store first); adopting twice is harmless:
+        only what is still PENDING under those ids goes back on the queue.
+
+        DBOS 3.4.0 does this for another executor only through a private method (Conductor, its
+        commercial control plane, calls it): it puts each PENDING workflow of those executors
+        back on its queue (same partition), so one live worker dequeues it, resumes it from its
+        last checkpoint, and from then on DBOS refuses the old execution's checkpoints.
+        tests/integration/test_takeover.py fails if an upgrade changes any of that.
+        """
+        self._require_running()
+        ids = list(executor_ids)
+        handles = await asyncio.to_thread(DBOS._recover_pending_workflows, ids)
+        return [handle.get_workflow_id() for handle in handles]
 
     async def run_now(
         self, job: str, args: str = "", on_progress: ProgressCallback | None = None
@@ -335,8 +398,98 @@ class Engine:
             known = ", ".join(sorted(self._factories)) or "none"
             raise UnknownJob(f"job {job!r} is not registered (registered: {known})")
 
+    async def _heartbeat_loop(self) -> None:
+        """Beat until the engine is gone (also while a stop lets batches finish, so peers do
+        not take those runs over); take over silent peers while not stopping."""
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            try:
+                await self._beat_and_take_over()
+            except ExecutorInUse as error:
+                logger.error("%s", error)
+                self.request_stop()
+            except Exception:
+                self._last_beat = None
+                logger.exception("heartbeat failed; trying again at the next beat")
+
+    async def _beat_and_take_over(self) -> None:
+        executors = self._executors
+        assert executors is not None and self._started_at is not None
+        taker = await asyncio.to_thread(
+            executors.beat,
+            self._executor_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at,
+        )
+        if taker is not None:
+            self._drop_taken_runs(taker)
+        beat = time.monotonic()
+        if self._last_beat is None or beat - self._last_beat > 2 * self._heartbeat_seconds:
+            self._beating_since = beat  # first beat, or after a failure or a pause of ours
+        self._last_beat = beat
+        if self._stopping.is_set():
+            return
+        now = utc_now()
+        for other in await asyncio.to_thread(executors.others, self._executor_id):
+            if await self._gone(other, now, beat):
+                owners = await asyncio.to_thread(executors.take_over, other, self._executor_id)
+                if owners:
+                    runs = await self.adopt_runs(owners)
+                    # A process that stopped with nothing pending (every `koppel sync`) is
+                    # taken over too, quietly: only runs that move are worth a warning.
+                    logger.log(
+                        logging.WARNING if runs else logging.INFO,
+                        "worker %s took over the runs of worker %s (last beat %s): %s",
+                        self._executor_id,
+                        other.id,
+                        other.last_beat_at.isoformat(timespec="seconds"),
+                        ", ".join(runs) or "none pending",
+                    )
+
+    async def _gone(self, other: Executor, now: datetime, beat: float) -> bool:
+        """Stopped (it said so), or silent for longer than the threshold, or its process ended
+        (its lock is free). Silence counts only once this process has itself beaten steadily
+        for a threshold, and a free lock only while its own lock has not just been taken again:
+        after an outage of the database every peer looks silent and every lock is free until
+        the peers beat and lock again."""
+        threshold = self._takeover_after.total_seconds()
+        assert self._lock is not None
+        if other.stopped_at is not None:
+            return True
+        if (
+            beat - self._beating_since >= threshold
+            and now - other.last_beat_at > self._takeover_after
+        ):
+            return True
+        if (
+            time.monotonic() - self._lock.held_since < threshold
+            and self._lock.held_since > self._beating_since
+        ):
+            return False  # the lock was taken again after a lost connection: not yet
+        return await asyncio.to_thread(self._lock.holder_gone, other.id)
+
+    def _drop_taken_runs(self, taker: str) -> None:
+        """This process was silent (paused) and `taker` took over every run it had: stop
+        working on them now. The fences would stop each at its next write anyway."""
+        logger.warning(
+            "worker %s was silent for longer than %gs and worker %s took over its runs; "
+            "it stops working on %d of them and carries on with new ones",
+            self._executor_id,
+            self._takeover_after.total_seconds(),
+            taker,
+            len(self._running),
+        )
+        for task in self._running.values():
+            task.cancel()
+
     async def _release_dbos(self) -> None:
         global _active_engine
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         # DBOS made its own thread pool this loop's default executor, and destroy() shuts that
         # pool down while tasks of the loop (the worker's purge and run reports) may still hand
         # work to threads: give the loop a live pool of its own before, not after.
@@ -344,6 +497,12 @@ class Engine:
         # destroy() joins DBOS's threads; off the loop, so tasks they hand to it can finish.
         await asyncio.to_thread(DBOS.destroy)
         logging.getLogger("dbos").removeFilter(self._log_filter)
+        if self._executors is not None and self._started_at is not None:
+            # Before the lock goes: peers take over what this process leaves pending at once.
+            try:
+                await asyncio.to_thread(self._executors.stopped, self._executor_id)
+            except Exception:
+                logger.exception("could not record the stop; peers take over after the threshold")
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -448,6 +607,7 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
             engine._check_stop()
             state = await DBOS.run_step_async({"name": "start"}, _start_step, job, run_id, job_name)
         except Exception as error:
+            _abandon_if_taken_over(error)
             # INFO: people read the run's reason; the traceback is for the debug log.
             logger.info("run %s could not start", run_id, exc_info=error)
             raise RunFailed(
@@ -465,9 +625,12 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
                 )
             except Exception as error:
                 engine._check_stop()
+                _abandon_if_taken_over(error)
                 logger.info("run %s: batch %d failed", run_id, batch, exc_info=error)
                 failure = job.describe_failure(error)
-                await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, failure)
+                await DBOS.run_step_async(
+                    {"name": "finish"}, _finish_step, job, run_id, state, failure
+                )
                 raise RunFailed(failure) from None
             state, done, counts = outcome["state"], outcome["done"], outcome["counts"]
             for outcome_name, count in counts.items():
@@ -475,16 +638,43 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
             progress = BatchProgress(run_id, batch, counts, totals, done)
             await DBOS.write_stream_async(PROGRESS_STREAM, progress.to_json())
         engine._check_stop()
-        await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, None)
+        await DBOS.run_step_async({"name": "finish"}, _finish_step, job, run_id, state, None)
         await DBOS.close_stream_async(PROGRESS_STREAM)
         return {"batches": batch, "counts": totals}
+    except Exception as error:
+        _abandon_if_taken_over(error)
+        raise
     finally:
         engine._running.pop(run_id, None)
         engine._jobs.pop(run_id, None)
 
 
+def _abandon_if_taken_over(error: BaseException) -> None:
+    """A run another worker took over (our store's fence refused a write) ends here in this
+    process with nothing recorded: as a cancelled task, for which DBOS writes no outcome (the
+    taker's execution owns the run). DBOS's own fence needs nothing of us: a checkpoint of an
+    execution that lost the workflow raises DBOSWorkflowConflictIDError, a BaseException that
+    unwinds the workflow past every `except Exception`, and DBOS parks that execution."""
+    if isinstance(error, RunTakenOver):
+        logger.warning("%s", error)
+        raise asyncio.CancelledError from error
+
+
 async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:
-    return checked_state(await job.start(run_id), f"job {job_name!r} start")
+    try:
+        state = await job.start(run_id)
+    except RunTakenOver as error:  # never a recorded failure: the taker starts it
+        _abandon_if_taken_over(error)
+        raise
+    return checked_state(state, f"job {job_name!r} start")
+
+
+async def _finish_step(job: BatchJob, run_id: str, state: JsonState, failure: str | None) -> None:
+    try:
+        await job.finish(run_id, state, failure)
+    except RunTakenOver as error:  # never a recorded failure: the taker finishes it
+        _abandon_if_taken_over(error)
+        raise
 
 
 async def _batch_step(job: BatchJob, run_id: str, state: JsonState, where: str) -> dict[str, Any]:
@@ -495,8 +685,10 @@ async def _batch_step(job: BatchJob, run_id: str, state: JsonState, where: str) 
     replaying the error."""
     try:
         result = await job.run_batch(run_id, state)
-    except Exception:
+    except Exception as error:
         _engine()._check_stop()
+        # Not recorded as the step's failure: the taker's execution records this batch.
+        _abandon_if_taken_over(error)
         raise
     return {
         "state": checked_state(result.state, where),

@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 
@@ -65,6 +66,10 @@ class FlowJob:
         `records` makes it a targeted run of those source keys (as the flow logs them) only,
         which leaves the cursor where it is."""
         self.store = store
+        """What the job reads and writes; fenced to its run and executor once it knows the run
+        (`_own`), so a worker whose run was taken over writes nothing more for it."""
+        self._unfenced = store
+        self._owner: str | None = None
         self.flow_id = flow_id
         self.replay = replay
         self.dead_letter_ids = dead_letter_ids
@@ -77,6 +82,17 @@ class FlowJob:
         self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
         self._calls_before = 0
         """API calls of this job before the batch under way (a failed one's count too)."""
+
+    def _own(self, run_id: str) -> None:
+        """Before the first write of this execution (the engine builds a job per execution):
+        claim the run, and check on every write transaction from here on that it is still
+        ours, so an older execution (a paused worker that wakes up) writes nothing more and
+        neither does this one once another takes over (DESIGN guarantee 2 across workers)."""
+        if self.executor is None or self.dry_run is not None or self._owner is not None:
+            return
+        self._owner = f"{self.executor}/{uuid4().hex[:12]}"
+        self._unfenced.runs.claim(run_id, self.executor, self._owner)
+        self.store = self._unfenced.fenced(run_id, self._owner)
 
     @property
     def runtime(self) -> FlowRuntime:
@@ -100,7 +116,10 @@ class FlowJob:
         """The run's row first, so that a flow that cannot start (a mapping that does not
         parse, credentials under another key, a setting or a connection that must be fixed)
         still leaves a failed run with its reason, before any record is touched."""
-        self.store.runs.start(self.flow_id, run_id=run_id, executor=self.executor)
+        self._own(run_id)
+        self.store.runs.start(
+            self.flow_id, run_id=run_id, executor=self.executor, owner=self._owner
+        )
         try:
             runtime = self.runtime
             ready(runtime.source_connection)
@@ -160,6 +179,7 @@ class FlowJob:
         return None if retrieve_from is None else retrieve_from.isoformat()
 
     async def run_batch(self, run_id: str, state: JsonState) -> BatchResult:
+        self._own(run_id)
         runtime = self.runtime
         calls_before = self._calls_before = runtime.api_calls()
         if state["phase"] >= len(state["phases"]):  # a deferred run reads nothing
@@ -334,6 +354,7 @@ class FlowJob:
 
     async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
         """Record how the run ended; without opening the flow again (it may be what failed)."""
+        self._own(run_id)
         self._drop_next_page()
         entities = self._other_entities()
         try:

@@ -50,9 +50,13 @@ class FlowRunner:
             executor_id=settings.worker_id,
             log_level=settings.log_level,
             handle_signals=handle_signals,
+            executors=store.executors,
+            takeover_after_seconds=settings.takeover_after_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
-        self.executor = settings.worker_id
-        """This process's worker id: kept on the runs it starts, as DBOS keeps it on theirs."""
+        self.executor = self.engine.executor_id
+        """This process's worker id: kept on the runs it starts, as DBOS keeps it on theirs;
+        their owner, whose writes the store's fence lets through."""
         self.engine.register(
             FLOW_JOB, flow_job_factory(store, transport=transport, executor=self.executor)
         )

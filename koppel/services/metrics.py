@@ -102,6 +102,19 @@ class StoreCollector(Collector):
             outbox.add_metric([tenant.name], queued.get(tenant.id, 0))
         yield outbox
 
+        beats = GaugeMetricFamily(
+            "koppel_worker_heartbeat_age_seconds",
+            "Seconds since each engine process (worker, serve, sync) that has neither stopped "
+            "nor been taken over last beat; above KOPPEL_TAKEOVER_AFTER_SECONDS it is taken "
+            "for dead",
+            labels=["worker", "host"],
+        )
+        for executor in store.executors.list():
+            if executor.stopped_at is None and executor.taken_over_by is None:
+                age = max(0.0, (now - executor.last_beat_at).total_seconds())
+                beats.add_metric([executor.id, executor.host], age)
+        yield beats
+
 
 def scrape(store: Store) -> bytes:
     """The text exposition of this process's call figures and the store's figures."""

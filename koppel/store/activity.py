@@ -132,8 +132,16 @@ class RunRepository:
     def __init__(self, context: StoreContext) -> None:
         self._context = context
 
-    def start(self, flow_id: int, *, run_id: str | None = None, executor: str | None = None) -> Run:
-        """Start a run with the flow's current mapping version, by `executor` (a worker id).
+    def start(
+        self,
+        flow_id: int,
+        *,
+        run_id: str | None = None,
+        executor: str | None = None,
+        owner: str | None = None,
+    ) -> Run:
+        """Start a run with the flow's current mapping version, by `executor` (a worker id);
+        `owner` is the execution that may write for it (`Store.fenced`).
 
         Starting a `run_id` that exists returns that run unchanged, so a durable engine that
         repeats this step after a crash gets the same run back. The run gets the next number;
@@ -141,13 +149,15 @@ class RunRepository:
         """
         for attempt in range(_NUMBER_TRIES):
             try:
-                return self._start(flow_id, run_id, executor)
+                return self._start(flow_id, run_id, executor, owner)
             except IntegrityError:
                 if attempt + 1 == _NUMBER_TRIES or self._context.session is not None:
                     raise
         raise AssertionError("unreachable")
 
-    def _start(self, flow_id: int, run_id: str | None, executor: str | None) -> Run:
+    def _start(
+        self, flow_id: int, run_id: str | None, executor: str | None, owner: str | None
+    ) -> Run:
         with self._context.write() as session:
             flow = session.scalar(
                 select(FlowRow).where(
@@ -171,11 +181,23 @@ class RunRepository:
                 api_calls=0,
                 mapping_version=flow.mapping_version,
                 executor=executor,
+                owner=owner,
                 number=(session.scalar(select(func.max(RunRow.number))) or 0) + 1,
             )
             session.add(row)
             session.flush()
             return _run(row)
+
+    def claim(self, run_id: str, executor: str, owner: str) -> None:
+        """This execution (`owner`, of `executor`) runs the run from now on: a resume after a
+        crash or a takeover. Any older execution still going (a paused worker) is fenced off
+        from its next write on. A run not started yet is claimed by its start."""
+        with self._context.write() as session:
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, self._context.in_tenant_flows(RunRow.flow_id))
+                .values(executor=executor, owner=owner)
+            )
 
     def progress(self, run_id: str, counts: Mapping[str, int], *, api_calls: int) -> None:
         """What a running run has done so far (after each batch), so a list of runs and a

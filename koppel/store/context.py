@@ -16,10 +16,10 @@ from sqlalchemy import ColumnElement, Engine, exists, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from koppel.errors import ErrorCategory, KoppelError, NotFound
+from koppel.errors import ErrorCategory, KoppelError, NotFound, RunTakenOver
 from koppel.secrets import SecretBox
 from koppel.store.database import WRITE_OPTION
-from koppel.store.tables import Base, FlowRow, IntegrationRow
+from koppel.store.tables import Base, FlowRow, IntegrationRow, RunRow
 
 # Keys per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
 IN_CHUNK = 500
@@ -51,9 +51,28 @@ class StoreContext:
     payload_excerpts: bool
     tenant_id: int | None = None
     session: Session | None = None
+    fence: tuple[str, str] | None = None
+    """(run id, owner): every write transaction first checks that the run is still this
+    execution's, and raises `RunTakenOver` if another took it over (see `Store.fenced`)."""
 
     def scoped(self, tenant_id: int) -> StoreContext:
         return replace(self, tenant_id=tenant_id)
+
+    def fenced(self, run_id: str, owner: str) -> StoreContext:
+        return replace(self, fence=(run_id, owner))
+
+    def check_fence(self, session: Session) -> None:
+        """Refuse the transaction if the fenced run has another owner. The run's row stays
+        locked until the transaction ends (SQLite: the write lock), so a takeover cannot land
+        between this check and the writes after it. A run not started yet has no owner."""
+        if self.fence is None:
+            return
+        run_id, owner = self.fence
+        row = session.execute(
+            select(RunRow.executor, RunRow.owner).where(RunRow.id == run_id).with_for_update()
+        ).first()
+        if row is not None and row.owner is not None and row.owner != owner:
+            raise RunTakenOver(run_id, row.executor, owner.split("/")[0])
 
     def bound(self, session: Session) -> StoreContext:
         return replace(self, session=session)
@@ -73,6 +92,7 @@ class StoreContext:
             self.session.flush()
             return
         with Session(self.engine.execution_options(**{WRITE_OPTION: True})) as session:
+            self.check_fence(session)
             yield session
             session.commit()
 

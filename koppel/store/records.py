@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -286,6 +286,40 @@ class PurgeResult:
     """Reasons of dead letters past retention that quoted an e-mail address, now without it."""
 
 
+class ExecutorState(StrEnum):
+    LIVE = "live"
+    """Heartbeating within the takeover threshold."""
+    SILENT = "silent"
+    """No heartbeat for longer than the threshold: dead, or paused; a live process takes it over."""
+    STOPPED = "stopped"
+    """Stopped gracefully; its unfinished runs are taken over by a live process."""
+    TAKEN_OVER = "taken over"
+    """Gone; a live process (`taken_over_by`) took over its runs."""
+
+
+@dataclass(frozen=True)
+class Executor:
+    """One engine process (`koppel worker`, `serve`, `sync`) as its heartbeats leave it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_beat_at: datetime
+    stopped_at: datetime | None
+    taken_over_by: str | None
+    taken_over_at: datetime | None
+
+    def state(self, now: datetime, silent_after: timedelta) -> ExecutorState:
+        if self.taken_over_by is not None:
+            return ExecutorState.TAKEN_OVER
+        if self.stopped_at is not None:
+            return ExecutorState.STOPPED
+        if now - self.last_beat_at > silent_after:
+            return ExecutorState.SILENT
+        return ExecutorState.LIVE
+
+
 __all__ = [
     "Application",
     "AuditEntry",
@@ -295,6 +329,8 @@ __all__ = [
     "DeadLetter",
     "DeadLetterEntry",
     "DeadLetterStatus",
+    "Executor",
+    "ExecutorState",
     "Flow",
     "Integration",
     "Link",

@@ -34,6 +34,7 @@ from koppel.store.definitions import (
     IntegrationRepository,
     TenantRepository,
 )
+from koppel.store.executors import ExecutorRepository
 from koppel.store.notifications import NotificationRepository
 from koppel.store.reconciliations import ReconciliationRepository
 from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
@@ -68,6 +69,7 @@ class Store:
         self.login_failures = LoginFailureRepository(context)
         self.notifications = NotificationRepository(context)
         self.reconciliations = ReconciliationRepository(context)
+        self.executors = ExecutorRepository(context)
 
     @classmethod
     def from_engine(
@@ -103,6 +105,13 @@ class Store:
     def scoped(self, tenant_id: int) -> Store:
         return Store(self._context.scoped(tenant_id))
 
+    def fenced(self, run_id: str, owner: str) -> Store:
+        """A store for the writes of one execution of a run (`owner`: its executor id and a
+        nonce, claimed with `runs.claim`): each write transaction first checks that the run
+        is still that execution's and raises `RunTakenOver` if another took it over
+        meanwhile, so a paused worker that wakes up writes nothing more for it."""
+        return Store(self._context.fenced(run_id, owner))
+
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """A store whose calls share one transaction: all commit together, or none does.
@@ -114,6 +123,7 @@ class Store:
             return
         engine = self._context.engine.execution_options(**{WRITE_OPTION: True})
         with Session(engine) as session, session.begin():
+            self._context.check_fence(session)
             yield Store(self._context.bound(session))
 
     @contextmanager

@@ -32,6 +32,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 KEY_LENGTH = 255
 NAME_LENGTH = 100
+OWNER_LENGTH = NAME_LENGTH + 40
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -212,6 +213,8 @@ class RunRow(Base):
     executor: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     # 1, 2, 3... in the order runs start: what people type (`koppel log 17`).
     number: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # The one execution that may write for the run (executor id/nonce; see Store.fenced).
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
 
 
 class OutcomeRow(Base):
@@ -447,6 +450,21 @@ class ReconciliationRow(Base):
     api_calls: Mapped[int] = mapped_column(Integer, default=0)
     differences: Mapped[list[Any]] = mapped_column(JsonDocument, default=list)
     error: Mapped[str | None] = mapped_column(Text)
+class ExecutorRow(Base):
+    """One running (or once running) `koppel worker`, `serve` or `sync` process: its heartbeat,
+    and which live process took over its runs once it went silent (at most one: the row is
+    claimed with a conditional UPDATE)."""
+
+    __tablename__ = "executors"
+
+    id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    last_beat_at: Mapped[datetime] = mapped_column(default=utc_now)
+    stopped_at: Mapped[datetime | None]
+    taken_over_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    taken_over_at: Mapped[datetime | None]
 
 
 __all__ = [
@@ -457,6 +475,7 @@ __all__ = [
     "ConnectionRow",
     "CursorRow",
     "DeadLetterRow",
+    "ExecutorRow",
     "FlowRow",
     "IntegrationRow",
     "KeyLockRow",

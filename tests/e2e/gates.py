@@ -33,6 +33,8 @@ class SeenRequest:
     path: str
     query: dict[str, str]
     body: bytes
+    client_port: int | None = None
+    """The caller's port: which process sent it (`tests.e2e.processes.socket_ports`)."""
 
 
 @dataclass
@@ -105,7 +107,8 @@ class RequestGate:
             key: values[-1]
             for key, values in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()
         }
-        seen = SeenRequest(scope["method"], scope["path"], query, body)
+        client = scope.get("client")
+        seen = SeenRequest(scope["method"], scope["path"], query, body, client and client[1])
         hold = self._take(seen)
         if hold is not None and not hold.answered:
             hold._arrived.set()

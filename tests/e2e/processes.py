@@ -6,6 +6,7 @@ from outside. Tests wait for states (a line of output, a row in the store), neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -68,6 +69,24 @@ class KoppelProcess:
         return self.wait()
 
 
+def socket_ports(pid: int) -> set[int]:
+    """The local ports of the TCP sockets process `pid` has open (Linux /proc): whose requests
+    a sandbox saw, by the caller's port."""
+    inodes = set()
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(descriptor)
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[9]) in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 STARTED = "stop with Ctrl-C or SIGTERM"
 """The worker's line once its engine runs and its signal handlers are in place."""
 STOPPING = "stopping: the batches in flight finish"
@@ -80,4 +99,4 @@ def start_worker(home: Path, *, name: str = "worker", **env: str) -> KoppelProce
     return worker
 
 
-__all__ = ["STARTED", "STOPPING", "KoppelProcess", "start_worker", "wait_for"]
+__all__ = ["STARTED", "STOPPING", "KoppelProcess", "socket_ports", "start_worker", "wait_for"]

@@ -356,9 +356,10 @@ def test_commands_at_debug_level_leak_no_credential_nor_database_password(
         unopened = koppel("runs", KOPPEL_DATABASE_URL=missing.render_as_string(False))
         assert unopened.exit_code == 2 and "cannot open the database" in unopened.stderr
 
-        worker = start_worker(platform.settings.home, **env)
+        # One id for both: on PostgreSQL each process has its own unless told (a stable id).
+        worker = start_worker(platform.settings.home, **env, KOPPEL_WORKER_ID="shared")
         try:
-            busy = koppel("sync", "--config", str(config))
+            busy = koppel("sync", "--config", str(config), KOPPEL_WORKER_ID="shared")
             assert busy.exit_code == 3 and "in use by another" in busy.stderr, busy.output
             assert make_url(password_databases.engine_url).host in busy.stderr
         finally:

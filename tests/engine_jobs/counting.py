@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ CREATE TABLE IF NOT EXISTS executions (
     run_id TEXT NOT NULL,
     kind TEXT NOT NULL,          -- start | begin | end | finish
     batch INTEGER,
-    interrupted INTEGER
+    interrupted INTEGER,
+    pid INTEGER                  -- the process that made the call
 )
 """
 
@@ -34,6 +36,7 @@ class Execution:
     kind: str
     batch: int | None
     interrupted: bool | None
+    pid: int = 0
 
 
 def counting_args(
@@ -67,10 +70,10 @@ def executions(log: Path) -> list[Execution]:
         return []
     with _connect(log) as connection:
         rows = connection.execute(
-            "SELECT id, run_id, kind, batch, interrupted FROM executions ORDER BY id"
+            "SELECT id, run_id, kind, batch, interrupted, pid FROM executions ORDER BY id"
         ).fetchall()
     return [
-        Execution(row[0], row[1], row[2], row[3], None if row[4] is None else bool(row[4]))
+        Execution(row[0], row[1], row[2], row[3], None if row[4] is None else bool(row[4]), row[5])
         for row in rows
     ]
 
@@ -90,8 +93,9 @@ class CountingJob:
     ) -> None:
         with _connect(self.log) as connection:
             connection.execute(
-                "INSERT INTO executions (run_id, kind, batch, interrupted) VALUES (?, ?, ?, ?)",
-                (run_id, kind, batch, interrupted),
+                "INSERT INTO executions (run_id, kind, batch, interrupted, pid) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, kind, batch, interrupted, os.getpid()),
             )
 
     async def start(self, run_id: str) -> JsonState:

@@ -26,6 +26,7 @@ from koppel.engine.runner import FlowRunner
 from koppel.services import runs
 from koppel.settings import Settings
 from koppel.store import OutcomeKind, RunStatus, Store
+from koppel.store.tables import utc_now
 from koppel.web import create_app
 from tests.fixtures_store import PostgresDatabases
 from tests.web.records import WORKSPACE, Shop, synced_shop
@@ -163,6 +164,28 @@ def test_the_api_call_figures_count_every_call_of_a_run_by_connection_and_status
             frozenset({"connection": connection}.items()),
         )
         assert second[timed] - first.get(timed, 0) == sum(answered.values()), connection
+
+
+def test_the_heartbeat_age_of_every_live_worker_and_none_of_stopped_ones(
+    metrics_app: FastAPI, store: Store
+) -> None:
+    since = utc_now()
+    store.executors.beat("worker-a", host="box-1", pid=10, started_at=since)
+    store.executors.beat("worker-b", host="box-2", pid=20, started_at=since)
+    store.executors.stopped("worker-b")
+    before = utc_now()
+    samples = scrape(metrics_app)
+    beat = next(e.last_beat_at for e in store.executors.list() if e.id == "worker-a")
+    age = samples[
+        (
+            "koppel_worker_heartbeat_age_seconds",
+            frozenset({"worker": "worker-a", "host": "box-1"}.items()),
+        )
+    ]
+    assert 0 <= age <= (utc_now() - beat).total_seconds()
+    assert (before - beat).total_seconds() <= age
+    ages = [name for (name, labels) in samples if dict(labels).get("worker") == "worker-b"]
+    assert ages == []
 
 
 def test_monitoring_md_names_every_metric_the_scrape_serves(
