@@ -8,6 +8,7 @@ worker's calls to them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -165,6 +166,6 @@ def test_a_schedule_fires_once_per_interval_across_three_workers(
     slots = [r.id.rsplit("-", 1)[1] for r in every]
     assert len(slots) == len(set(slots)), every
     assert all(r.id.split("-")[-2] == "every2s" for r in every), every
-    for earlier, later in zip(every, every[1:], strict=False):
+    for earlier, later in pairwise(every):
         assert earlier.finished_at is not None and earlier.finished_at <= later.started_at, every
     assert [r.status for r in every if r.finished_at is not None].count("succeeded") >= 5, every
