@@ -165,7 +165,7 @@ def measure(
         for number, process in enumerate(processes):
             log_path = home.parent / f"worker-{number}.log"
             _wait(
-                lambda path=log_path: STARTED in path.read_text(),  # type: ignore[misc]
+                lambda path=log_path: STARTED in path.read_text(),
                 process,
                 f"worker {number} to start",
             )
