@@ -11,7 +11,8 @@ workers are real `koppel worker` processes (`engine_concurrency` = the number of
 run's start to the last run's end as the store recorded them.
 
 Printed per worker count: the runs each worker made, records (outcomes), seconds, records/s, the
-ratio to one worker, the workers' CPU seconds, and the most calls either sandbox had in flight.
+ratio to one worker, the CPU seconds of the workers and of the sandboxes, how busy the machine's
+cores were (every process on it), and the most calls either sandbox had in flight.
 `--quick`: 1,000 products per integration.
 """
 
@@ -60,6 +61,10 @@ class WorkerFigures:
     failed: int
     seconds: float
     worker_cpu_seconds: float
+    sandbox_cpu_seconds: float
+    machine_busy: float
+    """The share of the machine's CPU time that was busy during the runs (every process, the
+    other users of the machine too): near 1.0, more workers can only share the same cores."""
     max_in_flight_pim: int
     max_in_flight_av: int
 
@@ -87,6 +92,14 @@ def postgres_database(prefix: str) -> Iterator[str]:
             yield server.set(database=name).render_as_string(hide_password=False)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far (Linux /proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [float(n) for n in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 def _max_in_flight(sandbox: SandboxProcess) -> int:
@@ -170,7 +183,10 @@ def measure(
                 f"worker {number} to start",
             )
         pim.clear_requests()
+        sandboxes = [pim, *avs]
         cpu_before = sum(process_cpu_seconds(p.pid) for p in processes)
+        sandbox_cpu_before = sum(sandbox.cpu_seconds() for sandbox in sandboxes)
+        machine_before = _machine_cpu()
         _apply(settings, home, documents, enabled=True)
         _wait(
             lambda: len([r for r in _runs(settings) if r.status.value in FINISHED]) >= integrations,
@@ -178,6 +194,8 @@ def measure(
             "every integration's run",
         )
         cpu = sum(process_cpu_seconds(p.pid) for p in processes) - cpu_before
+        sandbox_cpu = sum(sandbox.cpu_seconds() for sandbox in sandboxes) - sandbox_cpu_before
+        busy, total = (a - b for a, b in zip(_machine_cpu(), machine_before, strict=True))
         runs = _runs(settings)
         started = min(r.started_at for r in runs)
         finished = max(r.finished_at for r in runs if r.finished_at is not None)
@@ -190,6 +208,8 @@ def measure(
             failed=failed,
             seconds=(finished - started).total_seconds(),
             worker_cpu_seconds=cpu,
+            sandbox_cpu_seconds=sandbox_cpu,
+            machine_busy=busy / total,
             max_in_flight_pim=_max_in_flight(pim),
             max_in_flight_av=max(_max_in_flight(av) for av in avs),
         )
@@ -219,8 +239,9 @@ def format_figures(results: list[WorkerFigures], products: int, latency_ms: floa
     lines = [
         f"{products:,} products per integration, latency {latency_ms:g} ms",
         "| workers | runs per worker | records | failed | seconds | records/s | ratio to 1 "
-        "| workers' CPU s | max in flight (Parts Pim / an AccountView) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| workers' CPU s | sandboxes' CPU s | machine busy | max in flight (Parts Pim / an "
+        "AccountView) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ratio = f"{r.records_per_s / base:.2f} x" if base else "-"
@@ -228,6 +249,7 @@ def format_figures(results: list[WorkerFigures], products: int, latency_ms: floa
         lines.append(
             f"| {r.workers} | {spread} | {r.records:,} | {r.failed} | {r.seconds:.1f} "
             f"| {r.records_per_s:.0f} | {ratio} | {r.worker_cpu_seconds:.1f} "
+            f"| {r.sandbox_cpu_seconds:.1f} | {r.machine_busy:.0%} "
             f"| {r.max_in_flight_pim} / {r.max_in_flight_av} |"
         )
     return "\n".join(lines)
