@@ -11,8 +11,9 @@ workers are real `koppel worker` processes (`engine_concurrency` = the number of
 run's start to the last run's end as the store recorded them.
 
 Printed per worker count: the runs each worker made, records (outcomes), seconds, records/s, the
-ratio to one worker, the CPU seconds of the workers and of the sandboxes, how busy the machine's
-cores were (every process on it), and the most calls either sandbox had in flight.
+ratio to one worker, the CPU seconds of the workers, the sandboxes and the PostgreSQL backends
+of the bench's databases, how busy the machine's cores were (every process on it, other users
+of the machine too), and the most calls either sandbox had in flight.
 `--quick`: 1,000 products per integration.
 """
 
@@ -62,6 +63,8 @@ class WorkerFigures:
     seconds: float
     worker_cpu_seconds: float
     sandbox_cpu_seconds: float
+    postgres_cpu_seconds: float
+    """Of the PostgreSQL backends serving the bench's two databases (the store's writes)."""
     machine_busy: float
     """The share of the machine's CPU time that was busy during the runs (every process, the
     other users of the machine too): near 1.0, more workers can only share the same cores."""
@@ -100,6 +103,22 @@ def _machine_cpu() -> tuple[float, float]:
         ticks = [float(n) for n in stat.readline().split()[1:]]
     idle = ticks[3] + ticks[4]  # idle and iowait
     return sum(ticks) - idle, sum(ticks)
+
+
+def _postgres_cpu(databases: tuple[str, ...]) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to one of `databases` (its
+    process title names the database; Linux /proc, the server on this machine)."""
+    seconds: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if title.startswith("postgres: ") and any(name in title for name in databases):
+                seconds[int(entry.name)] = process_cpu_seconds(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return seconds
 
 
 def _max_in_flight(sandbox: SandboxProcess) -> int:
@@ -187,6 +206,8 @@ def measure(
         cpu_before = sum(process_cpu_seconds(p.pid) for p in processes)
         sandbox_cpu_before = sum(sandbox.cpu_seconds() for sandbox in sandboxes)
         machine_before = _machine_cpu()
+        databases = tuple(str(make_url(url).database) for url in (store_url, engine_url))
+        postgres_before = _postgres_cpu(databases)
         _apply(settings, home, documents, enabled=True)
         _wait(
             lambda: len([r for r in _runs(settings) if r.status.value in FINISHED]) >= integrations,
@@ -196,6 +217,10 @@ def measure(
         cpu = sum(process_cpu_seconds(p.pid) for p in processes) - cpu_before
         sandbox_cpu = sum(sandbox.cpu_seconds() for sandbox in sandboxes) - sandbox_cpu_before
         busy, total = (a - b for a, b in zip(_machine_cpu(), machine_before, strict=True))
+        postgres_cpu = sum(
+            seconds - postgres_before.get(pid, 0.0)
+            for pid, seconds in _postgres_cpu(databases).items()
+        )
         runs = _runs(settings)
         started = min(r.started_at for r in runs)
         finished = max(r.finished_at for r in runs if r.finished_at is not None)
@@ -209,6 +234,7 @@ def measure(
             seconds=(finished - started).total_seconds(),
             worker_cpu_seconds=cpu,
             sandbox_cpu_seconds=sandbox_cpu,
+            postgres_cpu_seconds=postgres_cpu,
             machine_busy=busy / total,
             max_in_flight_pim=_max_in_flight(pim),
             max_in_flight_av=max(_max_in_flight(av) for av in avs),
@@ -239,17 +265,17 @@ def format_figures(results: list[WorkerFigures], products: int, latency_ms: floa
     lines = [
         f"{products:,} products per integration, latency {latency_ms:g} ms",
         "| workers | runs per worker | records | failed | seconds | records/s | ratio to 1 "
-        "| workers' CPU s | sandboxes' CPU s | machine busy | max in flight (Parts Pim / an "
-        "AccountView) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| CPU s: workers / sandboxes / PostgreSQL | machine busy | max in flight (Parts Pim / "
+        "an AccountView) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ratio = f"{r.records_per_s / base:.2f} x" if base else "-"
         spread = " / ".join(str(n) for _, n in sorted(r.runs_by_worker.items()))
         lines.append(
             f"| {r.workers} | {spread} | {r.records:,} | {r.failed} | {r.seconds:.1f} "
-            f"| {r.records_per_s:.0f} | {ratio} | {r.worker_cpu_seconds:.1f} "
-            f"| {r.sandbox_cpu_seconds:.1f} | {r.machine_busy:.0%} "
+            f"| {r.records_per_s:.0f} | {ratio} | {r.worker_cpu_seconds:.1f} / "
+            f"{r.sandbox_cpu_seconds:.1f} / {r.postgres_cpu_seconds:.1f} | {r.machine_busy:.0%} "
             f"| {r.max_in_flight_pim} / {r.max_in_flight_av} |"
         )
     return "\n".join(lines)
