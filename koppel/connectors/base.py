@@ -196,12 +196,9 @@ class Gate(Protocol):
     that share a PostgreSQL store share them there (`koppel.connectors.shared.SharedGate`), so
     the limits hold for the sum of every worker, as the API sees it."""
 
-    def slot(self, pause: Pause) -> AbstractAsyncContextManager[None]:
-        """Held while one request is in flight."""
-        ...
-
-    async def reserve(self) -> float:
-        """Take the next start; the seconds to wait before it."""
+    def slot(self, pause: Pause) -> AbstractAsyncContextManager[float]:
+        """Held while one request is in flight; gives the seconds to wait before it starts
+        (its turn under the rate limit, taken with the slot)."""
         ...
 
     async def throttled(self, retry_after: float | None) -> None:
@@ -225,12 +222,9 @@ class LocalGate:
         self.limiter = RateLimiter(limits.rate_per_second)
 
     @asynccontextmanager
-    async def slot(self, pause: Pause) -> AsyncIterator[None]:
+    async def slot(self, pause: Pause) -> AsyncIterator[float]:
         async with self._slots:
-            yield
-
-    async def reserve(self) -> float:
-        return self.limiter.reserve()
+            yield self.limiter.reserve()
 
     async def throttled(self, retry_after: float | None) -> None:
         self.limiter.throttled(retry_after)
@@ -594,8 +588,7 @@ class ApiClient:
         if authenticated:
             request_headers.update(await self.auth_headers())
         what = f"{method} {path}"
-        async with self._gate.slot(lambda seconds: self._pause(seconds, what)):
-            wait = await self._gate.reserve()
+        async with self._gate.slot(lambda seconds: self._pause(seconds, what)) as wait:
             if wait > 0:
                 await self._pause(wait, f"{method} {path}")
             self.calls.record(kind)

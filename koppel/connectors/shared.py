@@ -34,15 +34,19 @@ this long after one ends (about a call's latency at 50 ms: a small share of the 
 class SharedLimitStore(Protocol):
     """The database side of the gate (`koppel.store.limits.ConnectionLimitRepository`)."""
 
-    def take_slot(
-        self, connection_id: int, concurrency: int, owner: str, ttl_s: float
-    ) -> int | None: ...
+    def take(
+        self,
+        connection_id: int,
+        *,
+        concurrency: int,
+        owner: str,
+        ttl_s: float,
+        ceiling: float | None,
+    ) -> tuple[int, float | None, float] | None: ...
 
     def free_slot(self, connection_id: int, slot: int, owner: str) -> None: ...
 
     def free_owner(self, owner: str) -> None: ...
-
-    def reserve(self, connection_id: int, ceiling: float | None) -> tuple[float | None, float]: ...
 
     def throttled(
         self,
@@ -86,35 +90,34 @@ class SharedGate:
         self._recent: deque[float] = deque(maxlen=256)
 
     @asynccontextmanager
-    async def slot(self, pause: Pause) -> AsyncIterator[None]:
+    async def slot(self, pause: Pause) -> AsyncIterator[float]:
         async with self._places:
-            slot = await self._take(pause)
+            slot, wait = await self._take(pause)
             try:
-                yield
+                yield wait
             finally:
                 await asyncio.to_thread(self._store.free_slot, self._connection, slot, self._owner)
 
-    async def _take(self, pause: Pause) -> int:
-        wait = FIRST_POLL_S
+    async def _take(self, pause: Pause) -> tuple[int, float]:
+        """A slot and the start's wait, asking again with a short backoff while all slots are
+        taken."""
+        backoff = FIRST_POLL_S
         while True:
-            slot = await asyncio.to_thread(
-                self._store.take_slot,
-                self._connection,
-                self._limits.concurrency,
-                self._owner,
-                self._ttl,
+            taken = await asyncio.to_thread(
+                lambda: self._store.take(
+                    self._connection,
+                    concurrency=self._limits.concurrency,
+                    owner=self._owner,
+                    ttl_s=self._ttl,
+                    ceiling=self._limits.rate_per_second,
+                )
             )
-            if slot is not None:
-                return slot
-            await pause(wait * random.uniform(0.5, 1.0))
-            wait = min(LAST_POLL_S, wait * 2)
-
-    async def reserve(self) -> float:
-        self._rate, wait = await asyncio.to_thread(
-            self._store.reserve, self._connection, self._limits.rate_per_second
-        )
-        self._recent.append(time.monotonic() + wait)
-        return wait
+            if taken is not None:
+                slot, self._rate, wait = taken
+                self._recent.append(time.monotonic() + wait)
+                return slot, wait
+            await pause(backoff * random.uniform(0.5, 1.0))
+            backoff = min(LAST_POLL_S, backoff * 2)
 
     async def throttled(self, retry_after: float | None) -> None:
         now = time.monotonic()

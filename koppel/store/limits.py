@@ -2,16 +2,17 @@
 
 The requests in flight of a connection are rows of `connection_slots`, at most `concurrency`
 unexpired ones; the rate of request starts is one row of `connection_pace`, moved on the
-database's clock, so processes on different hosts agree on it. Each call is one short
-statement in a transaction of its own (a request takes one slot and one start, and gives the
-slot back): the figures are exact whatever the number of processes, and a process that dies
+database's clock, so processes on different hosts agree on it. A request costs two short
+transactions (take a slot and a start; give the slot back), on plain connections rather than
+ORM dbs (they are on every request's path): the figures
+are exact whatever the number of processes, and a process that dies
 holding slots gives them back when they expire. SQLite stores serve one process, which keeps
 these limits in memory (`koppel.connectors.base.LocalGate`) and never calls this.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from koppel.store.context import StoreContext
 
@@ -109,13 +110,21 @@ class ConnectionLimitRepository:
     def __init__(self, context: StoreContext) -> None:
         self._context = context
 
-    def take_slot(
-        self, connection_id: int, concurrency: int, owner: str, ttl_s: float
-    ) -> int | None:
-        """A slot of the connection for one request, held by `owner` for at most `ttl_s`;
-        None when all `concurrency` of them are held."""
-        with self._context.write() as session:
-            taken = session.execute(
+    def take(
+        self,
+        connection_id: int,
+        *,
+        concurrency: int,
+        owner: str,
+        ttl_s: float,
+        ceiling: float | None,
+    ) -> tuple[int, float | None, float] | None:
+        """A slot of the connection for one request, held by `owner` for at most `ttl_s`, and
+        the request's start: (the slot, the rate now, the seconds to wait before the start);
+        None when all `concurrency` slots are held. One transaction, one round trip's worth:
+        a request costs this and `free_slot`."""
+        with self._context.engine.begin() as db:
+            slot = db.execute(
                 _TAKE_SLOT,
                 {
                     "connection": connection_id,
@@ -124,12 +133,15 @@ class ConnectionLimitRepository:
                     "ttl": ttl_s,
                 },
             ).scalar()
-        return None if taken is None else int(taken)
+            if slot is None:
+                return None
+            rate, wait = self._reserve(db, connection_id, ceiling)
+        return int(slot), rate, wait
 
     def free_slot(self, connection_id: int, slot: int, owner: str) -> None:
         """Give a slot back (one that expired and went to another owner stays theirs)."""
-        with self._context.write() as session:
-            session.execute(
+        with self._context.engine.begin() as db:
+            db.execute(
                 text(
                     "DELETE FROM connection_slots "
                     "WHERE connection_id = :connection AND slot = :slot AND owner = :owner"
@@ -139,15 +151,13 @@ class ConnectionLimitRepository:
 
     def free_owner(self, owner: str) -> None:
         """Give back every slot `owner` still holds (its client closes)."""
-        with self._context.write() as session:
-            session.execute(
-                text("DELETE FROM connection_slots WHERE owner = :owner"), {"owner": owner}
-            )
+        with self._context.engine.begin() as db:
+            db.execute(text("DELETE FROM connection_slots WHERE owner = :owner"), {"owner": owner})
 
     def held(self, connection_id: int) -> int:
         """How many of the connection's slots are held now (unexpired)."""
-        with self._context.read() as session:
-            count = session.execute(
+        with self._context.engine.connect() as db:
+            count = db.execute(
                 text(
                     "SELECT count(*) FROM connection_slots "
                     "WHERE connection_id = :connection AND expires_at > clock_timestamp()"
@@ -156,21 +166,22 @@ class ConnectionLimitRepository:
             ).scalar()
         return int(count or 0)
 
-    def reserve(self, connection_id: int, ceiling: float | None) -> tuple[float | None, float]:
-        """Take the connection's next start: (its rate now, the seconds to wait before it)."""
+    @staticmethod
+    def _reserve(
+        db: Connection, connection_id: int, ceiling: float | None
+    ) -> tuple[float | None, float]:
         parameters = {**_NO_ARGUMENTS, "connection": connection_id, "ceiling": ceiling}
-        with self._context.write() as session:
-            row = session.execute(_RESERVE, parameters).one_or_none()
-            if row is None:
-                session.execute(
-                    text(
-                        "INSERT INTO connection_pace (connection_id, rate, next_start, "
-                        "paused_until) VALUES (:connection, NULL, clock_timestamp(), "
-                        "clock_timestamp()) ON CONFLICT (connection_id) DO NOTHING"
-                    ),
-                    {"connection": connection_id},
-                )
-                row = session.execute(_RESERVE, parameters).one()
+        row = db.execute(_RESERVE, parameters).one_or_none()
+        if row is None:  # the connection's first request: its row is made once
+            db.execute(
+                text(
+                    "INSERT INTO connection_pace (connection_id, rate, next_start, "
+                    "paused_until) VALUES (:connection, NULL, clock_timestamp(), "
+                    "clock_timestamp()) ON CONFLICT (connection_id) DO NOTHING"
+                ),
+                {"connection": connection_id},
+            )
+            row = db.execute(_RESERVE, parameters).one()
         rate, wait = row
         return (None if rate is None else float(rate)), max(0.0, float(wait))
 
@@ -184,8 +195,8 @@ class ConnectionLimitRepository:
         retry_after: float | None,
     ) -> None:
         """The API answered 429: halve the shared rate (once per pause) and pause every start."""
-        with self._context.write() as session:
-            session.execute(
+        with self._context.engine.begin() as db:
+            db.execute(
                 _THROTTLED,
                 {
                     **_NO_ARGUMENTS,
@@ -201,8 +212,8 @@ class ConnectionLimitRepository:
         self, connection_id: int, *, ceiling: float | None, step: float, off_above: float
     ) -> float | None:
         """An answer that was not a 429: raise the shared rate by `step`; the rate now."""
-        with self._context.write() as session:
-            rate = session.execute(
+        with self._context.engine.begin() as db:
+            rate = db.execute(
                 _ANSWERED,
                 {
                     **_NO_ARGUMENTS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -92,19 +93,26 @@ async def test_without_sharing_three_clients_put_three_times_as_many_in_flight(
     assert faults.log.max_in_flight > CONCURRENCY
 
 
+def take(store: Store, connection: int, owner: str, ceiling: float | None = None) -> Any:
+    """A slot for `owner` (held 60 s at most) and its start: (slot, rate, wait) or None."""
+    return store.connection_limits.take(
+        connection, concurrency=CONCURRENCY, owner=owner, ttl_s=60, ceiling=ceiling
+    )
+
+
 def test_the_slots_of_a_dead_holder_come_back_when_they_expire(store: Store) -> None:
     connection = seed_integration(store).av.id
     limits = store.connection_limits
-    taken = {limits.take_slot(connection, CONCURRENCY, "dead-worker", 60) for _ in range(3)}
+    taken = {take(store, connection, "dead-worker")[0] for _ in range(3)}
     assert taken == {0, 1, 2}
-    assert limits.take_slot(connection, CONCURRENCY, "live-worker", 60) is None
+    assert take(store, connection, "live-worker") is None
     with store.engine.begin() as session:  # the dead worker's leases run out
         session.execute(
             text("UPDATE connection_slots SET expires_at = :past WHERE slot = 1"),
             {"past": utc_now() - timedelta(seconds=1)},
         )
-    assert limits.take_slot(connection, CONCURRENCY, "live-worker", 60) == 1
-    assert limits.take_slot(connection, CONCURRENCY, "live-worker", 60) is None
+    assert take(store, connection, "live-worker")[0] == 1
+    assert take(store, connection, "live-worker") is None
     limits.free_slot(connection, 1, "dead-worker")  # too late: the slot is the live one's now
     assert limits.held(connection) == 3
     limits.free_owner("dead-worker")
@@ -118,26 +126,35 @@ async def test_the_rate_and_a_429_pause_are_shared(store_factory: StoreFactory) 
     connection = seed_integration(stores[0]).pim.id
     limits = ClientLimits(rate_per_second=5)
     gates = [SharedGate(store.connection_limits, connection, limits) for store in stores]
-    waits = [await gates[i % 2].reserve() for i in range(10)]
+
+    async def start(gate: SharedGate) -> float:
+        async with gate.slot(asyncio.sleep) as wait:
+            return wait
+
+    waits = [await start(gates[i % 2]) for i in range(10)]
     assert waits == sorted(waits)
     assert waits[-1] > 8 * 0.2  # nine intervals, less the time the ten statements took
     await gates[0].throttled(retry_after=3)
-    rate, wait = stores[1].connection_limits.reserve(connection, 5)
+    [(_, rate, wait)] = [take(stores[1], connection, "other", ceiling=5)]
     assert rate == 5 / 2
     assert wait > 2  # the pause holds every start until Retry-After has passed
     for _ in range(3):
         stores[1].connection_limits.answered(
             connection, ceiling=5, step=RateLimiter.RATE_STEP, off_above=RateLimiter.OFF_ABOVE
         )
-    assert stores[0].connection_limits.reserve(connection, 5)[0] == 5
+    assert take(stores[0], connection, "other", ceiling=5)[1] == 5
 
 
 async def test_without_a_ceiling_there_is_no_spacing_until_a_429(store: Store) -> None:
     connection = seed_integration(store).pim.id
     gate = SharedGate(store.connection_limits, connection, ClientLimits())
-    assert [await gate.reserve() for _ in range(5)] == [0.0] * 5
+    waits = []
+    for _ in range(5):
+        async with gate.slot(asyncio.sleep) as wait:
+            waits.append(wait)
+    assert waits == [0.0] * 5
     await gate.throttled(retry_after=None)
-    rate, _ = store.connection_limits.reserve(connection, None)
+    _, rate, _ = take(store, connection, "other")
     assert rate is not None and rate >= RateLimiter.MIN_RATE
 
 
