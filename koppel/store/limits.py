@@ -5,8 +5,9 @@ unexpired ones; the rate of request starts is one row of `connection_pace`, move
 database's clock, so processes on different hosts agree on it. A request costs two short
 transactions (take a slot and a start; give the slot back), on plain connections rather than
 ORM sessions (they are on every request's path): the figures are exact whatever the number of
-processes, and a process that dies holding slots gives them back when they expire. SQLite stores serve one process, which keeps
-these limits in memory (`koppel.connectors.base.LocalGate`) and never calls this.
+processes, and a process that dies holding slots gives them back when they expire. SQLite
+stores serve one process, which keeps these limits in memory (`koppel.connectors.base.LocalGate`)
+and never calls this.
 """
 
 from __future__ import annotations
