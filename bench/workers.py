@@ -10,11 +10,13 @@ workers are real `koppel worker` processes (`engine_concurrency` = the number of
 `worker_concurrency` = that over the workers, so the runs spread); the clock runs from the first
 run's start to the last run's end as the store recorded them.
 
-Printed per worker count: the runs each worker made, records (outcomes), seconds, records/s, the
-ratio to one worker, the CPU seconds of the workers, the sandboxes and the PostgreSQL backends
-of the bench's databases, how busy the machine's cores were (every process on it, other users
-of the machine too), and the most calls either sandbox had in flight.
-`--quick`: 1,000 products per integration.
+Printed per measurement: the runs each worker made, records (outcomes), seconds, records/s, the
+CPU seconds of the workers, the sandboxes and the PostgreSQL backends of the bench's databases,
+how busy the machine's cores were (every process on it, other users of the machine too), and the
+most calls either sandbox had in flight; then per worker count the median records/s and its
+ratio to one worker's.
+`--quick`: 1,000 products per integration; `--rounds 3`: every worker count three times, the
+counts interleaved (on a shared machine one measurement says little).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -261,23 +264,37 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def format_figures(results: list[WorkerFigures], products: int, latency_ms: float) -> str:
-    base = results[0].records_per_s if results and results[0].workers == 1 else None
+    """Every measurement in the order made, then per worker count the median records/s and
+    its ratio to one worker's median (rounds interleave the counts, so a change in the
+    machine's other load falls on all of them alike)."""
     lines = [
         f"{products:,} products per integration, latency {latency_ms:g} ms",
-        "| workers | runs per worker | records | failed | seconds | records/s | ratio to 1 "
+        "| workers | runs per worker | records | failed | seconds | records/s "
         "| CPU s: workers / sandboxes / PostgreSQL | machine busy | max in flight (Parts Pim / "
         "an AccountView) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        ratio = f"{r.records_per_s / base:.2f} x" if base else "-"
         spread = " / ".join(str(n) for _, n in sorted(r.runs_by_worker.items()))
         lines.append(
             f"| {r.workers} | {spread} | {r.records:,} | {r.failed} | {r.seconds:.1f} "
-            f"| {r.records_per_s:.0f} | {ratio} | {r.worker_cpu_seconds:.1f} / "
+            f"| {r.records_per_s:.0f} | {r.worker_cpu_seconds:.1f} / "
             f"{r.sandbox_cpu_seconds:.1f} / {r.postgres_cpu_seconds:.1f} | {r.machine_busy:.0%} "
             f"| {r.max_in_flight_pim} / {r.max_in_flight_av} |"
         )
+    medians = {
+        workers: statistics.median(r.records_per_s for r in results if r.workers == workers)
+        for workers in sorted({r.workers for r in results})
+    }
+    lines += [
+        "",
+        "| workers | measurements | median records/s | ratio to 1 |",
+        "| --- | --- | --- | --- |",
+    ]
+    for workers, median in medians.items():
+        ratio = f"{median / medians[1]:.2f} x" if 1 in medians else "-"
+        runs = sum(1 for r in results if r.workers == workers)
+        lines.append(f"| {workers} | {runs} | {median:.0f} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -288,15 +305,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--integrations", type=int, default=6)
     parser.add_argument("--latency", type=float, default=50.0, help="ms per sandbox call")
     parser.add_argument("--workers", default="1,2,3", help="the worker counts, e.g. 1,2,3")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every worker count this many times"
+    )
     args = parser.parse_args(argv)
     products = args.products or (1_000 if args.quick else 5_000)
     counts = [int(n) for n in args.workers.split(",")]
     started = time.monotonic()
     results: list[WorkerFigures] = []
     with SandboxProcess("partspim", products=products, seed=7, latency_ms=args.latency) as pim:
-        for workers in counts:
-            results.append(measure(workers, pim, args.integrations, args.latency))
-            print(format_figures(results, products, args.latency), flush=True)
+        for round_number in range(args.rounds):
+            for workers in counts:
+                results.append(measure(workers, pim, args.integrations, args.latency))
+                done = results[-1]
+                print(
+                    f"round {round_number + 1}: {workers} worker(s), {done.records:,} records "
+                    f"in {done.seconds:.1f} s, {done.records_per_s:.0f} records/s",
+                    flush=True,
+                )
+    print(format_figures(results, products, args.latency))
     print(f"bench-workers took {time.monotonic() - started:.0f} s")
 
 
