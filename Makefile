@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
 .PHONY: demo demo-web test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping bench-web bench-rate-limits clean venv messages
+	bench-stock bench-mapping bench-web bench-rate-limits bench-workers clean venv messages
 
 venv: $(STAMP)
 
@@ -57,6 +57,12 @@ bench-products bench-orders bench-stock bench-mapping: bench-%: $(STAMP)
 
 bench-rate-limits: $(STAMP)
 	$(BIN)/python -m bench.rate_limits
+
+# Six integrations of 5,000 products at 50 ms with 1, 2 and 3 `koppel worker` processes on
+# PostgreSQL (KOPPEL_BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432: databases of its own,
+# dropped); BENCH_ARGS=--quick for 1,000 products.
+bench-workers: $(STAMP)
+	$(BIN)/python -m bench.workers $(BENCH_ARGS)
 
 # The web app's pages over a store of 1,000,000 outcomes, on SQLite and on PostgreSQL
 # (KOPPEL_BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432: a database of its own, dropped).

@@ -61,6 +61,22 @@ class Settings(BaseSettings):
         "over its runs (at once when its process is known to have ended). Workers beat every "
         "sixth of it",
     )
+    engine_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="flow runs in progress at once, over every process sharing the engine "
+        "database (the last process to start sets it for all)",
+    )
+    worker_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="flow runs in progress at once in each process; unset: only "
+        "engine_concurrency. With several workers, engine_concurrency / workers spreads the "
+        "runs over them (a worker otherwise takes every run it may); like engine_concurrency "
+        "it is kept with the queue, and the last process to start sets it for all",
+    )
 
     allowed_networks: str = Field(
         default="",

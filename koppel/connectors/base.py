@@ -16,7 +16,16 @@ import random
 import ssl
 import time
 from collections import Counter, deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -176,6 +185,57 @@ class RateLimiter:
         return float(max(1, sum(1 for start in self._recent if now - start <= 1.0)))
 
 
+Pause = Callable[[float], Awaitable[None]]
+"""Waits that many seconds, unless a stop is asked for meanwhile (then raises `Interrupted`)."""
+
+
+class Gate(Protocol):
+    """Where one connection's requests wait before they start: for one of its `concurrency`
+    slots, then for their turn under the rate limit; and where the answers go that adapt the
+    rate (`RateLimiter`). One process on its own keeps both in memory (`LocalGate`); processes
+    that share a PostgreSQL store share them there (`koppel.connectors.shared.SharedGate`), so
+    the limits hold for the sum of every worker, as the API sees it."""
+
+    def slot(self, pause: Pause) -> AbstractAsyncContextManager[float]:
+        """Held while one request is in flight; gives the seconds to wait before it starts
+        (its turn under the rate limit, taken with the slot)."""
+        ...
+
+    async def throttled(self, retry_after: float | None) -> None:
+        """The API answered 429 (see `RateLimiter.throttled`)."""
+        ...
+
+    async def answered(self) -> None:
+        """An answer that is not a 429 (see `RateLimiter.answered`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """The client is closed: give back anything held outside this process."""
+        ...
+
+
+class LocalGate:
+    """The limits of a connection in this process alone: a semaphore and a `RateLimiter`."""
+
+    def __init__(self, limits: ClientLimits) -> None:
+        self._slots = asyncio.Semaphore(limits.concurrency)
+        self.limiter = RateLimiter(limits.rate_per_second)
+
+    @asynccontextmanager
+    async def slot(self, pause: Pause) -> AsyncIterator[float]:
+        async with self._slots:
+            yield self.limiter.reserve()
+
+    async def throttled(self, retry_after: float | None) -> None:
+        self.limiter.throttled(retry_after)
+
+    async def answered(self) -> None:
+        self.limiter.answered()
+
+    async def aclose(self) -> None:
+        return None
+
+
 class PageGuard:
     """Stops paging that loops (a token seen before) or runs away (more pages than the cap)."""
 
@@ -288,13 +348,17 @@ class ApiClient:
                 max_keepalive_connections=self.limits.concurrency,
             ),
         )
-        self._slots = asyncio.Semaphore(self.limits.concurrency)
-        self._rate = RateLimiter(self.limits.rate_per_second)
+        self._gate: Gate = LocalGate(self.limits)
         self._unanswered_since: float | None = None
         """When the first attempt started that got no answer, since the last answer."""
         self._down: str | None = None
         """Why the connection is down for the rest of this client's life (a run)."""
         self._stopping = asyncio.Event()
+
+    def share_limits(self, gate: Gate) -> None:
+        """Make the connection's limits hold across processes: its requests wait at `gate`
+        (built with the same limits) instead of this process's own; before the first request."""
+        self._gate = gate
 
     def interrupt(self) -> None:
         """A stop was asked for: requests in flight get STOP_GRACE_S to answer, then they are
@@ -413,9 +477,11 @@ class ApiClient:
                 self._unanswered_since = None
                 _DOWN.pop(self.base_url, None)
                 if response.status_code == 429:
-                    self._rate.throttled(parse_retry_after(response.headers.get("retry-after")))
+                    await self._gate.throttled(
+                        parse_retry_after(response.headers.get("retry-after"))
+                    )
                 else:
-                    self._rate.answered()
+                    await self._gate.answered()
                 self.validate_response(response)
                 return response
             except AuthenticationError as error:
@@ -521,8 +587,8 @@ class ApiClient:
         request_headers = dict(headers or {})
         if authenticated:
             request_headers.update(await self.auth_headers())
-        async with self._slots:
-            wait = self._rate.reserve()
+        what = f"{method} {path}"
+        async with self._gate.slot(lambda seconds: self._pause(seconds, what)) as wait:
             if wait > 0:
                 await self._pause(wait, f"{method} {path}")
             self.calls.record(kind)
@@ -575,6 +641,7 @@ class ApiClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._gate.aclose()
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -678,8 +745,11 @@ __all__ = [
     "ConnectorError",
     "EntitySpec",
     "FatalAPIError",
+    "Gate",
+    "LocalGate",
     "PageGuard",
     "PagingLoopError",
+    "Pause",
     "RateLimiter",
     "Record",
     "RecordValidationError",

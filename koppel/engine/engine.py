@@ -111,7 +111,9 @@ class Engine:
 
     ``database_url`` is the DBOS system database: ``sqlite:///path`` or ``postgresql://...``;
     by default ``<home>/dbos.sqlite``. ``concurrency`` caps the runs in progress at once across
-    all workers; runs of one flow never overlap. ``executor_id`` names this process for
+    all workers; runs of one flow never overlap. ``worker_concurrency`` caps those of each
+    process (None: no cap of their own), so that several workers share the runs instead of the
+    first to poll the queue taking all it may. ``executor_id`` names this process for
     recovery: every process that shares a PostgreSQL system database needs its own, stable id
     (a process recovers the runs left pending under its id). ``poll_seconds`` is how often the
     queue and the progress streams are polled. ``log_level`` is DBOS's. With ``handle_signals``
@@ -130,6 +132,7 @@ class Engine:
         database_url: str | None = None,
         home: Path = Path(".koppel"),
         concurrency: int = 4,
+        worker_concurrency: int | None = None,
         executor_id: str | None = None,
         poll_seconds: float = 0.5,
         log_level: str = "WARNING",
@@ -145,6 +148,9 @@ class Engine:
                 f"heartbeat_seconds ({heartbeat_seconds:g}) must be above 0 and below "
                 f"takeover_after_seconds ({takeover_after_seconds:g})"
             )
+        if worker_concurrency is not None and worker_concurrency < 1:
+            raise ValueError(f"worker_concurrency must be at least 1, got {worker_concurrency}")
+        self._worker_concurrency = worker_concurrency
         self._database_url = database_url or f"sqlite:///{(home / 'dbos.sqlite').resolve()}"
         self._concurrency = concurrency
         self._executor_id = executor_id or default_executor_id(self._database_url)
@@ -233,6 +239,7 @@ class Engine:
             await DBOS.register_queue_async(
                 RUN_QUEUE,
                 global_concurrency=self._concurrency,
+                worker_concurrency=self._worker_concurrency,
                 partition_concurrency=1,
                 polling_interval_sec=self._poll_seconds,
                 on_conflict="always_update",

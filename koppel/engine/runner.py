@@ -48,6 +48,8 @@ class FlowRunner:
             database_url=settings.engine_database_url,
             home=settings.home,
             executor_id=settings.worker_id,
+            concurrency=settings.engine_concurrency,
+            worker_concurrency=settings.worker_concurrency,
             log_level=settings.log_level,
             handle_signals=handle_signals,
             executors=store.executors,

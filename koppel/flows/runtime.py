@@ -17,6 +17,7 @@ from koppel.connectors.base import ClientLimits
 from koppel.connectors.errors import ConnectionSettingsError, ConnectorError, GrantLost
 from koppel.connectors.options import ConnectionOptions
 from koppel.connectors.registry import ClientConnector, build_connector
+from koppel.connectors.shared import SharedGate
 from koppel.errors import ErrorCategory, KoppelError, validation_message
 from koppel.flows.dry_run import Rehearsal
 from koppel.flows.mappings import (
@@ -247,7 +248,8 @@ def stored_connector(
 ) -> ClientConnector:
     """The connector for a stored connection, within the limits its options set; credentials the
     API rotates are kept by `StoredCredentials`. Runs, connection tests, authorisations and
-    mapping samples all build it here.
+    mapping samples all build it here. On a PostgreSQL store the limits hold for every process
+    on the store together (`SharedGate`); on SQLite, one process, they are kept in memory.
 
     `transport` replaces the network (tests serve a sandbox in-process through
     `httpx.ASGITransport`, or several by host); None is real HTTP. `adjust` tightens the
@@ -262,7 +264,7 @@ def stored_connector(
         ) from None
     if adjust is not None:
         limits = adjust(limits)
-    return build_connector(
+    connector = build_connector(
         connection.application,
         connection.base_url,
         credentials,
@@ -271,6 +273,10 @@ def stored_connector(
         transport=transport,
         name=connection.name,
     )
+    if store.engine.dialect.name == "postgresql":
+        # Several processes may share this store: the limits are the sum of theirs.
+        connector.client.share_limits(SharedGate(store.connection_limits, connection.id, limits))
+    return connector
 
 
 __all__ = [

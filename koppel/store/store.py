@@ -35,6 +35,7 @@ from koppel.store.definitions import (
     TenantRepository,
 )
 from koppel.store.executors import ExecutorRepository
+from koppel.store.limits import ConnectionLimitRepository
 from koppel.store.notifications import NotificationRepository
 from koppel.store.reconciliations import ReconciliationRepository
 from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
@@ -63,6 +64,7 @@ class Store:
         self.links = LinkRepository(context)
         self.cursors = CursorRepository(context)
         self.key_locks = KeyLockRepository(context)
+        self.connection_limits = ConnectionLimitRepository(context)
         self.users = UserRepository(context)
         self.user_sessions = UserSessionRepository(context)
         self.api_tokens = ApiTokenRepository(context)

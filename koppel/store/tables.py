@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -315,6 +316,36 @@ class KeyLockRow(Base):
     expires_at: Mapped[datetime]
 
 
+class ConnectionSlotRow(Base):
+    """One request of a connection in flight, in some process (PostgreSQL stores only): at most
+    `concurrency` unexpired rows per connection. A row expires, so a dead process's slots come
+    back; released slots are deleted."""
+
+    __tablename__ = "connection_slots"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    expires_at: Mapped[datetime]
+
+
+class ConnectionPaceRow(Base):
+    """A connection's request rate shared by every process (PostgreSQL stores only): the
+    `RateLimiter`'s state, on the database's clock."""
+
+    __tablename__ = "connection_pace"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Requests per second now; NULL: no spacing (no ceiling, and no 429 lately).
+    rate: Mapped[float | None] = mapped_column(Float)
+    next_start: Mapped[datetime]
+    paused_until: Mapped[datetime]
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index(None, "tenant_id", "created_at"),)
@@ -450,6 +481,8 @@ class ReconciliationRow(Base):
     api_calls: Mapped[int] = mapped_column(Integer, default=0)
     differences: Mapped[list[Any]] = mapped_column(JsonDocument, default=list)
     error: Mapped[str | None] = mapped_column(Text)
+
+
 class ExecutorRow(Base):
     """One running (or once running) `koppel worker`, `serve` or `sync` process: its heartbeat,
     and which live process took over its runs once it went silent (at most one: the row is
@@ -472,7 +505,9 @@ __all__ = [
     "AuditRow",
     "AuthorizationRow",
     "Base",
+    "ConnectionPaceRow",
     "ConnectionRow",
+    "ConnectionSlotRow",
     "CursorRow",
     "DeadLetterRow",
     "ExecutorRow",

@@ -200,11 +200,11 @@ async def test_429_is_not_a_try_and_the_rate_adapts() -> None:
     limits = ClientLimits(max_attempts=2, rate_per_second=50)
     async with ApiClient("http://api", limits=limits, transport=scripted([429] * 6, seen)) as c:
         response = await c.send("GET", "/things", kind="GET things")
-        slowed = c._rate.rate
+        slowed = c._gate.limiter.rate
         assert slowed is not None and slowed < 50
         for _ in range(3):
             await c.send("GET", "/things", kind="GET things")
-        assert c._rate.rate is not None and c._rate.rate > slowed
+        assert c._gate.limiter.rate is not None and c._gate.limiter.rate > slowed
     assert response.status_code == 200
     assert len(seen) == 7 + 3
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -68,3 +70,30 @@ def test_rate_limit_answers_429_above_the_limit() -> None:
         statuses = [http.get("/items").status_code for _ in range(12)]
     assert statuses.count(429) >= 1
     assert statuses.count(200) >= 5
+
+
+async def test_the_request_log_counts_the_most_requests_in_flight_at_once() -> None:
+    """Three requests held inside the API until all three have come: the log saw three in
+    flight; after they answered and the log was cleared, the next one alone is one."""
+    app = FastAPI()
+    arrived: list[int] = []
+    all_in = asyncio.Event()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, int]:
+        arrived.append(1)
+        if len(arrived) >= 3:
+            all_in.set()
+        await all_in.wait()
+        return {"arrived": len(arrived)}
+
+    faults = FaultMiddleware(app, FaultConfig())
+    app.include_router(admin_router(faults))
+    with SandboxServer(faults) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            answers = await asyncio.gather(*(http.get("/slow") for _ in range(3)))
+            assert [a.status_code for a in answers] == [200] * 3
+            assert (await http.get("/_admin/requests")).json()["max_in_flight"] == 3
+            assert (await http.delete("/_admin/requests")).json()["max_in_flight"] == 0
+            await http.get("/slow")
+            assert (await http.get("/_admin/requests")).json()["max_in_flight"] == 1

@@ -51,15 +51,36 @@ class LoggedRequest:
 
 
 class RequestLog:
-    """Every API request the sandbox answered, so tests can count calls of each kind."""
+    """Every API request the sandbox answered, so tests can count calls of each kind, and how
+    many were in flight at once at most: a client's concurrency limit, seen from the API's side
+    (the sum of every process that calls it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[LoggedRequest] = []
+        self._in_flight = 0
+        self._max_in_flight = 0
 
     def record(self, entry: LoggedRequest) -> None:
         with self._lock:
             self._entries.append(entry)
+
+    def arrived(self) -> None:
+        """A request came in (before any injected latency: it is in flight from here)."""
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def left(self) -> None:
+        """A request's answer went out, or its connection was cut."""
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests in flight at once since the start or the last `clear()`."""
+        with self._lock:
+            return self._max_in_flight
 
     def entries(self) -> list[LoggedRequest]:
         with self._lock:
@@ -72,6 +93,7 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._max_in_flight = self._in_flight
 
 
 KindOf = Callable[[Scope], str]
@@ -166,6 +188,7 @@ class FaultMiddleware:
                 record(int(message["status"]))
             await send(message)
 
+        self.log.arrived()
         try:
             if config.latency_ms:
                 await asyncio.sleep(config.latency_ms / 1000)
@@ -180,6 +203,7 @@ class FaultMiddleware:
             await self.app(scope, receive, logging_send)
         finally:
             record(0)
+            self.log.left()
 
     def _draw(self, config: FaultConfig) -> Any:
         if config.rate_limit_per_s is not None and not self._limiter.allow(config.rate_limit_per_s):
@@ -253,6 +277,7 @@ def admin_router(faults: FaultMiddleware) -> APIRouter:
         entries = faults.log.entries()
         return {
             "total": len(entries),
+            "max_in_flight": faults.log.max_in_flight,
             "counts": faults.log.counts(),
             "requests": [e.__dict__ for e in entries[-1000:]],
         }
@@ -260,6 +285,6 @@ def admin_router(faults: FaultMiddleware) -> APIRouter:
     @router.delete("/requests")
     def clear_requests() -> dict[str, int]:
         faults.log.clear()
-        return {"total": 0}
+        return {"total": 0, "max_in_flight": faults.log.max_in_flight}
 
     return router
