@@ -9,6 +9,11 @@ twice cost nothing: their content hash matches their link and they are skipped.
 The last phase retries dead letters: those whose backoff has passed in a normal run, all of
 them in a replay. Either way they are read again from the source and go through the current
 mapping and settings.
+
+A targeted run (`CHANGES_JOB`, started by webhooks) has one phase instead: the records that
+deliveries named (the store's pending changes), claimed a page at a time, read by key and synced.
+It drains what was named until it started, moves no cursor (it read only those records) and
+leaves dead letters to the full runs; the schedule stays the safety net for a lost delivery.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from koppel.flows.runtime import FlowRuntime, connection_fix, ready
 from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, counted
 
 DEAD_LETTERS = "dead_letters"
+CHANGES = "changes"
 FLOW_JOB = "flow"
 REPLAY_JOB = "replay"
+CHANGES_JOB = "changes"
 
 _PageKey = tuple[str, str | None, str | None]
 """A page of a phase: (phase, since, after)."""
@@ -50,16 +57,19 @@ class FlowJob:
         flow_id: int,
         *,
         replay: bool = False,
+        targeted: bool = False,
         dead_letter_ids: frozenset[int] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         executor: str | None = None,
         dry_run: Rehearsal | None = None,
     ) -> None:
         """`dead_letter_ids` limits a replay to those dead letters (None: all pending);
+        `targeted` syncs only the flow's pending changes (the records webhooks named);
         `dry_run` makes the run write nowhere (its store should be a `Store.rehearsal()`)."""
         self.store = store
         self.flow_id = flow_id
         self.replay = replay
+        self.targeted = targeted
         self.dead_letter_ids = dead_letter_ids
         self.transport = transport
         self.executor = executor
@@ -102,18 +112,26 @@ class FlowJob:
                 self._sync(phase)
         except Exception as error:
             self.store.runs.finish(run_id, RunStatus.FAILED, error=self.describe_failure(error))
+            if self.targeted:  # left to the full run, not tried again while the cause lasts
+                self.store.pending_changes.drop(self.flow_id, received_until=_now())
             if self._runtime is not None:
                 self._runtime.record_health()
                 await self._runtime.aclose()
             raise
         cursor = self.store.cursors.get(self.flow_id)
-        started = _now() - timedelta(seconds=runtime.settings.cursor_margin_seconds)
+        now = _now()
+        started = now - timedelta(seconds=runtime.settings.cursor_margin_seconds)
         waiting = None if self.replay else self._waiting_for(runtime.flow)
         if waiting is not None:
             phases_to_run = []
+            if self.targeted:  # the full run it waits for reads them from its cursor
+                self.store.pending_changes.drop(self.flow_id, received_until=now)
+        elif self.targeted:
+            phases_to_run = [CHANGES]
         else:
             phases_to_run = [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS]
         return {
+            "received_until": now.isoformat(),
             "phases": phases_to_run,
             "waiting": waiting,
             "phase": 0,
@@ -156,6 +174,8 @@ class FlowJob:
         phase = state["phases"][state["phase"]]
         if phase == DEAD_LETTERS:
             counts, after = await self._retry_dead_letters(run_id, state)
+        elif phase == CHANGES:
+            counts, after = await self._sync_changes(run_id, state)
         else:
             counts, after = await self._read_and_sync(run_id, phase, state)
         next_state = dict(state)
@@ -227,6 +247,41 @@ class FlowJob:
             task.cancel()
             # Its result (or error) is not wanted; retrieving it keeps asyncio from warning.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _sync_changes(
+        self, run_id: str, state: JsonState
+    ) -> tuple[dict[str, int], str | None]:
+        """One page of the pending changes named until the run started, read by key in one
+        lookup per phase (the source's batch filter) and synced; None once there are none.
+
+        A batch run again after a crash takes up the rows it had claimed. A record named again
+        while this batch reads it is unclaimed by that and waits for the next run."""
+        runtime = self.runtime
+        claimed = self.store.pending_changes.claim(
+            self.flow_id,
+            run_id,
+            limit=runtime.settings.page_size,
+            received_until=datetime.fromisoformat(state["received_until"]),
+        )
+        if not claimed:
+            return {}, None
+        by_phase: dict[str, list[str]] = {}
+        for phase, key in claimed:
+            by_phase.setdefault(phase, []).append(key)
+        counts: dict[str, int] = {}
+        for phase in self.flow_type.phases:
+            if phase not in by_phase:
+                continue
+            entity = runtime.source_entity(phase)
+            key_field = (
+                self.flow_type.retry_keys.get(phase) or runtime.source.entities[entity].id_field
+            )
+            records = await runtime.source.lookup(entity, key_field, by_phase[phase])
+            if records:
+                for kind, number in (await self._sync(phase).sync(run_id, records)).items():
+                    counts[kind] = counts.get(kind, 0) + number
+        self.store.pending_changes.release(self.flow_id, run_id)
+        return counts, str(len(claimed))
 
     async def _retry_dead_letters(
         self, run_id: str, state: JsonState
@@ -306,8 +361,15 @@ class FlowJob:
         try:
             with self.store.transaction() as tx:
                 waiting = state.get("waiting")
-                if failure is None and waiting is None and not self.replay:
+                if failure is None and waiting is None and not self.replay and not self.targeted:
                     tx.cursors.set(self.flow_id, state["started"])
+                if failure is not None and self.targeted and "received_until" in state:
+                    # Not tried again run after run while the cause lasts: the next full run
+                    # reads these records from its cursor, which has not moved past them.
+                    tx.pending_changes.release(self.flow_id, run_id)
+                    tx.pending_changes.drop(
+                        self.flow_id, received_until=datetime.fromisoformat(state["received_until"])
+                    )
                 counts = tx.outcomes.counts(run_id, entities)
                 if failure is not None:
                     status = RunStatus.FAILED
@@ -349,11 +411,13 @@ def flow_job_factory(
     store: Store,
     *,
     replay: bool = False,
+    targeted: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
     executor: str | None = None,
 ) -> Any:
     """The engine's factory: job arguments are the flow id (see `job_args`); `transport` is for
-    in-process tests; `executor` (this process's worker id) is kept on the runs it starts."""
+    in-process tests; `executor` (this process's worker id) is kept on the runs it starts;
+    `targeted` for the runs that sync a flow's pending changes."""
 
     def factory(args: str) -> FlowJob:
         flow_id, _, selected = args.partition(":")
@@ -362,6 +426,7 @@ def flow_job_factory(
             store,
             int(flow_id),
             replay=replay,
+            targeted=targeted,
             dead_letter_ids=dead_letter_ids,
             transport=transport,
             executor=executor,
@@ -377,4 +442,13 @@ def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
     return f"{flow_id}:{','.join(str(i) for i in sorted(set(dead_letter_ids)))}"
 
 
-__all__ = ["DEAD_LETTERS", "FLOW_JOB", "REPLAY_JOB", "FlowJob", "flow_job_factory", "job_args"]
+__all__ = [
+    "CHANGES",
+    "CHANGES_JOB",
+    "DEAD_LETTERS",
+    "FLOW_JOB",
+    "REPLAY_JOB",
+    "FlowJob",
+    "flow_job_factory",
+    "job_args",
+]

@@ -6,17 +6,28 @@ flow behaves the same whichever way it is started.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 
 import httpx
 
 from koppel.engine.engine import Engine
-from koppel.engine.flow_jobs import FLOW_JOB, REPLAY_JOB, flow_job_factory, job_args
+from koppel.engine.flow_jobs import (
+    CHANGES_JOB,
+    FLOW_JOB,
+    REPLAY_JOB,
+    flow_job_factory,
+    job_args,
+)
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
 from koppel.files import private_directory
 from koppel.settings import Settings
 from koppel.store import Store
+
+CHANGES_SWEEP_SECONDS = 1.0
+"""How often the scheduler looks for pending changes that no run is queued for (a webhook
+received by a process without the engine, or a wake-up lost to a crash)."""
 
 
 class FlowRunner:
@@ -52,6 +63,13 @@ class FlowRunner:
             REPLAY_JOB,
             flow_job_factory(store, replay=True, transport=transport, executor=self.executor),
         )
+        self.engine.register(
+            CHANGES_JOB,
+            flow_job_factory(store, targeted=True, transport=transport, executor=self.executor),
+            runs_as=FLOW_JOB,
+        )
+        self._waking: dict[int, asyncio.Lock] = {}
+        self._queued: dict[int, str] = {}
 
     async def __aenter__(self) -> FlowRunner:
         await self.engine.start()
@@ -82,12 +100,34 @@ class FlowRunner:
         return its run id without waiting (`follow` waits); a web request cannot wait long."""
         return await self.engine.submit(REPLAY_JOB, job_args(flow_id, dead_letter_ids))
 
+    async def wake(self, flow_id: int) -> str:
+        """Have a targeted run sync the flow's pending changes; its run id.
+
+        Coalesced: while a run for them waits in the queue, that one will drain what was just
+        recorded too, so no second run is queued. A burst of webhooks thus makes a run that is
+        going and at most one waiting behind it, never one run per delivery."""
+        async with self._waking.setdefault(flow_id, asyncio.Lock()):
+            queued = self._queued.get(flow_id)
+            if queued is not None and await self.engine.queued(queued):
+                return queued
+            run_id = await self.engine.submit(CHANGES_JOB, str(flow_id))
+            self._queued[flow_id] = run_id
+            return run_id
+
     async def schedules(self) -> list[FlowSchedule]:
-        """The enabled flows with a schedule, read anew on every tick of the worker."""
+        """The enabled flows with a schedule, read anew on every tick of the worker; and a
+        targeted run for each enabled flow with pending changes (it starts only when no run
+        of the flow is waiting or going, so this picks up what no wake-up is queued for)."""
+        flows = [flow for flow in self.store.flows.list() if flow.enabled]
+        pending = self.store.pending_changes.waiting()
         return [
             FlowSchedule(FLOW_JOB, str(flow.id), float(flow.schedule_seconds))
-            for flow in self.store.flows.list()
-            if flow.enabled and flow.schedule_seconds
+            for flow in flows
+            if flow.schedule_seconds
+        ] + [
+            FlowSchedule(CHANGES_JOB, str(flow.id), CHANGES_SWEEP_SECONDS)
+            for flow in flows
+            if flow.id in pending
         ]
 
     async def work(self) -> None:
@@ -96,4 +136,4 @@ class FlowRunner:
         await self.engine.wait_stopped()
 
 
-__all__ = ["FlowRunner"]
+__all__ = ["CHANGES_SWEEP_SECONDS", "FlowRunner"]

@@ -35,6 +35,7 @@ from koppel.store.definitions import (
     TenantRepository,
 )
 from koppel.store.notifications import NotificationRepository
+from koppel.store.realtime import PendingChangeRepository, WebhookRepository
 from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
 
 
@@ -66,6 +67,8 @@ class Store:
         self.api_tokens = ApiTokenRepository(context)
         self.login_failures = LoginFailureRepository(context)
         self.notifications = NotificationRepository(context)
+        self.webhooks = WebhookRepository(context)
+        self.pending_changes = PendingChangeRepository(context)
 
     @classmethod
     def from_engine(

@@ -1,0 +1,43 @@
+"""Webhook deliveries from Parts Pim: `POST /hooks/partspim/{token}`.
+
+No session and no anti-forgery token: a delivery proves itself by its signature (HMAC with the
+subscription's secret), its timestamp and its event id, checked by `services.webhooks.receive`.
+The answers: 202 accepted (records named, their flows woken), 401 not signed, wrongly signed,
+tampered with or too old, 409 a replay (that event id was accepted before), 404 no subscription
+has this address. Only a 202 enqueues anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from koppel.services import webhooks
+from koppel.web.context import web_state
+
+router = APIRouter(tags=["hooks"])
+
+
+@router.post(webhooks.HOOK_PATH + "/{token}", name="partspim_webhook")
+async def partspim_webhook(token: str, request: Request) -> JSONResponse:
+    state = web_state(request)
+    body = await request.body()
+    try:
+        received = await asyncio.to_thread(
+            webhooks.receive, state.store, token, body, request.headers
+        )
+    except webhooks.WebhookRefused as error:
+        return JSONResponse({"detail": str(error)}, status_code=401)
+    except webhooks.WebhookReplayed as error:
+        return JSONResponse({"detail": str(error)}, status_code=409)
+    except webhooks.UnknownWebhook as error:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+    if state.runner is not None:  # else the workers' schedulers find the pending changes
+        for flow_id in received.named:
+            await state.runner.wake(flow_id)
+    return JSONResponse(
+        {"accepted": received.delivery_id, "flows": sorted(received.named)}, status_code=202
+    )
