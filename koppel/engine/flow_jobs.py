@@ -11,9 +11,11 @@ them in a replay. Either way they are read again from the source and go through 
 mapping and settings.
 
 A targeted run (`CHANGES_JOB`, started by webhooks) has one phase instead: the records that
-deliveries named (the store's pending changes), claimed a page at a time, read by key and synced.
-It drains what was named until it started, moves no cursor (it read only those records) and
-leaves dead letters to the full runs; the schedule stays the safety net for a lost delivery.
+deliveries named (the store's pending changes), claimed a page at a time, read by key and synced,
+until none are left (also those named while it runs: a burst that trickles in is drained by one
+run) or `TARGETED_BATCHES` pages are done (then the next run goes on, and a full run of the flow
+is not kept waiting for long). It moves no cursor (it read only those records) and leaves dead
+letters to the full runs; the schedule stays the safety net for a lost delivery.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ CHANGES = "changes"
 FLOW_JOB = "flow"
 REPLAY_JOB = "replay"
 CHANGES_JOB = "changes"
+TARGETED_BATCHES = 50
+"""Pages of pending changes one targeted run syncs at most."""
 
 _PageKey = tuple[str, str | None, str | None]
 """A page of a phase: (phase, since, after)."""
@@ -251,17 +255,17 @@ class FlowJob:
     async def _sync_changes(
         self, run_id: str, state: JsonState
     ) -> tuple[dict[str, int], str | None]:
-        """One page of the pending changes named until the run started, read by key in one
-        lookup per phase (the source's batch filter) and synced; None once there are none.
+        """One page of the pending changes, read by key in one lookup per phase (the source's
+        batch filter) and synced; None once there are none, or this run has done its share.
 
         A batch run again after a crash takes up the rows it had claimed. A record named again
-        while this batch reads it is unclaimed by that and waits for the next run."""
+        while this batch reads it is unclaimed by that and comes in a later batch."""
         runtime = self.runtime
+        done = int(state["after"] or 0)
+        if done >= TARGETED_BATCHES:
+            return {}, None
         claimed = self.store.pending_changes.claim(
-            self.flow_id,
-            run_id,
-            limit=runtime.settings.page_size,
-            received_until=datetime.fromisoformat(state["received_until"]),
+            self.flow_id, run_id, limit=runtime.settings.page_size
         )
         if not claimed:
             return {}, None
@@ -281,7 +285,7 @@ class FlowJob:
                 for kind, number in (await self._sync(phase).sync(run_id, records)).items():
                     counts[kind] = counts.get(kind, 0) + number
         self.store.pending_changes.release(self.flow_id, run_id)
-        return counts, str(len(claimed))
+        return counts, str(done + 1)
 
     async def _retry_dead_letters(
         self, run_id: str, state: JsonState
@@ -448,6 +452,7 @@ __all__ = [
     "DEAD_LETTERS",
     "FLOW_JOB",
     "REPLAY_JOB",
+    "TARGETED_BATCHES",
     "FlowJob",
     "flow_job_factory",
     "job_args",

@@ -7,6 +7,7 @@ flow behaves the same whichever way it is started.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -24,6 +25,8 @@ from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
 from koppel.files import private_directory
 from koppel.settings import Settings
 from koppel.store import Store
+
+logger = logging.getLogger(__name__)
 
 CHANGES_SWEEP_SECONDS = 1.0
 """How often the scheduler looks for pending changes that no run is queued for (a webhook
@@ -68,7 +71,8 @@ class FlowRunner:
             flow_job_factory(store, targeted=True, transport=transport, executor=self.executor),
             runs_as=FLOW_JOB,
         )
-        self._waking: dict[int, asyncio.Lock] = {}
+        self._dirty: set[int] = set()
+        self._wakers: dict[int, asyncio.Task[None]] = {}
         self._queued: dict[int, str] = {}
 
     async def __aenter__(self) -> FlowRunner:
@@ -100,19 +104,28 @@ class FlowRunner:
         return its run id without waiting (`follow` waits); a web request cannot wait long."""
         return await self.engine.submit(REPLAY_JOB, job_args(flow_id, dead_letter_ids))
 
-    async def wake(self, flow_id: int) -> str:
-        """Have a targeted run sync the flow's pending changes; its run id.
+    def wake(self, flow_id: int) -> None:
+        """Have a targeted run sync the flow's pending changes, soon; returns at once.
 
-        Coalesced: while a run for them waits in the queue, that one will drain what was just
-        recorded too, so no second run is queued. A burst of webhooks thus makes a run that is
-        going and at most one waiting behind it, never one run per delivery."""
-        async with self._waking.setdefault(flow_id, asyncio.Lock()):
-            queued = self._queued.get(flow_id)
-            if queued is not None and await self.engine.queued(queued):
-                return queued
-            run_id = await self.engine.submit(CHANGES_JOB, str(flow_id))
-            self._queued[flow_id] = run_id
-            return run_id
+        Coalesced: one waker per flow queues a run unless the one it queued last still waits
+        in the queue (that one drains what was just recorded too). However many deliveries
+        come at once, the flow has a run going and at most one waiting behind it, and the
+        engine is asked once per turn of the waker, not once per delivery."""
+        self._dirty.add(flow_id)
+        waker = self._wakers.get(flow_id)
+        if waker is None or waker.done():
+            self._wakers[flow_id] = asyncio.create_task(self._waker(flow_id))
+
+    async def _waker(self, flow_id: int) -> None:
+        try:
+            while flow_id in self._dirty:
+                self._dirty.discard(flow_id)
+                queued = self._queued.get(flow_id)
+                if queued is not None and await self.engine.queued(queued):
+                    continue
+                self._queued[flow_id] = await self.engine.submit(CHANGES_JOB, str(flow_id))
+        except Exception:  # the scheduler's sweep queues the run instead
+            logger.exception("could not queue a run for the changes of flow %d", flow_id)
 
     async def schedules(self) -> list[FlowSchedule]:
         """The enabled flows with a schedule, read anew on every tick of the worker; and a

@@ -15,11 +15,13 @@ every `SUBSCRIPTIONS_EVERY_S` (what `koppel config apply` changed).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
@@ -110,13 +112,18 @@ def wanted_events(store: Store, connection: Connection) -> tuple[str, ...]:
     )
 
 
-def receive(store: Store, token: str, body: bytes, headers: Mapping[str, str]) -> Received:
-    """Check one delivery and record the records it names as pending changes of the flows that
-    read them; the caller wakes those flows (`Received.named`).
+@dataclass(frozen=True)
+class Checked:
+    """A delivery whose signature and age are right: from Parts Pim, not yet known to be new."""
 
-    The delivery id is accepted and the keys are recorded in one transaction: a crash between
-    the two cannot leave a delivery refused as a replay whose records were never recorded.
-    """
+    connection_id: int
+    delivery_id: str
+    event: str
+    data: Mapping[str, Any] | None
+
+
+def check(store: Store, token: str, body: bytes, headers: Mapping[str, str]) -> Checked:
+    """The delivery, if the subscription at this address signed it lately; else why not."""
     found = store.webhooks.by_token(token)
     if found is None:
         raise UnknownWebhook("no webhook subscription has this address")
@@ -125,25 +132,90 @@ def receive(store: Store, token: str, body: bytes, headers: Mapping[str, str]) -
         event = verify_webhook(secret, body, headers)
     except WebhookSignatureError as error:
         raise WebhookRefused(f"webhook delivery refused: {error}") from None
-    delivery_id = str(event["id"])
-    name = str(event.get("event") or "")
     data = event.get("data")
-    entity = EVENT_ENTITIES.get(name.split(".")[0])
+    return Checked(
+        subscription.connection_id,
+        str(event["id"]),
+        str(event.get("event") or ""),
+        data if isinstance(data, dict) else None,
+    )
+
+
+def record(store: Store, deliveries: Sequence[Checked]) -> list[Received | WebhookReplayed]:
+    """Accept each delivery once and record the records it names as pending changes of the
+    flows that read them; per delivery what it named (the caller wakes those flows) or, for
+    one accepted before, the refusal.
+
+    One transaction for all of them (a burst costs one commit per group, not per delivery),
+    in which the ids are accepted and the keys recorded together: a crash cannot leave a
+    delivery refused as a replay whose records were never recorded."""
     window = timedelta(seconds=contract.SIGNATURE_TOLERANCE_S * 2)
-    named: dict[int, int] = {}
+    results: list[Received | WebhookReplayed] = []
+    keys: dict[tuple[int, str], list[str]] = {}
     with store.transaction() as tx:
-        if not tx.webhooks.accept_delivery(subscription.connection_id, delivery_id, window=window):
-            raise WebhookReplayed(f"webhook delivery {delivery_id} was accepted before")
-        if entity is None or not isinstance(data, dict):
-            return Received(delivery_id, name)  # an event Koppel has no use for: acknowledged
-        for flow in _reading_flows(tx, subscription.connection_id):
-            for phase in _phases_reading(flow, entity):
-                key = data.get(_key_field(flow, phase))
-                if key is None or str(key) == "":
-                    continue
-                tx.pending_changes.add(flow.id, phase, [str(key)])
-                named[flow.id] = named.get(flow.id, 0) + 1
-    return Received(delivery_id, name, named)
+        accepted: list[bool] = tx.webhooks.accept_deliveries(
+            [(d.connection_id, d.delivery_id) for d in deliveries], window=window
+        )
+        flows = {d.connection_id: _reading_flows(tx, d.connection_id) for d in deliveries}
+        for item, new in zip(deliveries, accepted, strict=True):
+            if not new:
+                results.append(
+                    WebhookReplayed(f"webhook delivery {item.delivery_id} was accepted before")
+                )
+                continue
+            named: dict[int, int] = {}
+            entity = EVENT_ENTITIES.get(item.event.split(".")[0])
+            if entity is not None and item.data is not None:
+                for flow in flows[item.connection_id]:
+                    for phase in _phases_reading(flow, entity):
+                        key = item.data.get(_key_field(flow, phase))
+                        if key is None or str(key) == "":
+                            continue
+                        keys.setdefault((flow.id, phase), []).append(str(key))
+                        named[flow.id] = named.get(flow.id, 0) + 1
+            # An event Koppel has no use for is acknowledged all the same.
+            results.append(Received(item.delivery_id, item.event, named))
+        for (flow_id, phase), named_keys in keys.items():
+            tx.pending_changes.add(flow_id, phase, named_keys)
+    return results
+
+
+class DeliveryIntake:
+    """Records checked deliveries in groups: while one group is written, the deliveries that
+    come meanwhile wait and are written together next, so a burst of a thousand is a few
+    dozen commits and each request still hears whether its own delivery was accepted."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._waiting: list[tuple[Checked, asyncio.Future[Received | WebhookReplayed]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def receive(self, token: str, body: bytes, headers: Mapping[str, str]) -> Received:
+        """Check and record one delivery; raises UnknownWebhook, WebhookRefused or
+        WebhookReplayed, and records nothing then."""
+        checked = await asyncio.to_thread(check, self._store, token, body, headers)
+        future: asyncio.Future[Received | WebhookReplayed] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append((checked, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        result = await future
+        if isinstance(result, WebhookReplayed):
+            raise result
+        return result
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                results = await asyncio.to_thread(record, self._store, [c for c, _ in group])
+            except Exception as error:  # each request answers with it; the next group goes on
+                for _, future in group:
+                    future.set_exception(error)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                future.set_result(result)
 
 
 @dataclass(frozen=True)
@@ -224,13 +296,16 @@ __all__ = [
     "EVENT_ENTITIES",
     "HOOK_PATH",
     "SUBSCRIPTIONS_EVERY_S",
+    "Checked",
+    "DeliveryIntake",
     "Received",
     "SubscriptionChange",
     "UnknownWebhook",
     "WebhookRefused",
     "WebhookReplayed",
+    "check",
     "hook_url",
-    "receive",
+    "record",
     "sync_subscriptions",
     "wanted_events",
 ]

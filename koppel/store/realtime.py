@@ -56,7 +56,7 @@ class WebhookRepository:
     def __init__(self, context: StoreContext) -> None:
         self._context = context
 
-    def list(self) -> list[WebhookSubscription]:
+    def subscriptions(self) -> list[WebhookSubscription]:
         with self._context.read() as session:
             rows = session.scalars(
                 select(WebhookSubscriptionRow).order_by(WebhookSubscriptionRow.connection_id)
@@ -117,30 +117,35 @@ class WebhookRepository:
                 )
             )
 
-    def accept_delivery(
+    def accept_deliveries(
         self,
-        connection_id: int,
-        delivery_id: str,
+        deliveries: Sequence[tuple[int, str]],
         *,
         window: timedelta,
         now: datetime | None = None,
-    ) -> bool:
-        """True the first time a delivery id comes, False for a replay. Ids older than `window`
-        (the signature's tolerance: a delivery that old is refused before it gets here) are
+    ) -> list[bool]:
+        """For each (connection id, delivery id): True the first time it comes, False for a
+        replay (also of one earlier in `deliveries`). Ids older than `window` (beyond the
+        signature's tolerance: a delivery that old is refused before it gets here) are
         forgotten in the same step, so the table holds only a window's worth."""
         moment = now or utc_now()
+        accepted: list[bool] = []
         with self._context.write() as session:
             session.execute(
                 delete(WebhookDeliveryRow).where(WebhookDeliveryRow.received_at < moment - window)
             )
             dialect = session.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            result = session.execute(
-                insert(WebhookDeliveryRow)
-                .values(connection_id=connection_id, delivery_id=delivery_id, received_at=moment)
-                .on_conflict_do_nothing(index_elements=["connection_id", "delivery_id"])
-            )
-            return bool(getattr(result, "rowcount", 0))
+            for connection_id, delivery_id in deliveries:
+                result = session.execute(
+                    insert(WebhookDeliveryRow)
+                    .values(
+                        connection_id=connection_id, delivery_id=delivery_id, received_at=moment
+                    )
+                    .on_conflict_do_nothing(index_elements=["connection_id", "delivery_id"])
+                )
+                accepted.append(bool(getattr(result, "rowcount", 0)))
+        return accepted
 
 
 class PendingChangeRepository:
@@ -165,11 +170,9 @@ class PendingChangeRepository:
                 update_values={"claimed_by": None},
             )
 
-    def claim(
-        self, flow_id: int, run_id: str, *, limit: int, received_until: datetime
-    ) -> list[tuple[str, str]]:
+    def claim(self, flow_id: int, run_id: str, *, limit: int) -> list[tuple[str, str]]:
         """(phase, key) of the rows this run claimed and has not finished (a batch run again
-        after a crash), else of up to `limit` unclaimed rows received until then, now claimed."""
+        after a crash), else of up to `limit` unclaimed rows, oldest first, now claimed."""
         with self._context.write() as session:
             mine = self._claimed(session, flow_id, run_id)
             if mine:
@@ -179,7 +182,6 @@ class PendingChangeRepository:
                 .where(
                     PendingChangeRow.flow_id == flow_id,
                     PendingChangeRow.claimed_by.is_(None),
-                    PendingChangeRow.received_at <= received_until,
                 )
                 .order_by(PendingChangeRow.received_at, PendingChangeRow.key)
                 .limit(limit)
@@ -232,6 +234,11 @@ class PendingChangeRepository:
                 )
             )
             return int(getattr(result, "rowcount", 0))
+
+    def count(self) -> int:
+        """Rows of every flow, claimed by a run or not: what is still to be synced."""
+        with self._context.read() as session:
+            return int(session.scalar(select(func.count()).select_from(PendingChangeRow)) or 0)
 
     def waiting(self) -> dict[int, int]:
         """Flow id -> rows not yet claimed, for the flows that have any."""

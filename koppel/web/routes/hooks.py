@@ -1,15 +1,14 @@
 """Webhook deliveries from Parts Pim: `POST /hooks/partspim/{token}`.
 
 No session and no anti-forgery token: a delivery proves itself by its signature (HMAC with the
-subscription's secret), its timestamp and its event id, checked by `services.webhooks.receive`.
+subscription's secret), its timestamp and its event id, checked by
+`services.webhooks.DeliveryIntake`.
 The answers: 202 accepted (records named, their flows woken), 401 not signed, wrongly signed,
 tampered with or too old, 409 a replay (that event id was accepted before), 404 no subscription
 has this address. Only a 202 enqueues anything.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -26,9 +25,7 @@ async def partspim_webhook(token: str, request: Request) -> JSONResponse:
     state = web_state(request)
     body = await request.body()
     try:
-        received = await asyncio.to_thread(
-            webhooks.receive, state.store, token, body, request.headers
-        )
+        received = await state.intake.receive(token, body, request.headers)
     except webhooks.WebhookRefused as error:
         return JSONResponse({"detail": str(error)}, status_code=401)
     except webhooks.WebhookReplayed as error:
@@ -37,7 +34,7 @@ async def partspim_webhook(token: str, request: Request) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
     if state.runner is not None:  # else the workers' schedulers find the pending changes
         for flow_id in received.named:
-            await state.runner.wake(flow_id)
+            state.runner.wake(flow_id)
     return JSONResponse(
         {"accepted": received.delivery_id, "flows": sorted(received.named)}, status_code=202
     )
