@@ -9,8 +9,10 @@ from collections import Counter
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from koppel.sandbox.partspim.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from koppel.services.webhooks import sync_subscriptions
 from koppel.store import OutcomeKind
 from tests.e2e.conftest import Platform
 from tests.e2e.flow_helpers import run_flow
@@ -162,3 +164,50 @@ def test_a_burst_of_1000_deliveries_makes_a_handful_of_runs_and_syncs_each_recor
     assert {o.outcome for o in logged if o.source_key in simple} == {OutcomeKind.UPDATED}
     descriptions = {row["ART_DESC1"] for row in articles(platform).values()}
     assert all(f"Burst {p['id']}" in descriptions for p in changed if p["type"] == "simple")
+
+
+async def test_subscriptions_follow_the_flows_and_keep_the_secret_encrypted(
+    platform_factory: Any,
+) -> None:
+    platform: Platform = platform_factory(5)
+    sandbox = platform.sandboxes.partspim.store
+    platform.apply(platform.sandboxes.integration(PRODUCTS_FLOW))
+    changes = await sync_subscriptions(platform.store, "http://koppel.test")
+    assert [(c.connection, c.action) for c in changes] == [("pim", "subscribed")]
+    [first] = sandbox.webhooks(with_secrets=True)
+    assert first["url"].startswith("http://koppel.test/hooks/partspim/")
+    assert sorted(first["events"]) == [
+        "category.created",
+        "category.updated",
+        "product.created",
+        "product.updated",
+    ]
+    with platform.store.engine.connect() as db:
+        [(token_hash, stored)] = db.execute(
+            text("SELECT token_hash, secret FROM webhook_subscriptions")
+        ).all()
+    assert first["secret"].encode() not in stored
+    assert first["url"].rsplit("/", 1)[1] not in token_hash
+    assert await sync_subscriptions(platform.store, "http://koppel.test") == []
+
+    stock = {"stock": {"from": "pim", "to": "av", "entity": "stock", "schedule": "manual"}}
+    platform.apply(platform.sandboxes.integration({**PRODUCTS_FLOW, **stock}))
+    assert [c.action for c in await sync_subscriptions(platform.store, "http://koppel.test")] == [
+        "subscribed"
+    ]
+    [second] = sandbox.webhooks()
+    assert second["id"] != first["id"], "the old subscription is deleted"
+    assert {"stock.updated", "product.updated"} <= set(second["events"])
+
+    await sync_subscriptions(platform.store, "https://koppel.example.com")
+    [third] = sandbox.webhooks()
+    assert third["url"].startswith("https://koppel.example.com/hooks/partspim/")
+
+    disabled = {
+        name: {**flow, "enabled": False} for name, flow in {**PRODUCTS_FLOW, **stock}.items()
+    }
+    platform.apply(platform.sandboxes.integration(disabled))
+    changes = await sync_subscriptions(platform.store, "https://koppel.example.com")
+    assert [c.action for c in changes] == ["unsubscribed"]
+    assert sandbox.webhooks() == []
+    assert platform.store.webhooks.subscriptions() == []

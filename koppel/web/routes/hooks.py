@@ -10,12 +10,18 @@ has this address. Only a 202 enqueues anything.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from koppel.services import webhooks
 from koppel.web.context import web_state
+from koppel.web.state import WebState
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["hooks"])
 
@@ -38,3 +44,23 @@ async def partspim_webhook(token: str, request: Request) -> JSONResponse:
     return JSONResponse(
         {"accepted": received.delivery_id, "flows": sorted(received.named)}, status_code=202
     )
+
+
+def follow_flows(state: WebState) -> None:
+    """Bring the webhook subscriptions in line with the flows now, not at the next turn of the
+    server's loop: after the web app activated or uploaded an integration. In the background,
+    so the request does not wait for Parts Pim."""
+    public_url = state.settings.web_public_url
+    if not public_url:
+        return
+
+    async def resubscribe() -> None:
+        try:
+            for change in await webhooks.sync_subscriptions(state.store, public_url):
+                logger.info("webhooks of connection %s: %s", change.connection, change.action)
+        except Exception:  # the server's loop tries again
+            logger.exception("webhook subscriptions failed; trying again later")
+
+    task = asyncio.create_task(resubscribe())
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
