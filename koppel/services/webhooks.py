@@ -156,7 +156,7 @@ def record(store: Store, deliveries: Sequence[Checked]) -> list[Received | Webho
         accepted: list[bool] = tx.webhooks.accept_deliveries(
             [(d.connection_id, d.delivery_id) for d in deliveries], window=window
         )
-        flows = {d.connection_id: _reading_flows(tx, d.connection_id) for d in deliveries}
+        flows = {c: _reading_flows(tx, c) for c in {d.connection_id for d in deliveries}}
         for item, new in zip(deliveries, accepted, strict=True):
             if not new:
                 results.append(
