@@ -137,14 +137,15 @@ class WebhookRepository:
             dialect = session.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             for connection_id, delivery_id in deliveries:
-                result = session.execute(
+                inserted = session.execute(
                     insert(WebhookDeliveryRow)
                     .values(
                         connection_id=connection_id, delivery_id=delivery_id, received_at=moment
                     )
                     .on_conflict_do_nothing(index_elements=["connection_id", "delivery_id"])
-                )
-                accepted.append(bool(getattr(result, "rowcount", 0)))
+                    .returning(WebhookDeliveryRow.delivery_id)
+                ).first()
+                accepted.append(inserted is not None)
         return accepted
 
 
@@ -222,18 +223,17 @@ class PendingChangeRepository:
                 )
             )
 
-    def drop(self, flow_id: int, *, received_until: datetime) -> int:
-        """Forget the unclaimed rows received until then (a run that waits for another flow
-        leaves them to the full run that follows, which reads them from its cursor)."""
+    def drop(self, flow_id: int, *, received_until: datetime) -> None:
+        """Forget the unclaimed rows received until then (a run that waits for another flow,
+        or fails, leaves them to the full run that follows, which reads them from its cursor)."""
         with self._context.write() as session:
-            result = session.execute(
+            session.execute(
                 delete(PendingChangeRow).where(
                     PendingChangeRow.flow_id == flow_id,
                     PendingChangeRow.claimed_by.is_(None),
                     PendingChangeRow.received_at <= received_until,
                 )
             )
-            return int(getattr(result, "rowcount", 0))
 
     def count(self) -> int:
         """Rows of every flow, claimed by a run or not: what is still to be synced."""
