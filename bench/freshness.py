@@ -205,7 +205,9 @@ def _polling(sandboxes: DemoSandboxes, home: Path, changes: int) -> tuple[Figure
 
             _wait(arrived, f"article {code} in Parts Pim")
             seconds.append(time.perf_counter() - started)
-            time.sleep(random.Random(number).uniform(0.1, 1.0))
+            # At a random point of the schedule's interval: a change right after a poll waits
+            # the longest, one right before it the shortest.
+            time.sleep(random.Random(number).uniform(0.1, 5.0))
     finally:
         koppel.stop()
     return Figures(f"short polling ({SHORT_POLL}), AccountView -> Parts Pim", seconds), quiet
