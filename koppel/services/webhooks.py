@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 HOOK_PATH = "/hooks/partspim"
 """Deliveries come to `{public URL}/hooks/partspim/{token}`."""
+_HOOK_TOKEN = re.compile(re.escape(HOOK_PATH) + r"/[^/?#\s\"]+")
 SUBSCRIPTIONS_EVERY_S = 30.0
 """How often `koppel serve` brings subscriptions in line with the flows."""
 EVENT_ENTITIES: dict[str, str] = {
@@ -225,6 +227,12 @@ class SubscriptionChange:
     """`subscribed`, `unsubscribed`, or `failed: <reason>`."""
 
 
+def masked(text: str) -> str:
+    """`text` (a path, a log line) with the token of any delivery address left out: the address
+    is not a credential (a delivery must be signed), but it is kept out of logs all the same."""
+    return _HOOK_TOKEN.sub(HOOK_PATH + "/…", text)
+
+
 def hook_url(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}{HOOK_PATH}/{token}"
 
@@ -305,6 +313,7 @@ __all__ = [
     "WebhookReplayed",
     "check",
     "hook_url",
+    "masked",
     "record",
     "sync_subscriptions",
     "wanted_events",
