@@ -8,7 +8,8 @@ CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
 .PHONY: demo demo-web test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping bench-web bench-rate-limits bench-workers clean venv messages
+	bench-stock bench-mapping bench-web bench-rate-limits bench-workers bench-freshness clean venv \
+	messages
 
 venv: $(STAMP)
 
@@ -63,6 +64,10 @@ bench-rate-limits: $(STAMP)
 # dropped); BENCH_ARGS=--quick for 1,000 products.
 bench-workers: $(STAMP)
 	$(BIN)/python -m bench.workers $(BENCH_ARGS)
+
+# A change until it is in the other system: through webhooks, and by short polling (50 ms latency)
+bench-freshness: $(STAMP)
+	$(BIN)/python -m bench.freshness
 
 # The web app's pages over a store of 1,000,000 outcomes, on SQLite and on PostgreSQL
 # (KOPPEL_BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432: a database of its own, dropped).

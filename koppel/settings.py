@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         default="Europe/Amsterdam", description="the time zone dates are shown in on the web"
     )
 
+    web_public_url: str | None = Field(
+        default=None,
+        description="the address Parts Pim reaches this `koppel serve` at (https://koppel.example"
+        ".com): set, the server subscribes the Parts Pim connections of enabled flows to "
+        "webhooks delivered there; unset, flows run on their schedules only",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="the bearer token Prometheus sends to /metrics "

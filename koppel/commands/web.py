@@ -21,6 +21,7 @@ from koppel.commands.common import (
     opened_store,
 )
 from koppel.engine.runner import FlowRunner
+from koppel.services import webhooks
 from koppel.settings import Settings
 from koppel.store import Store
 from koppel.web import create_app
@@ -32,6 +33,17 @@ class _Stopped(Exception):
 
 def _stopped(_signum: int, _frame: FrameType | None) -> None:
     raise _Stopped
+
+
+class _MaskHookTokens(logging.Filter):
+    """Access log lines without the token of a webhook delivery address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                webhooks.masked(a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 def run_server(
@@ -83,6 +95,7 @@ def run_server(
             access_log=access_log,
         )
     )
+    logging.getLogger("uvicorn.access").addFilter(_MaskHookTokens())
     # A startup error of ours is said once, below, without uvicorn's traceback of it.
     logging.getLogger("uvicorn.error").addFilter(
         lambda record: state.startup_error is None or "Traceback" not in record.getMessage()

@@ -165,6 +165,7 @@ class Engine:
         self._log_level = log_level
         self._handle_signals = handle_signals
         self._factories: dict[str, JobFactory] = {}
+        self._runs_as: dict[str, str] = {}
         self._started = False
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -193,8 +194,13 @@ class Engine:
         """The system database URL with any password masked, for display."""
         return make_url(self._database_url).render_as_string(hide_password=True)
 
-    def register(self, name: str, factory: JobFactory) -> None:
-        """Make job ``name`` runnable; ``factory(args)`` builds the job for one run."""
+    def register(self, name: str, factory: JobFactory, *, runs_as: str | None = None) -> None:
+        """Make job ``name`` runnable; ``factory(args)`` builds the job for one run.
+
+        ``runs_as`` names another job whose runs this one's never overlap: those whose
+        arguments are the part of this one's before the first ``:`` (the flow). A targeted run
+        of a flow writes the same records as its full runs, so they queue behind one another
+        like runs of one flow."""
         if self._started:
             raise EngineError(
                 f"job {name!r}: register jobs before start(), so that recovered runs find them"
@@ -204,6 +210,8 @@ class Engine:
         if name in self._factories:
             raise EngineError(f"job {name!r} is already registered")
         self._factories[name] = factory
+        if runs_as is not None:
+            self._runs_as[name] = runs_as
 
     async def start(self) -> None:
         """Launch DBOS in this event loop; runs left pending by this executor resume now."""
@@ -258,16 +266,19 @@ class Engine:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
 
-    async def submit(self, job: str, args: str = "", *, partition: str | None = None) -> str:
-        """Queue a run of ``job`` and return its run id; it starts once its flow is free.
-
-        ``partition``: the flow it takes turns with, when not its own ``flow_key(job, args)``
-        (a targeted run of a flow waits for that flow's scheduled run, and the other way round).
-        """
+    async def submit(self, job: str, args: str = "") -> str:
+        """Queue a run of ``job`` and return its run id; it starts once its flow is free."""
         self._require_running()
         self._job(job, args)  # bad arguments fail here, in the caller, not later in the run
         run_id = f"{job}-{uuid.uuid4().hex}"
-        return await self._enqueue(run_id, job, args, partition)
+        return await self._enqueue(run_id, job, args)
+
+    async def queued(self, run_id: str) -> bool:
+        """Whether the run waits in the queue, not started yet: work recorded for it now is
+        still ahead of it (what coalesces a burst of webhooks into one run)."""
+        self._require_running()
+        status = await DBOS.get_workflow_status_async(run_id)
+        return status is not None and status.status == "ENQUEUED"
 
     async def wait(self, run_id: str, on_progress: ProgressCallback | None = None) -> RunSummary:
         """Wait for a run to end, calling ``on_progress`` after each recorded batch.
@@ -515,9 +526,9 @@ class Engine:
             self._lock = None
         _active_engine = None
 
-    async def _enqueue(self, run_id: str, job: str, args: str, partition: str | None = None) -> str:
-        key = partition or flow_key(job, args)
-        with SetWorkflowID(run_id), SetEnqueueOptions(queue_partition_key=key):
+    async def _enqueue(self, run_id: str, job: str, args: str) -> str:
+        partition = self._partition(job, args)
+        with SetWorkflowID(run_id), SetEnqueueOptions(queue_partition_key=partition):
             handle = await DBOS.enqueue_workflow_async(RUN_QUEUE, _run_workflow, job, args)
         return handle.get_workflow_id()
 
@@ -566,7 +577,7 @@ class Engine:
         busy = {status.queue_partition_key for status in active}
         now = time.time()
         for schedule in schedules:
-            key = flow_key(schedule.job, schedule.args)
+            key = self._partition(schedule.job, schedule.args)
             if key in busy or schedule.job not in self._factories:
                 if schedule.job not in self._factories:
                     logger.warning("schedule of flow %r names an unregistered job", key)
@@ -575,6 +586,12 @@ class Engine:
             digest = uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:12]
             run_id = f"{schedule.job}-{digest}-every{schedule.every_seconds:g}s-{slot}"
             await self._enqueue(run_id, schedule.job, schedule.args)
+
+    def _partition(self, job: str, args: str) -> str:
+        runs_as = self._runs_as.get(job)
+        if runs_as is None:
+            return flow_key(job, args)
+        return flow_key(runs_as, args.split(":", 1)[0])
 
     def _job(self, name: str, args: str) -> BatchJob:
         self._require_job(name)

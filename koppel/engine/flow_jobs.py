@@ -9,6 +9,13 @@ twice cost nothing: their content hash matches their link and they are skipped.
 The last phase retries dead letters: those whose backoff has passed in a normal run, all of
 them in a replay. Either way they are read again from the source and go through the current
 mapping and settings.
+
+A targeted run (`CHANGES_JOB`, started by webhooks) has one phase instead: the records that
+deliveries named (the store's pending changes), claimed a page at a time, read by key and synced,
+until none are left (also those named while it runs: a burst that trickles in is drained by one
+run) or `TARGETED_BATCHES` pages are done (then the next run goes on, and a full run of the flow
+is not kept waiting for long). It moves no cursor (it read only those records) and leaves dead
+letters to the full runs; the schedule stays the safety net for a lost delivery.
 """
 
 from __future__ import annotations
@@ -33,10 +40,14 @@ from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, 
 
 DEAD_LETTERS = "dead_letters"
 RECORDS = "records"
-"""The phase of a targeted run: the records it names, read again from the source and synced."""
+"""The phase of a resync run: the records it names, read again from the source and synced."""
+CHANGES = "changes"
 FLOW_JOB = "flow"
 REPLAY_JOB = "replay"
 RESYNC_JOB = "resync"
+CHANGES_JOB = "changes"
+TARGETED_BATCHES = 50
+"""Pages of pending changes one targeted run syncs at most."""
 
 _PageKey = tuple[str, str | None, str | None]
 """A page of a phase: (phase, since, after)."""
@@ -55,6 +66,7 @@ class FlowJob:
         flow_id: int,
         *,
         replay: bool = False,
+        targeted: bool = False,
         dead_letter_ids: frozenset[int] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         executor: str | None = None,
@@ -62,9 +74,10 @@ class FlowJob:
         records: Sequence[str] | None = None,
     ) -> None:
         """`dead_letter_ids` limits a replay to those dead letters (None: all pending);
+        `targeted` syncs only the flow's pending changes (the records webhooks named);
         `dry_run` makes the run write nowhere (its store should be a `Store.rehearsal()`);
-        `records` makes it a targeted run of those source keys (as the flow logs them) only,
-        which leaves the cursor where it is."""
+        `records` makes it a resync of those source keys (as the flow logs them) only, a
+        reconciliation's "sync these". Neither targeted kind moves the cursor."""
         self.store = store
         """What the job reads and writes; fenced to its run and executor once it knows the run
         (`_own`), so a worker whose run was taken over writes nothing more for it."""
@@ -72,6 +85,7 @@ class FlowJob:
         self._owner: str | None = None
         self.flow_id = flow_id
         self.replay = replay
+        self.targeted = targeted
         self.dead_letter_ids = dead_letter_ids
         self.transport = transport
         self.executor = executor
@@ -129,21 +143,29 @@ class FlowJob:
                 self._sync(phase)
         except Exception as error:
             self.store.runs.finish(run_id, RunStatus.FAILED, error=self.describe_failure(error))
+            if self.targeted:  # left to the full run, not tried again while the cause lasts
+                self.store.pending_changes.drop(self.flow_id, received_until=_now())
             if self._runtime is not None:
                 self._runtime.record_health()
                 await self._runtime.aclose()
             raise
         cursor = self.store.cursors.get(self.flow_id)
-        started = _now() - timedelta(seconds=runtime.settings.cursor_margin_seconds)
-        targeted = self.replay or self.records is not None
-        waiting = None if targeted else self._waiting_for(runtime.flow)
+        now = _now()
+        started = now - timedelta(seconds=runtime.settings.cursor_margin_seconds)
+        named = self.replay or self.records is not None
+        waiting = None if named else self._waiting_for(runtime.flow)
         if waiting is not None:
             phases_to_run = []
+            if self.targeted:  # the full run it waits for reads them from its cursor
+                self.store.pending_changes.drop(self.flow_id, received_until=now)
         elif self.records is not None:
             phases_to_run = [RECORDS]
+        elif self.targeted:
+            phases_to_run = [CHANGES]
         else:
             phases_to_run = [DEAD_LETTERS] if self.replay else [*phases, DEAD_LETTERS]
         return {
+            "received_until": now.isoformat(),
             "phases": phases_to_run,
             "waiting": waiting,
             "phase": 0,
@@ -189,6 +211,8 @@ class FlowJob:
             counts, after = await self._retry_dead_letters(run_id, state)
         elif phase == RECORDS:
             counts, after = await self._sync_records(run_id, state)
+        elif phase == CHANGES:
+            counts, after = await self._sync_changes(run_id, state)
         else:
             counts, after = await self._read_and_sync(run_id, phase, state)
         next_state = dict(state)
@@ -260,6 +284,41 @@ class FlowJob:
             task.cancel()
             # Its result (or error) is not wanted; retrieving it keeps asyncio from warning.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _sync_changes(
+        self, run_id: str, state: JsonState
+    ) -> tuple[dict[str, int], str | None]:
+        """One page of the pending changes, read by key in one lookup per phase (the source's
+        batch filter) and synced; None once there are none, or this run has done its share.
+
+        A batch run again after a crash takes up the rows it had claimed. A record named again
+        while this batch reads it is unclaimed by that and comes in a later batch."""
+        runtime = self.runtime
+        done = int(state["after"] or 0)
+        if done >= TARGETED_BATCHES:
+            return {}, None
+        claimed = self.store.pending_changes.claim(
+            self.flow_id, run_id, limit=runtime.settings.page_size
+        )
+        if not claimed:
+            return {}, None
+        by_phase: dict[str, list[str]] = {}
+        for phase, key in claimed:
+            by_phase.setdefault(phase, []).append(key)
+        counts: dict[str, int] = {}
+        for phase in self.flow_type.phases:
+            if phase not in by_phase:
+                continue
+            entity = runtime.source_entity(phase)
+            key_field = (
+                self.flow_type.retry_keys.get(phase) or runtime.source.entities[entity].id_field
+            )
+            records = await runtime.source.lookup(entity, key_field, by_phase[phase])
+            if records:
+                for kind, number in (await self._sync(phase).sync(run_id, records)).items():
+                    counts[kind] = counts.get(kind, 0) + number
+        self.store.pending_changes.release(self.flow_id, run_id)
+        return counts, str(done + 1)
 
     async def _retry_dead_letters(
         self, run_id: str, state: JsonState
@@ -360,9 +419,16 @@ class FlowJob:
         try:
             with self.store.transaction() as tx:
                 waiting = state.get("waiting")
-                targeted = self.replay or self.records is not None
+                targeted = self.replay or self.targeted or self.records is not None
                 if failure is None and waiting is None and not targeted:
                     tx.cursors.set(self.flow_id, state["started"])
+                if failure is not None and self.targeted and "received_until" in state:
+                    # Not tried again run after run while the cause lasts: the next full run
+                    # reads these records from its cursor, which has not moved past them.
+                    tx.pending_changes.release(self.flow_id, run_id)
+                    tx.pending_changes.drop(
+                        self.flow_id, received_until=datetime.fromisoformat(state["received_until"])
+                    )
                 counts = tx.outcomes.counts(run_id, entities)
                 if failure is not None:
                     status = RunStatus.FAILED
@@ -404,11 +470,13 @@ def flow_job_factory(
     store: Store,
     *,
     replay: bool = False,
+    targeted: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
     executor: str | None = None,
 ) -> Any:
     """The engine's factory: job arguments are the flow id (see `job_args`); `transport` is for
-    in-process tests; `executor` (this process's worker id) is kept on the runs it starts."""
+    in-process tests; `executor` (this process's worker id) is kept on the runs it starts;
+    `targeted` for the runs that sync a flow's pending changes."""
 
     def factory(args: str) -> FlowJob:
         flow_id, _, selected = args.partition(":")
@@ -417,6 +485,7 @@ def flow_job_factory(
             store,
             int(flow_id),
             replay=replay,
+            targeted=targeted,
             dead_letter_ids=dead_letter_ids,
             transport=transport,
             executor=executor,
@@ -431,14 +500,14 @@ def resync_job_factory(
     transport: httpx.AsyncBaseTransport | None = None,
     executor: str | None = None,
 ) -> Any:
-    """The engine's factory of targeted runs: arguments are `resync_args`' JSON."""
+    """The engine's factory of targeted runs: arguments are `resync_args`'."""
 
     def factory(args: str) -> FlowJob:
-        data = json.loads(args)
+        flow_id, records = args.split(":", 1)
         return FlowJob(
             store,
-            int(data["flow"]),
-            records=[str(k) for k in data["records"]],
+            int(flow_id),
+            records=[str(k) for k in json.loads(records)],
             transport=transport,
             executor=executor,
         )
@@ -447,8 +516,9 @@ def resync_job_factory(
 
 
 def resync_args(flow_id: int, source_keys: Sequence[str]) -> str:
-    """A targeted run's arguments: the flow and the source keys (as it logs them) to sync."""
-    return json.dumps({"flow": flow_id, "records": sorted(set(source_keys))})
+    """A targeted run's arguments: the flow, then the source keys (as it logs them) to sync as
+    JSON, `12:["SKU-1"]` (the part before the colon is the flow it takes turns with)."""
+    return f"{flow_id}:{json.dumps(sorted(set(source_keys)))}"
 
 
 def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
@@ -459,11 +529,14 @@ def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
 
 
 __all__ = [
+    "CHANGES",
+    "CHANGES_JOB",
     "DEAD_LETTERS",
     "FLOW_JOB",
     "RECORDS",
     "REPLAY_JOB",
     "RESYNC_JOB",
+    "TARGETED_BATCHES",
     "FlowJob",
     "flow_job_factory",
     "job_args",

@@ -6,6 +6,8 @@ flow behaves the same whichever way it is started.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -13,6 +15,7 @@ import httpx
 
 from koppel.engine.engine import Engine
 from koppel.engine.flow_jobs import (
+    CHANGES_JOB,
     FLOW_JOB,
     REPLAY_JOB,
     RESYNC_JOB,
@@ -21,10 +24,16 @@ from koppel.engine.flow_jobs import (
     resync_args,
     resync_job_factory,
 )
-from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary, flow_key
+from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
 from koppel.files import private_directory
 from koppel.settings import Settings
 from koppel.store import Store
+
+logger = logging.getLogger(__name__)
+
+CHANGES_SWEEP_SECONDS = 1.0
+"""How often the scheduler looks for pending changes that no run is queued for (a webhook
+received by a process without the engine, or a wake-up lost to a crash)."""
 
 
 class FlowRunner:
@@ -67,8 +76,18 @@ class FlowRunner:
             flow_job_factory(store, replay=True, transport=transport, executor=self.executor),
         )
         self.engine.register(
-            RESYNC_JOB, resync_job_factory(store, transport=transport, executor=self.executor)
+            RESYNC_JOB,
+            resync_job_factory(store, transport=transport, executor=self.executor),
+            runs_as=FLOW_JOB,
         )
+        self.engine.register(
+            CHANGES_JOB,
+            flow_job_factory(store, targeted=True, transport=transport, executor=self.executor),
+            runs_as=FLOW_JOB,
+        )
+        self._dirty: set[int] = set()
+        self._wakers: dict[int, asyncio.Task[None]] = {}
+        self._queued: dict[int, str] = {}
 
     async def __aenter__(self) -> FlowRunner:
         await self.engine.start()
@@ -104,18 +123,45 @@ class FlowRunner:
         logs them) and return its run id without waiting; a reconciliation's "sync these".
         It takes turns with the flow's own runs, so the two never write the same records at
         once (an order posted twice)."""
-        return await self.engine.submit(
-            RESYNC_JOB,
-            resync_args(flow_id, source_keys),
-            partition=flow_key(FLOW_JOB, str(flow_id)),
-        )
+        return await self.engine.submit(RESYNC_JOB, resync_args(flow_id, source_keys))
+
+    def wake(self, flow_id: int) -> None:
+        """Have a targeted run sync the flow's pending changes, soon; returns at once.
+
+        Coalesced: one waker per flow queues a run unless the one it queued last still waits
+        in the queue (that one drains what was just recorded too). However many deliveries
+        come at once, the flow has a run going and at most one waiting behind it, and the
+        engine is asked once per turn of the waker, not once per delivery."""
+        self._dirty.add(flow_id)
+        waker = self._wakers.get(flow_id)
+        if waker is None or waker.done():
+            self._wakers[flow_id] = asyncio.create_task(self._waker(flow_id))
+
+    async def _waker(self, flow_id: int) -> None:
+        try:
+            while flow_id in self._dirty:
+                self._dirty.discard(flow_id)
+                queued = self._queued.get(flow_id)
+                if queued is not None and await self.engine.queued(queued):
+                    continue
+                self._queued[flow_id] = await self.engine.submit(CHANGES_JOB, str(flow_id))
+        except Exception:  # the scheduler's sweep queues the run instead
+            logger.exception("could not queue a run for the changes of flow %d", flow_id)
 
     async def schedules(self) -> list[FlowSchedule]:
-        """The enabled flows with a schedule, read anew on every tick of the worker."""
+        """The enabled flows with a schedule, read anew on every tick of the worker; and a
+        targeted run for each enabled flow with pending changes (it starts only when no run
+        of the flow is waiting or going, so this picks up what no wake-up is queued for)."""
+        flows = [flow for flow in self.store.flows.list() if flow.enabled]
+        pending = self.store.pending_changes.waiting()
         return [
             FlowSchedule(FLOW_JOB, str(flow.id), float(flow.schedule_seconds))
-            for flow in self.store.flows.list()
-            if flow.enabled and flow.schedule_seconds
+            for flow in flows
+            if flow.schedule_seconds
+        ] + [
+            FlowSchedule(CHANGES_JOB, str(flow.id), CHANGES_SWEEP_SECONDS)
+            for flow in flows
+            if flow.id in pending
         ]
 
     async def work(self) -> None:
@@ -124,4 +170,4 @@ class FlowRunner:
         await self.engine.wait_stopped()
 
 
-__all__ = ["FlowRunner"]
+__all__ = ["CHANGES_SWEEP_SECONDS", "FlowRunner"]

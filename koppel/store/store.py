@@ -37,6 +37,7 @@ from koppel.store.definitions import (
 from koppel.store.executors import ExecutorRepository
 from koppel.store.limits import ConnectionLimitRepository
 from koppel.store.notifications import NotificationRepository
+from koppel.store.realtime import PendingChangeRepository, WebhookRepository
 from koppel.store.reconciliations import ReconciliationRepository
 from koppel.store.sync_state import CursorRepository, KeyLockRepository, LinkRepository
 
@@ -72,6 +73,8 @@ class Store:
         self.notifications = NotificationRepository(context)
         self.reconciliations = ReconciliationRepository(context)
         self.executors = ExecutorRepository(context)
+        self.webhooks = WebhookRepository(context)
+        self.pending_changes = PendingChangeRepository(context)
 
     @classmethod
     def from_engine(

@@ -500,6 +500,56 @@ class ExecutorRow(Base):
     taken_over_at: Mapped[datetime | None]
 
 
+class WebhookSubscriptionRow(Base):
+    """A Parts Pim connection's subscription to its changes. The delivery URL ends in a random
+    token that is kept only as its SHA-256 (a copy of the database gives no URL away); the
+    signing secret Parts Pim returned is a Fernet token (SecretBox), never plain text."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    remote_id: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    # Where the URL points without its token, to subscribe again when the address changes.
+    base_url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class WebhookDeliveryRow(Base):
+    """A delivery id accepted once: the same delivery again is a replay. Kept for as long as its
+    timestamp is inside the signature's window, after which the signature refuses it anyway."""
+
+    __tablename__ = "webhook_deliveries"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivery_id: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class PendingChangeRow(Base):
+    """A record a webhook named, until a targeted run of its flow has synced it. One row per
+    record however often it is named: a burst of deliveries becomes a set of keys that a few
+    runs drain. A run claims rows (`claimed_by`) and deletes its claimed ones once synced; the
+    record named again meanwhile is unclaimed again, so that change is not lost."""
+
+    __tablename__ = "pending_changes"
+    __table_args__ = (Index(None, "flow_id", "received_at"),)
+
+    flow_id: Mapped[int] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    phase: Mapped[str] = mapped_column(String(50), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utc_now)
+    claimed_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+
+
 __all__ = [
     "ApiTokenRow",
     "AuditRow",
@@ -520,10 +570,13 @@ __all__ = [
     "NotificationSettingsRow",
     "OutboxRow",
     "OutcomeRow",
+    "PendingChangeRow",
     "ReconciliationRow",
     "RunRow",
     "TenantRow",
     "UserRow",
     "UserSessionRow",
+    "WebhookDeliveryRow",
+    "WebhookSubscriptionRow",
     "utc_now",
 ]

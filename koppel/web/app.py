@@ -23,6 +23,7 @@ from koppel.accounts.signin import purge_expired_sessions
 from koppel.engine import ExecutorInUse
 from koppel.engine.runner import FlowRunner
 from koppel.notify.outbox import notify_regularly
+from koppel.services.webhooks import SUBSCRIPTIONS_EVERY_S, sync_subscriptions
 from koppel.settings import Settings
 from koppel.store import Store, open_store
 from koppel.web.errors import install_error_handlers
@@ -37,6 +38,7 @@ from koppel.web.routes import (
     dashboard,
     dead_letters,
     health,
+    hooks,
     integration_files,
     mappings,
     notifications,
@@ -72,6 +74,18 @@ async def _housekeeping(state: WebState) -> None:
         await asyncio.sleep(HOUSEKEEPING_EVERY_S)
 
 
+async def _keep_subscriptions(state: WebState, public_url: str) -> None:
+    """Parts Pim's webhooks follow the flows: subscribed for what enabled flows read, at this
+    server's public address, whoever changed the flows (the web app, `koppel config apply`)."""
+    while True:
+        try:
+            for change in await sync_subscriptions(state.store, public_url):
+                logger.info("webhooks of connection %s: %s", change.connection, change.action)
+        except Exception:  # a subscription problem must not stop the server; it runs again
+            logger.exception("webhook subscriptions failed; trying again")
+        await asyncio.sleep(SUBSCRIPTIONS_EVERY_S)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: WebState = app.state.koppel
@@ -83,6 +97,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise
         await state.runner.engine.start_worker(state.runner.schedules)
     helpers = [asyncio.create_task(_housekeeping(state))]
+    if state.settings.web_public_url:
+        helpers.append(
+            asyncio.create_task(_keep_subscriptions(state, state.settings.web_public_url))
+        )
     if state.runner is not None:
         helpers.append(asyncio.create_task(notify_regularly(state.store)))
     try:
@@ -125,6 +143,7 @@ def create_app(
     app.state.koppel = state
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(hooks.router)
     app.include_router(auth.public)
     app.include_router(auth.signed_in)
     app.include_router(dashboard.router)

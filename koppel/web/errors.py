@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from koppel.accounts.errors import N_
 from koppel.errors import ErrorCategory, KoppelError
+from koppel.services import webhooks
 from koppel.web.context import page_context, request_locale
 from koppel.web.i18n import translate
 from koppel.web.templating import render
@@ -165,7 +166,8 @@ async def validation_error(request: Request, error: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, error: Exception) -> Response:
-    logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    path = webhooks.masked(request.url.path)
+    logger.error("unexpected error on %s %s", request.method, path, exc_info=error)
     detail = translate(request_locale(request), DETAILS[500])
     return respond(request, Problem(500, ErrorCategory.INTERNAL.value, detail))
 

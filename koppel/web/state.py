@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from koppel.accounts.signin import SignInPolicy
 from koppel.engine.runner import FlowRunner
 from koppel.errors import KoppelError
+from koppel.services.webhooks import DeliveryIntake
 from koppel.services.wizard import SetupDraft
 from koppel.settings import Settings
 from koppel.store import Store
@@ -66,8 +67,11 @@ class WebState:
     """Runs started by a request that does not wait for them (the first run on activation)."""
     policy: SignInPolicy = field(init=False)
     zone: ZoneInfo = field(init=False)
+    intake: DeliveryIntake = field(init=False)
+    """Where Parts Pim's webhook deliveries are checked and recorded, in groups."""
 
     def __post_init__(self) -> None:
+        self.intake = DeliveryIntake(self.store)
         self.policy = SignInPolicy.from_settings(self.settings)
         self.zone = ZoneInfo(self.settings.web_timezone)
 

@@ -84,6 +84,26 @@ async def test_second_run_of_a_flow_waits_for_the_first(engine: Engine, tmp_path
     assert sorted(_blocks(log)) == sorted([first.run_id, second.run_id])
 
 
+async def test_a_job_that_runs_as_another_waits_for_its_runs_and_is_queued_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """A targeted run of a flow (webhooks) shares the flow's queue partition: never beside a
+    full run of it, and `queued` tells that it still waits (what coalesces deliveries)."""
+    engine = Engine(home=tmp_path / ".koppel", poll_seconds=0.1, handle_signals=False)
+    engine.register("counting", CountingJob)
+    engine.register("counting-targeted", CountingJob, runs_as="counting")
+    log = tmp_path / "log.sqlite"
+    args = counting_args(log, total=8, size=2, pause=0.05)
+    async with engine:
+        first = await engine.submit("counting", args)
+        second = await engine.submit("counting-targeted", args)
+        assert await engine.queued(second)
+        ended = [await engine.wait(first), await engine.wait(second)]
+        assert not await engine.queued(second)
+    assert [summary.status for summary in ended] == ["completed", "completed"]
+    assert sorted(_blocks(log)) == sorted([first, second])
+
+
 async def test_runs_of_different_flows_overlap(engine: Engine, tmp_path: Path) -> None:
     log = tmp_path / "log.sqlite"
     # Different arguments make different flows, even on a shared log.

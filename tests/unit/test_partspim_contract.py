@@ -45,16 +45,23 @@ def test_nested_field_names() -> None:
 
 
 def test_signature_round_trip_and_replay_window() -> None:
-    body = b'{"event":"product.updated"}'
+    body = b'{"id":"evt_1","event":"product.updated"}'
     stamp = str(int(time.time()))
     headers = httpx.Headers(
         {contract.TIMESTAMP_HEADER: stamp, contract.SIGNATURE_HEADER: sign("s3cret", stamp, body)}
     )
-    assert verify_webhook("s3cret", body, headers) == {"event": "product.updated"}
+    assert verify_webhook("s3cret", body, headers) == {"id": "evt_1", "event": "product.updated"}
     with pytest.raises(WebhookSignatureError, match="off"):
         verify_webhook("s3cret", body, headers, now=int(stamp) + contract.SIGNATURE_TOLERANCE_S + 1)
     with pytest.raises(WebhookSignatureError, match="without signature"):
         verify_webhook("s3cret", body, httpx.Headers({}))
+    unnamed = b'{"event":"product.updated"}'
+    signed = {
+        contract.TIMESTAMP_HEADER: stamp,
+        contract.SIGNATURE_HEADER: sign("s3cret", stamp, unnamed),
+    }
+    with pytest.raises(WebhookSignatureError, match="no delivery id"):
+        verify_webhook("s3cret", unnamed, httpx.Headers(signed))
 
 
 def answering(status: int, body: object) -> httpx.MockTransport:

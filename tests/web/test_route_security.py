@@ -9,7 +9,7 @@
 A new route is walked without editing this file. If it has a path parameter that
 `PATH_EXAMPLES` cannot fill, the walk fails and says so: add an example object of workspace `a`
 for that parameter name. A new route open to anonymous visitors or to viewers fails until it is
-named in `PUBLIC` or `VIEWER_MAY_CHANGE`, where a reviewer sees it.
+named in `PUBLIC`, `SIGNED` or `VIEWER_MAY_CHANGE`, where a reviewer sees it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ PUBLIC = {
 and our stylesheet and script. Public by design as well, for machines: `healthz` and `readyz`
 (a load balancer asks them; they show no data) and `metrics` (guarded by its own bearer token,
 KOPPEL_METRICS_TOKEN, not by sign-in: tests/web/test_metrics.py)."""
+SIGNED = {"partspim_webhook"}
+"""Routes for machines that prove themselves by a signature over the request (HMAC with a
+secret of their own), not by a session or an anti-forgery token: Parts Pim's webhook
+deliveries. Refused unsigned, they change nothing (tests/e2e/test_webhooks.py)."""
 VIEWER_MAY_CHANGE = {
     "logout",
     "change_own_password",
@@ -67,6 +71,7 @@ PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "dead_letter_id": lambda world: world.a.activity.dead_letter.id,
     "flow_id": lambda world: world.a.seeded.flow.id,
     "application": lambda world: "partspim",
+    "token": lambda world: "not-a-subscription",
 }
 """An object of workspace `a` for every path parameter name in the app."""
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -124,7 +129,7 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
 
 
 def guarded(app: FastAPI) -> list[Endpoint]:
-    return [endpoint for endpoint in endpoints(app) if endpoint.name not in PUBLIC]
+    return [endpoint for endpoint in endpoints(app) if endpoint.name not in PUBLIC | SIGNED]
 
 
 def ids(endpoint: Endpoint) -> str:
@@ -204,6 +209,7 @@ def test_the_walk_knows_every_named_route_and_fills_every_parameter(
 ) -> None:
     names = {endpoint.name for endpoint in endpoints(app)} | {"static"}
     assert names >= PUBLIC, f"PUBLIC names routes that do not exist: {PUBLIC - names}"
+    assert names >= SIGNED, f"SIGNED names routes that do not exist: {SIGNED - names}"
     assert names >= VIEWER_MAY_CHANGE, f"stale VIEWER_MAY_CHANGE: {VIEWER_MAY_CHANGE - names}"
     unused = set(PATH_EXAMPLES) - {p for e in endpoints(app) for p in e.parameters}
     assert not unused, f"PATH_EXAMPLES fills parameters no route has: {unused}"
@@ -289,7 +295,7 @@ def test_every_state_changing_request_needs_the_anti_forgery_token(
     before = snapshot(store, world)
     admin = signed_in(app, store, world.a.admin)
     other_session = signed_in(app, store, world.a.viewer)
-    changing = [endpoint for endpoint in endpoints(app) if endpoint.changes_state]
+    changing = [e for e in endpoints(app) if e.changes_state and e.name not in SIGNED]
     anonymous = Browser(app, follow_redirects=False)
     for endpoint in changing:
         client = anonymous if endpoint.name in PUBLIC else admin
@@ -307,3 +313,15 @@ def test_every_state_changing_request_needs_the_anti_forgery_token(
     after = snapshot(store, world)
     after["sessions"] = before["sessions"]
     assert after == before
+
+
+def test_an_unsigned_request_to_a_signed_route_is_refused_and_changes_nothing(
+    app: FastAPI, store: Store, world: World
+) -> None:
+    before = snapshot(store, world)
+    anonymous = Browser(app, follow_redirects=False)
+    for endpoint in endpoints(app):
+        if endpoint.name in SIGNED:
+            response = call(anonymous, endpoint, world)
+            assert response.status_code in (401, 404), ids(endpoint)
+    assert snapshot(store, world) == before

@@ -182,6 +182,16 @@ class PartsPimClient(ApiClient):
         result: Record = response.json()
         return result
 
+    async def unsubscribe(self, webhook_id: str) -> None:
+        """DELETE /webhooks/{id}; a subscription already gone counts as unsubscribed."""
+        try:
+            await self.send(
+                "DELETE", f"{contract.WEBHOOKS_PATH}/{webhook_id}", kind="DELETE webhooks/:id"
+            )
+        except FatalAPIError as error:
+            if error.status != 404:
+                raise
+
 
 def verify_webhook(
     secret: str,
@@ -195,7 +205,9 @@ def verify_webhook(
 
     `headers` must look names up case-insensitively (httpx/Starlette headers do). The signature is
     compared in constant time; a delivery older (or newer) than `tolerance_s` is refused so a
-    captured delivery cannot be replayed later.
+    captured delivery cannot be replayed later. Within that window a replay passes this check:
+    the receiver refuses it by the event's `id` (signed, unlike the delivery header), which it
+    accepts once (koppel.services.webhooks).
     """
     stamp = headers.get(contract.TIMESTAMP_HEADER)
     signature = headers.get(contract.SIGNATURE_HEADER)
@@ -213,7 +225,12 @@ def verify_webhook(
     digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(f"sha256={digest}".encode(), signature.encode()):
         raise WebhookSignatureError("webhook signature does not match the body")
-    event: dict[str, Any] = json.loads(body)
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise WebhookSignatureError("webhook body is not JSON") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"]:
+        raise WebhookSignatureError("webhook body has no delivery id")
     return event
 
 

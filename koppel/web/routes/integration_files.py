@@ -18,6 +18,7 @@ from koppel.services.errors import InvalidRequest
 from koppel.store import Store
 from koppel.web.context import CurrentUser, page_context, web_state
 from koppel.web.deps import Admin, SignedIn, WorkspaceStore, admin_user, signed_in
+from koppel.web.routes import hooks
 from koppel.web.routes.forms import redirect, refused
 from koppel.web.templating import render
 
@@ -80,6 +81,7 @@ async def import_integration_file(
     except KoppelError as error:
         view = {**_view(current.store, current), "detail": str(error)}
         return refused(request, "integration_files.html", view, FileRefused(str(error)))
+    hooks.follow_flows(web_state(request))
     return redirect("/integration-files", "integration-imported")
 
 

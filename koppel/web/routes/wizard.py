@@ -29,6 +29,7 @@ from koppel.store import Flow
 from koppel.web.context import CurrentUser, page_context, web_state
 from koppel.web.deps import Admin, Runner, admin_user
 from koppel.web.errors import problem_for
+from koppel.web.routes import hooks
 from koppel.web.routes.connections import HINTS
 from koppel.web.routes.forms import redirect
 from koppel.web.templating import render
@@ -363,6 +364,7 @@ async def setup_activate(request: Request, current: Admin, runner: Runner) -> Re
     except KoppelError as error:
         return _with_problem(request, current, "dry-run", {"report": None}, error)
     state.setup_drafts.pop(current.user.id, None)
+    hooks.follow_flows(state)
     if runner is not None:
         task = asyncio.create_task(_first_runs(runner, flows))
         state.background.add(task)
