@@ -34,6 +34,7 @@ from koppel.engine.jobs import (
     JobFactory,
     JsonState,
     ProgressCallback,
+    RunsAs,
     RunSummary,
     ScheduleSource,
     checked_state,
@@ -165,7 +166,7 @@ class Engine:
         self._log_level = log_level
         self._handle_signals = handle_signals
         self._factories: dict[str, JobFactory] = {}
-        self._runs_as: dict[str, str] = {}
+        self._runs_as: dict[str, RunsAs] = {}
         self._started = False
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -194,13 +195,12 @@ class Engine:
         """The system database URL with any password masked, for display."""
         return make_url(self._database_url).render_as_string(hide_password=True)
 
-    def register(self, name: str, factory: JobFactory, *, runs_as: str | None = None) -> None:
+    def register(self, name: str, factory: JobFactory, *, runs_as: RunsAs | None = None) -> None:
         """Make job ``name`` runnable; ``factory(args)`` builds the job for one run.
 
-        ``runs_as`` names another job whose runs this one's never overlap: those whose
-        arguments are the part of this one's before the first ``:`` (the flow). A targeted run
-        of a flow writes the same records as its full runs, so they queue behind one another
-        like runs of one flow."""
+        ``runs_as(args)`` names the run of another job, ``(job, args)``, that a run of this
+        one never overlaps: a targeted run of a flow writes the same records as its full runs,
+        so they queue behind one another like runs of one flow."""
         if self._started:
             raise EngineError(
                 f"job {name!r}: register jobs before start(), so that recovered runs find them"
@@ -589,9 +589,7 @@ class Engine:
 
     def _partition(self, job: str, args: str) -> str:
         runs_as = self._runs_as.get(job)
-        if runs_as is None:
-            return flow_key(job, args)
-        return flow_key(runs_as, args.split(":", 1)[0])
+        return flow_key(job, args) if runs_as is None else flow_key(*runs_as(args))
 
     def _job(self, name: str, args: str) -> BatchJob:
         self._require_job(name)

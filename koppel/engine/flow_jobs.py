@@ -503,10 +503,10 @@ def resync_job_factory(
     """The engine's factory of targeted runs: arguments are `resync_args`'."""
 
     def factory(args: str) -> FlowJob:
-        flow_id, records = args.split(":", 1)
+        records = args.split(":", 1)[1]
         return FlowJob(
             store,
-            int(flow_id),
+            int(resync_flow(args)),
             records=[str(k) for k in json.loads(records)],
             transport=transport,
             executor=executor,
@@ -516,9 +516,14 @@ def resync_job_factory(
 
 
 def resync_args(flow_id: int, source_keys: Sequence[str]) -> str:
-    """A targeted run's arguments: the flow, then the source keys (as it logs them) to sync as
-    JSON, `12:["SKU-1"]` (the part before the colon is the flow it takes turns with)."""
+    """A resync run's arguments: the flow, then the source keys (as it logs them) to sync as
+    JSON: `12:["SKU-1"]`."""
     return f"{flow_id}:{json.dumps(sorted(set(source_keys)))}"
+
+
+def resync_flow(args: str) -> str:
+    """The flow of a resync run's arguments, as the flow's own runs have it: `12`."""
+    return args.split(":", 1)[0]
 
 
 def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
@@ -541,5 +546,6 @@ __all__ = [
     "flow_job_factory",
     "job_args",
     "resync_args",
+    "resync_flow",
     "resync_job_factory",
 ]

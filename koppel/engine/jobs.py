@@ -23,6 +23,7 @@ __all__ = [
     "ProgressCallback",
     "RunStatus",
     "RunSummary",
+    "RunsAs",
     "ScheduleSource",
     "flow_key",
 ]
@@ -79,6 +80,10 @@ class BatchJob(Protocol):
 JobFactory = Callable[[str], BatchJob]
 """Builds a job from its arguments string (e.g. a flow id). Called again on every resume, so it
 must be cheap and free of I/O: do the I/O in ``start``."""
+
+RunsAs = Callable[[str], tuple[str, str]]
+"""A job's arguments -> the (job, arguments) of the runs it takes turns with: `Engine.register`'s
+``runs_as``, for a targeted run of a flow beside that flow's full runs."""
 
 
 def flow_key(job: str, args: str) -> str:

@@ -22,6 +22,7 @@ from koppel.engine.flow_jobs import (
     flow_job_factory,
     job_args,
     resync_args,
+    resync_flow,
     resync_job_factory,
 )
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
@@ -78,12 +79,12 @@ class FlowRunner:
         self.engine.register(
             RESYNC_JOB,
             resync_job_factory(store, transport=transport, executor=self.executor),
-            runs_as=FLOW_JOB,
+            runs_as=lambda args: (FLOW_JOB, resync_flow(args)),
         )
         self.engine.register(
             CHANGES_JOB,
             flow_job_factory(store, targeted=True, transport=transport, executor=self.executor),
-            runs_as=FLOW_JOB,
+            runs_as=lambda args: (FLOW_JOB, args),
         )
         self._dirty: set[int] = set()
         self._wakers: dict[int, asyncio.Task[None]] = {}

@@ -91,7 +91,7 @@ async def test_a_job_that_runs_as_another_waits_for_its_runs_and_is_queued_meanw
     full run of it, and `queued` tells that it still waits (what coalesces deliveries)."""
     engine = Engine(home=tmp_path / ".koppel", poll_seconds=0.1, handle_signals=False)
     engine.register("counting", CountingJob)
-    engine.register("counting-targeted", CountingJob, runs_as="counting")
+    engine.register("counting-targeted", CountingJob, runs_as=lambda args: ("counting", args))
     log = tmp_path / "log.sqlite"
     args = counting_args(log, total=8, size=2, pause=0.05)
     async with engine:
