@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
-from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -120,53 +119,48 @@ def test_the_slots_of_a_dead_holder_come_back_when_they_expire(store: Store) -> 
     assert limits.held(connection) == 1
 
 
+def database_now(store: Store) -> Any:
+    with store.engine.connect() as db:
+        return db.execute(text("SELECT clock_timestamp()")).scalar()
+
+
+def pace(store: Store, connection: int) -> Any:
+    """The connection's shared pace row: rate, next_start, paused_until."""
+    with store.engine.connect() as db:
+        return db.execute(
+            text(
+                "SELECT rate, next_start, paused_until FROM connection_pace "
+                "WHERE connection_id = :c"
+            ),
+            {"c": connection},
+        ).one()
+
+
 async def test_the_rate_and_a_429_pause_are_shared(store_factory: StoreFactory) -> None:
-    """Two processes at a ceiling of 5 per second take turns in one schedule: each start is at
-    least 0.2 s after the one before, whichever process took it; a 429 seen by one pauses and
-    halves the rate of the other. The schedule is read from the database (its clock), so a
-    loaded machine, slow between the starts, does not change what is checked."""
+    """Two processes at a ceiling of 5 per second take turns in one schedule on the database's
+    clock: ten starts put the next one at least ten intervals of 0.2 s after the first could
+    be; a 429 seen by one halves the rate of the other and pauses its starts for Retry-After."""
     stores = [store_factory(), store_factory()]
     connection = seed_integration(stores[0]).pim.id
     limits = ClientLimits(rate_per_second=5)
     gates = [SharedGate(store.connection_limits, connection, limits) for store in stores]
-
-    async def start(gate: SharedGate) -> float:
-        async with gate.slot(asyncio.sleep) as wait:
-            return wait
-
-    next_starts = []
+    before = database_now(stores[0])
     for i in range(10):
-        await start(gates[i % 2])
-        next_starts.append(pace(stores[0], connection)["next_start"])
-    gaps = [later - earlier for earlier, later in pairwise(next_starts)]
-    assert min(gaps) >= timedelta(seconds=0.2) - timedelta(milliseconds=1)
-    before = pace(stores[0], connection)["now"]
+        async with gates[i % 2].slot(asyncio.sleep):
+            pass
+    assert pace(stores[0], connection).next_start >= before + timedelta(seconds=10 * 0.2)
+    before_429 = database_now(stores[0])
     await gates[0].throttled(retry_after=3)
-    assert pace(stores[1], connection)["paused_until"] - before >= timedelta(seconds=3)
-    [(_, rate, wait)] = [take(stores[1], connection, "other", ceiling=5)]
+    row = pace(stores[1], connection)
+    assert row.rate == 5 / 2
+    assert row.paused_until >= before_429 + timedelta(seconds=3)
+    _, rate, _ = take(stores[1], connection, "other", ceiling=5)
     assert rate == 5 / 2
-    assert wait > 0  # the pause holds every start until Retry-After has passed
     for _ in range(3):
         stores[1].connection_limits.answered(
             connection, ceiling=5, step=RateLimiter.RATE_STEP, off_above=RateLimiter.OFF_ABOVE
         )
     assert take(stores[0], connection, "other", ceiling=5)[1] == 5
-
-
-def pace(store: Store, connection: int) -> Any:
-    """The connection's shared schedule as the database has it, and the database's clock."""
-    with store.engine.begin() as session:
-        return (
-            session.execute(
-                text(
-                    "SELECT next_start, paused_until, clock_timestamp() AS now "
-                    "FROM connection_pace WHERE connection_id = :connection"
-                ),
-                {"connection": connection},
-            )
-            .mappings()
-            .one()
-        )
 
 
 async def test_without_a_ceiling_there_is_no_spacing_until_a_429(store: Store) -> None:
