@@ -18,8 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID, WorkflowHandleAsync
+from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowHandleAsync
 from dbos import error as dbos_error
+from dbos._core import execute_dequeued_workflow
+from dbos._dbos import _get_dbos_instance
+from dbos._utils import GlobalParams
 from sqlalchemy import make_url
 
 from koppel.engine._executor_lock import ExecutorLock
@@ -51,6 +54,10 @@ PROGRESS_STREAM = "progress"
 # steps the workflow takes changes, and let the old version's runs drain first.
 WORKFLOW_VERSION = "koppel-engine-1"
 _ACTIVE_STATUSES = ["ENQUEUED", "PENDING", "DELAYED"]
+WAKE_SECONDS = 0.05
+"""How often DBOS's notification listener looks for what waiters wait on. With no waiter it
+reads nothing, so this costs a query per interval only while someone waits (a `wait` of a run in
+another process); it also bounds how long a shutdown waits for the listener to stop."""
 
 _active_engine: Engine | None = None
 
@@ -134,6 +141,7 @@ class Engine:
         self._shutting_down = False
         self._log_filter = _HideExpectedCancellation(self._stopping)
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._queue: Queue | None = None
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -179,7 +187,7 @@ class Engine:
             "application_version": WORKFLOW_VERSION,
             "executor_id": self._executor_id,
             "log_level": self._log_level,
-            "notification_listener_polling_interval_sec": self._poll_seconds,
+            "notification_listener_polling_interval_sec": min(WAKE_SECONDS, self._poll_seconds),
         }
         _active_engine = self
         self._started = True
@@ -190,7 +198,7 @@ class Engine:
             # Launched from inside the running loop so DBOS runs our async workflows on it:
             # jobs share the caller's loop (httpx clients, progress callbacks).
             DBOS.launch()
-            await DBOS.register_queue_async(
+            self._queue = await DBOS.register_queue_async(
                 RUN_QUEUE,
                 global_concurrency=self._concurrency,
                 partition_concurrency=1,
@@ -210,7 +218,9 @@ class Engine:
         self._require_running()
         self._job(job, args)  # bad arguments fail here, in the caller, not later in the run
         run_id = f"{job}-{uuid.uuid4().hex}"
-        return await self._enqueue(run_id, job, args)
+        await self._enqueue(run_id, job, args)
+        await self._claim_now(flow_key(job, args))
+        return run_id
 
     async def wait(self, run_id: str, on_progress: ProgressCallback | None = None) -> RunSummary:
         """Wait for a run to end, calling ``on_progress`` after each recorded batch.
@@ -350,6 +360,45 @@ class Engine:
             handle = await DBOS.enqueue_workflow_async(RUN_QUEUE, _run_workflow, job, args)
         return handle.get_workflow_id()
 
+    async def _claim_now(self, key: str) -> None:
+        """Start the flow's queued run in this process now, instead of at the queue's next poll
+        (up to `poll_seconds`, and about a second after the engine starts, before DBOS's queue
+        thread has noticed the queue at all).
+
+        The claim is the one DBOS's queue thread makes (`start_queued_workflows`: the flow's
+        partition and the queue's global limit checked in the claiming transaction), so a run
+        still starts only when its flow is free, and at most once. It uses DBOS internals
+        (pinned DBOS 3.4); if the claim fails (a concurrent claim holding the SQLite lock, an
+        internal that moved) the poll starts the run as before."""
+        queue = self._queue
+        if queue is None or self._stopping.is_set():
+            return
+
+        def claim() -> None:
+            dbos = _get_dbos_instance()
+            owner = uuid.uuid4().hex
+            active = dbos._active_workflows_set
+            claimed, _ = dbos._sys_db.start_queued_workflows(
+                queue,
+                GlobalParams.executor_id,
+                GlobalParams.app_version,
+                key,
+                active.count_for_queue(RUN_QUEUE),
+                active.count_for_partition(RUN_QUEUE, key),
+                owner_xid=owner,
+            )
+            for status in dbos._sys_db.get_workflow_statuses(claimed):
+                execute_dequeued_workflow(dbos, status, owner)
+
+        try:
+            await asyncio.to_thread(claim)
+        except Exception:
+            logger.debug(
+                "claiming a run of %s at once failed; the queue's poll starts it",
+                key,
+                exc_info=True,
+            )
+
     async def _follow(
         self, run_id: str, job: str, args: str, on_progress: ProgressCallback | None
     ) -> RunSummary:
@@ -362,9 +411,16 @@ class Engine:
                 on_progress(last)
         batches = last.batch if last else 0
         totals = dict(last.totals) if last else {}
+        local = self._running.get(run_id)
+        if local is not None:
+            # Run here: its outcome is recorded when its task ends, so wait for that instead
+            # of polling the system database for it.
+            await asyncio.wait({local})
         handle: WorkflowHandleAsync[dict[str, Any]] = await DBOS.retrieve_workflow_async(run_id)
         try:
-            result: Mapping[str, Any] = await handle.get_result()
+            result: Mapping[str, Any] = await handle.get_result(
+                polling_interval_sec=self._poll_seconds
+            )
         except dbos_error.DBOSAwaitedWorkflowCancelledError:
             return RunSummary(run_id, job, args, "cancelled", batches, totals, "cancelled")
         except Exception as error:  # the run's own failure, recorded by DBOS
@@ -469,13 +525,34 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
                 totals[outcome_name] = totals.get(outcome_name, 0) + count
             progress = BatchProgress(run_id, batch, counts, totals, done)
             await DBOS.write_stream_async(PROGRESS_STREAM, progress.to_json())
+            _wake_progress_readers(run_id)
         engine._check_stop()
         await DBOS.run_step_async({"name": "finish"}, job.finish, run_id, state, None)
         await DBOS.close_stream_async(PROGRESS_STREAM)
+        _wake_progress_readers(run_id)
         return {"batches": batch, "counts": totals}
     finally:
         engine._running.pop(run_id, None)
         engine._jobs.pop(run_id, None)
+
+
+def _wake_progress_readers(run_id: str) -> None:
+    """Hand a progress entry just written to the readers of this process at once.
+
+    On SQLite DBOS has no notifications: a reader (`wait`) re-reads the stream every
+    `poll_seconds`, half a second at each batch and at the end. A reader in this process waits
+    on an event DBOS keeps per stream; setting it makes the reader read the entry now. Readers
+    in other processes still poll (or hear PostgreSQL's NOTIFY). DBOS internals (pinned DBOS
+    3.4): if they moved, readers fall back to polling."""
+    try:
+        sys_db = _get_dbos_instance()._sys_db
+        payload, _ = sys_db._waiter(run_id, PROGRESS_STREAM)
+        signal = sys_db.streams_map.get(payload)
+    except Exception:
+        logger.debug("no progress reader to wake for run %s", run_id, exc_info=True)
+        return
+    if signal is not None:
+        signal.set()
 
 
 async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:
