@@ -63,7 +63,25 @@ ESC, DEL, C1) is removed, as no field of either system means anything by them.""
 
 def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
     """`value` with the control characters removed from every text in it, and the paths of the
-    fields that had any (`name`, `lines[0].description`)."""
+    fields that had any (`name`, `lines[0].description`). A value without any is returned as
+    it is: the look for them allocates nothing, the copy and the paths are made only when a
+    text has one (this ran for every field of every record)."""
+    if not _has_removed(value):
+        return value, []
+    return _cleaned(value, path)
+
+
+def _has_removed(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.isprintable() and any(_removed(c) for c in value)
+    if isinstance(value, dict | Mapping):
+        return any(_has_removed(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_removed(item) for item in value)
+    return False
+
+
+def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
     if isinstance(value, str):
         if value.isprintable() or not any(_removed(c) for c in value):
             return value, []
@@ -72,14 +90,14 @@ def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
         cleaned: dict[str, Any] = {}
         paths: list[str] = []
         for key, item in value.items():
-            cleaned[key], found = without_controls(item, f"{path}.{key}" if path else str(key))
+            cleaned[key], found = _cleaned(item, f"{path}.{key}" if path else str(key))
             paths += found
         return cleaned, paths
     if isinstance(value, list):
         items: list[Any] = []
         paths = []
         for index, item in enumerate(value):
-            clean, found = without_controls(item, f"{path}[{index}]")
+            clean, found = _cleaned(item, f"{path}[{index}]")
             items.append(clean)
             paths += found
         return items, paths
