@@ -58,6 +58,11 @@ def format_result(result: ScenarioResult) -> str:
             f"{run.seconds:.2f} s ({_counts(run.counts) or 'no records'}; "
             f"{_calls(run.calls)})"
         )
+    pickups = [
+        f"{1000 * r.pickup_seconds:.0f}" for r in result.runs if r.pickup_seconds is not None
+    ]
+    if pickups:
+        lines.append(f"  pick-up      {', '.join(pickups)} ms (submit to the job's start, per run)")
     return "\n".join(lines)
 
 

@@ -65,6 +65,8 @@ class RunResult:
     rss_peak_mb: float
     tracemalloc_peak_mb: float | None
     failures: dict[str, int]
+    pickup_seconds: float | None = None
+    """Submit to the job's start, as the sync process saw it."""
 
     @property
     def records_per_s(self) -> float:
@@ -204,6 +206,7 @@ def run_scenario(
                         rss_peak_mb=figures.rss_peak_mb,
                         tracemalloc_peak_mb=figures.tracemalloc_peak_mb,
                         failures=figures.failures,
+                        pickup_seconds=figures.pickup_seconds,
                     )
                 )
         baseline = _run_baseline(scenario, pim) if scenario.baseline else None
