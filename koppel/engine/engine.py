@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -198,6 +199,8 @@ class Engine:
             # Launched from inside the running loop so DBOS runs our async workflows on it:
             # jobs share the caller's loop (httpx clients, progress callbacks).
             DBOS.launch()
+            if url.get_backend_name() == "sqlite":
+                _serialise_claims()
             self._queue = await DBOS.register_queue_async(
                 RUN_QUEUE,
                 global_concurrency=self._concurrency,
@@ -534,6 +537,27 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
     finally:
         engine._running.pop(run_id, None)
         engine._jobs.pop(run_id, None)
+
+
+def _serialise_claims() -> None:
+    """Make this process's claims of queued runs one at a time, on SQLite.
+
+    DBOS's claim checks the partition's runs in progress and then marks the run as started; on
+    SQLite the check runs before the transaction that marks it begins (pysqlite begins one only
+    before the first write), so two claims at once could both see the flow free. DBOS has one
+    claimer per process, its queue thread; `submit` adds its own (`Engine._claim_now`), so every
+    claim in the process takes one lock. PostgreSQL checks and claims in one serialisable
+    transaction and needs none. DBOS internals (pinned DBOS 3.4), like the claim itself."""
+    sys_db = _get_dbos_instance()._sys_db
+    lock = threading.Lock()
+    for name in ("start_queued_workflows", "start_queued_partitioned_workflows"):
+        claim = getattr(sys_db, name)
+
+        def serialised(*args: Any, _claim: Any = claim, **kwargs: Any) -> Any:
+            with lock:
+                return _claim(*args, **kwargs)
+
+        setattr(sys_db, name, serialised)
 
 
 def _wake_progress_readers(run_id: str) -> None:
