@@ -72,13 +72,28 @@ def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
 
 
 def _has_removed(value: Any) -> bool:
+    """Whether any text in `value` has a control character to remove; the texts and numbers of
+    a dict or list are tested in its own loop, only nested containers cost a call."""
     if isinstance(value, str):
         return not value.isprintable() and any(_removed(c) for c in value)
     if isinstance(value, dict | Mapping):
-        return any(_has_removed(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_removed(item) for item in value)
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if not item.isprintable() and any(_removed(c) for c in item):
+                return True
+        elif kind not in _LEAVES and _has_removed(item):
+            return True
     return False
+
+
+_LEAVES = frozenset({int, float, bool, Decimal, type(None)})
+"""Values that hold no text: nothing to look into."""
 
 
 def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
