@@ -369,8 +369,9 @@ class Engine:
         thread has noticed the queue at all).
 
         The claim is the one DBOS's queue thread makes (`start_queued_workflows`: the flow's
-        partition and the queue's global limit checked in the claiming transaction), so a run
-        still starts only when its flow is free, and at most once. It uses DBOS internals
+        partition and the queue's global limit checked as it claims; on SQLite one claim at a
+        time in the process, `_serialise_claims`), so a run still starts only when its flow is
+        free, and at most once. It uses DBOS internals
         (pinned DBOS 3.4); if the claim fails (a concurrent claim holding the SQLite lock, an
         internal that moved) the poll starts the run as before."""
         queue = self._queue
