@@ -8,8 +8,8 @@ CHROMIUM := /usr/bin/chromium
 LOCALE := koppel/web/locale
 
 .PHONY: demo demo-web test test-slow lint typecheck check bench bench-quick bench-products bench-orders \
-	bench-stock bench-mapping bench-web bench-rate-limits bench-workers bench-freshness clean venv \
-	messages
+	bench-stock bench-mapping bench-web bench-rate-limits bench-workers bench-freshness bench-idle \
+	clean venv messages
 
 venv: $(STAMP)
 
@@ -73,6 +73,10 @@ bench-freshness: $(STAMP)
 # (KOPPEL_BENCH_POSTGRES_URL, default postgres@127.0.0.1:5432: a database of its own, dropped).
 bench-web: $(STAMP)
 	$(BIN)/python -m bench web
+
+# koppel sync with nothing to do, as separate processes (the fixed cost of a run).
+bench-idle: $(STAMP)
+	$(BIN)/python -m bench idle
 
 # The web app's texts: extract them, then add the new ones to the Dutch and German catalogues
 # (translate the empty msgstr entries; tests/web/test_catalogue.py fails until they are).

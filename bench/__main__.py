@@ -4,6 +4,7 @@ python -m bench                        # everything, full (see docs/performance.
 python -m bench products --quick       # 2,000 products at latency 0 and 20 ms
 python -m bench products --sizes 10000 --latencies 50 --setting page_size=500
 python -m bench orders --quick         # also: stock, mapping
+python -m bench idle                   # koppel sync with nothing to do, as a process
 python -m bench web                    # the web app's pages over 1,000,000 outcomes (not in all)
 """
 
@@ -16,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.idle import format_idle, run_idle
 from bench.mapping import format_mapping, run_mapping
 from bench.orders import order_scenarios
 from bench.products import product_scenarios
@@ -24,7 +26,7 @@ from bench.scenario import Scenario, run_scenario
 from bench.stock import stock_scenarios
 from bench.web import format_web, run_web
 
-SUITES = ("products", "orders", "stock", "mapping", "web", "all")
+SUITES = ("products", "orders", "stock", "mapping", "web", "idle", "all")
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         mapping = run_mapping(quick=args.quick, sizes=args.sizes)
         print(format_mapping(mapping), flush=True)
         results.append({"mapping": mapping})
+    if args.suite == "idle":
+        idle = run_idle()
+        print(format_idle(idle), flush=True)
+        results.append({"idle": asdict(idle)})
     if args.suite == "web":
         web = run_web(quick=args.quick, backends=tuple(args.backends))
         print(format_web(web), flush=True)

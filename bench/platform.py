@@ -43,6 +43,8 @@ class RunFigures:
     tracemalloc_peak_mb: float | None
     failures: dict[str, int]
     """The most common reasons records failed (the start of the reason), with their number."""
+    pickup_seconds: float | None = None
+    """From submitting the run to its job's start (the run's row written): the engine's pick-up."""
 
 
 def _failures(store: Any, run_id: str) -> dict[str, int]:
@@ -114,6 +116,7 @@ def _sync_main(
                     if trace_memory:
                         tracemalloc.reset_peak()
                     started, cpu_started = time.perf_counter(), _cpu_seconds()
+                    submitted = time.time()
                     summary = await runner.run(flow.id)
                     seconds = time.perf_counter() - started
                     cpu_seconds = _cpu_seconds() - cpu_started
@@ -130,6 +133,9 @@ def _sync_main(
                                 tracemalloc.get_traced_memory()[1] / 2**20 if trace_memory else None
                             ),
                             failures=_failures(store, summary.run_id),
+                            pickup_seconds=(
+                                run.started_at.timestamp() - submitted if run is not None else None
+                            ),
                         )
                     )
 

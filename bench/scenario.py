@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.baseline import BaselineFigures, run_baseline
 from bench.platform import RunFigures, SyncProcess
 from bench.sandboxes import SandboxProcess
 from koppel.services.demo import integration_document
 
-__all__ = ["RunResult", "Scenario", "ScenarioResult", "run_scenario"]
+__all__ = ["BaselineResult", "RunResult", "Scenario", "ScenarioResult", "run_scenario"]
 
 DEFAULT_CONCURRENCY = 8
 
@@ -46,6 +47,8 @@ class Scenario:
     """Flows run once, unmeasured, before this one (articles must exist before stock)."""
     accountview_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Rows the AccountView company has before the sync (table -> rows), e.g. a shipping article."""
+    baseline: bool = False
+    """Also run the per-record baseline (`bench/baseline.py`) on the same catalogue."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class RunResult:
     rss_peak_mb: float
     tracemalloc_peak_mb: float | None
     failures: dict[str, int]
+    pickup_seconds: float | None = None
+    """Submit to the job's start, as the sync process saw it."""
 
     @property
     def records_per_s(self) -> float:
@@ -96,10 +101,27 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class BaselineResult:
+    """The per-record baseline's run: its own figures and the calls the sandboxes answered."""
+
+    figures: BaselineFigures
+    calls: dict[str, dict[str, int]]
+
+    @property
+    def records_per_s(self) -> float:
+        return self.figures.records / self.figures.seconds if self.figures.seconds else 0.0
+
+    def calls_per_record(self) -> float:
+        total = sum(sum(kinds.values()) for kinds in self.calls.values())
+        return total / self.figures.records if self.figures.records else 0.0
+
+
+@dataclass(frozen=True)
 class ScenarioResult:
     scenario: Scenario
     rss_baseline_mb: float
     runs: list[RunResult]
+    baseline: BaselineResult | None = None
 
     def to_json(self) -> dict[str, Any]:
         runs = []
@@ -118,6 +140,7 @@ class ScenarioResult:
             "scenario": {**asdict(self.scenario), "profile_to": None},
             "rss_baseline_mb": self.rss_baseline_mb,
             "runs": runs,
+            "baseline": None if self.baseline is None else asdict(self.baseline),
         }
 
 
@@ -183,6 +206,23 @@ def run_scenario(
                         rss_peak_mb=figures.rss_peak_mb,
                         tracemalloc_peak_mb=figures.tracemalloc_peak_mb,
                         failures=figures.failures,
+                        pickup_seconds=figures.pickup_seconds,
                     )
                 )
-        return ScenarioResult(scenario, sync.rss_baseline_mb, results)
+        baseline = _run_baseline(scenario, pim) if scenario.baseline else None
+        return ScenarioResult(scenario, sync.rss_baseline_mb, results, baseline)
+
+
+def _run_baseline(scenario: Scenario, pim: SandboxProcess) -> BaselineResult:
+    """The baseline into a fresh AccountView company (a sandbox of the same seed and latency),
+    reading the Parts Pim sandbox Koppel read."""
+    with SandboxProcess(
+        "accountview",
+        seed=scenario.seed,
+        latency_ms=scenario.latency_ms,
+        rows=scenario.accountview_rows,
+    ) as av:
+        pim.clear_requests()
+        figures = run_baseline(pim.credentials, av.credentials, scenario.concurrency)
+        calls = {"partspim": pim.request_counts(), "accountview": av.request_counts()}
+    return BaselineResult(figures, calls)

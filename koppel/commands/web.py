@@ -24,7 +24,6 @@ from koppel.engine.runner import FlowRunner
 from koppel.services import webhooks
 from koppel.settings import Settings
 from koppel.store import Store
-from koppel.web import create_app
 
 
 class _Stopped(Exception):
@@ -60,6 +59,10 @@ def run_server(
     runs every enabled flow on its schedule. `notes` are printed below the address (the demo's
     login); without `access_log` requests are not logged (the demo's sandboxes would fill the
     console every minute)."""
+    # Imported here: the web app (FastAPI, its routes and templates) is a second of imports
+    # that every other command, `koppel sync` first, would otherwise pay for nothing.
+    from koppel.web import create_app
+
     runner = FlowRunner(store, settings, handle_signals=False) if worker else None
     app = create_app(settings, store=store, runner=runner)
     state = app.state.koppel

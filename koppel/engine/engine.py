@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,8 +22,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID, WorkflowHandleAsync
+from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowHandleAsync
 from dbos import error as dbos_error
+from dbos._core import execute_dequeued_workflow
+from dbos._dbos import _get_dbos_instance
+from dbos._utils import GlobalParams
 from sqlalchemy import make_url
 
 from koppel.engine._executor_lock import ExecutorLock
@@ -58,6 +62,10 @@ PROGRESS_STREAM = "progress"
 # steps the workflow takes changes, and let the old version's runs drain first.
 WORKFLOW_VERSION = "koppel-engine-1"
 _ACTIVE_STATUSES = ["ENQUEUED", "PENDING", "DELAYED"]
+WAKE_SECONDS = 0.05
+"""How often DBOS's notification listener looks for what waiters wait on. With no waiter it
+reads nothing, so this costs a query per interval only while someone waits (a `wait` of a run in
+another process); it also bounds how long a shutdown waits for the listener to stop."""
 
 _active_engine: Engine | None = None
 
@@ -177,6 +185,7 @@ class Engine:
         self._shutting_down = False
         self._log_filter = _HideExpectedCancellation(self._stopping)
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._queue: Queue | None = None
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -233,7 +242,7 @@ class Engine:
             "application_version": WORKFLOW_VERSION,
             "executor_id": self._executor_id,
             "log_level": self._log_level,
-            "notification_listener_polling_interval_sec": self._poll_seconds,
+            "notification_listener_polling_interval_sec": min(WAKE_SECONDS, self._poll_seconds),
         }
         _active_engine = self
         self._started = True
@@ -244,7 +253,9 @@ class Engine:
             # Launched from inside the running loop so DBOS runs our async workflows on it:
             # jobs share the caller's loop (httpx clients, progress callbacks).
             DBOS.launch()
-            await DBOS.register_queue_async(
+            if url.get_backend_name() == "sqlite":
+                _serialise_claims()
+            self._queue = await DBOS.register_queue_async(
                 RUN_QUEUE,
                 global_concurrency=self._concurrency,
                 worker_concurrency=self._worker_concurrency,
@@ -271,7 +282,9 @@ class Engine:
         self._require_running()
         self._job(job, args)  # bad arguments fail here, in the caller, not later in the run
         run_id = f"{job}-{uuid.uuid4().hex}"
-        return await self._enqueue(run_id, job, args)
+        await self._enqueue(run_id, job, args)
+        await self._claim_now(self._partition(job, args))
+        return run_id
 
     async def queued(self, run_id: str) -> bool:
         """Whether the run waits in the queue, not started yet: work recorded for it now is
@@ -532,6 +545,46 @@ class Engine:
             handle = await DBOS.enqueue_workflow_async(RUN_QUEUE, _run_workflow, job, args)
         return handle.get_workflow_id()
 
+    async def _claim_now(self, key: str) -> None:
+        """Start the flow's queued run in this process now, instead of at the queue's next poll
+        (up to `poll_seconds`, and about a second after the engine starts, before DBOS's queue
+        thread has noticed the queue at all).
+
+        The claim is the one DBOS's queue thread makes (`start_queued_workflows`: the flow's
+        partition and the queue's global limit checked as it claims; on SQLite one claim at a
+        time in the process, `_serialise_claims`), so a run still starts only when its flow is
+        free, and at most once. It uses DBOS internals
+        (pinned DBOS 3.4); if the claim fails (a concurrent claim holding the SQLite lock, an
+        internal that moved) the poll starts the run as before."""
+        queue = self._queue
+        if queue is None or self._stopping.is_set():
+            return
+
+        def claim() -> None:
+            dbos = _get_dbos_instance()
+            owner = uuid.uuid4().hex
+            active = dbos._active_workflows_set
+            claimed, _ = dbos._sys_db.start_queued_workflows(
+                queue,
+                GlobalParams.executor_id,
+                GlobalParams.app_version,
+                key,
+                active.count_for_queue(RUN_QUEUE),
+                active.count_for_partition(RUN_QUEUE, key),
+                owner_xid=owner,
+            )
+            for status in dbos._sys_db.get_workflow_statuses(claimed):
+                execute_dequeued_workflow(dbos, status, owner)
+
+        try:
+            await asyncio.to_thread(claim)
+        except Exception:
+            logger.debug(
+                "claiming a run of %s at once failed; the queue's poll starts it",
+                key,
+                exc_info=True,
+            )
+
     async def _follow(
         self, run_id: str, job: str, args: str, on_progress: ProgressCallback | None
     ) -> RunSummary:
@@ -544,9 +597,16 @@ class Engine:
                 on_progress(last)
         batches = last.batch if last else 0
         totals = dict(last.totals) if last else {}
+        local = self._running.get(run_id)
+        if local is not None:
+            # Run here: its outcome is recorded when its task ends, so wait for that instead
+            # of polling the system database for it.
+            await asyncio.wait({local})
         handle: WorkflowHandleAsync[dict[str, Any]] = await DBOS.retrieve_workflow_async(run_id)
         try:
-            result: Mapping[str, Any] = await handle.get_result()
+            result: Mapping[str, Any] = await handle.get_result(
+                polling_interval_sec=self._poll_seconds
+            )
         except dbos_error.DBOSAwaitedWorkflowCancelledError:
             return RunSummary(run_id, job, args, "cancelled", batches, totals, "cancelled")
         except Exception as error:  # the run's own failure, recorded by DBOS
@@ -659,9 +719,11 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
                 totals[outcome_name] = totals.get(outcome_name, 0) + count
             progress = BatchProgress(run_id, batch, counts, totals, done)
             await DBOS.write_stream_async(PROGRESS_STREAM, progress.to_json())
+            _wake_progress_readers(run_id)
         engine._check_stop()
         await DBOS.run_step_async({"name": "finish"}, _finish_step, job, run_id, state, None)
         await DBOS.close_stream_async(PROGRESS_STREAM)
+        _wake_progress_readers(run_id)
         return {"batches": batch, "counts": totals}
     except Exception as error:
         _abandon_if_taken_over(error)
@@ -680,6 +742,46 @@ def _abandon_if_taken_over(error: BaseException) -> None:
     if isinstance(error, RunTakenOver):
         logger.warning("%s", error)
         raise asyncio.CancelledError from error
+
+
+def _serialise_claims() -> None:
+    """Make this process's claims of queued runs one at a time, on SQLite.
+
+    DBOS's claim checks the partition's runs in progress and then marks the run as started; on
+    SQLite the check runs before the transaction that marks it begins (pysqlite begins one only
+    before the first write), so two claims at once could both see the flow free. DBOS has one
+    claimer per process, its queue thread; `submit` adds its own (`Engine._claim_now`), so every
+    claim in the process takes one lock. PostgreSQL checks and claims in one serialisable
+    transaction and needs none. DBOS internals (pinned DBOS 3.4), like the claim itself."""
+    sys_db = _get_dbos_instance()._sys_db
+    lock = threading.Lock()
+    for name in ("start_queued_workflows", "start_queued_partitioned_workflows"):
+        claim = getattr(sys_db, name)
+
+        def serialised(*args: Any, _claim: Any = claim, **kwargs: Any) -> Any:
+            with lock:
+                return _claim(*args, **kwargs)
+
+        setattr(sys_db, name, serialised)
+
+
+def _wake_progress_readers(run_id: str) -> None:
+    """Hand a progress entry just written to the readers of this process at once.
+
+    On SQLite DBOS has no notifications: a reader (`wait`) re-reads the stream every
+    `poll_seconds`, half a second at each batch and at the end. A reader in this process waits
+    on an event DBOS keeps per stream; setting it makes the reader read the entry now. Readers
+    in other processes still poll (or hear PostgreSQL's NOTIFY). DBOS internals (pinned DBOS
+    3.4): if they moved, readers fall back to polling."""
+    try:
+        sys_db = _get_dbos_instance()._sys_db
+        payload, _ = sys_db._waiter(run_id, PROGRESS_STREAM)
+        signal = sys_db.streams_map.get(payload)
+    except Exception:
+        logger.debug("no progress reader to wake for run %s", run_id, exc_info=True)
+        return
+    if signal is not None:
+        signal.set()
 
 
 async def _start_step(job: BatchJob, run_id: str, job_name: str) -> JsonState:

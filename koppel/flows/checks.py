@@ -63,7 +63,40 @@ ESC, DEL, C1) is removed, as no field of either system means anything by them.""
 
 def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
     """`value` with the control characters removed from every text in it, and the paths of the
-    fields that had any (`name`, `lines[0].description`)."""
+    fields that had any (`name`, `lines[0].description`). A value without any is returned as
+    it is: the look for them allocates nothing, the copy and the paths are made only when a
+    text has one (this ran for every field of every record)."""
+    if not _has_removed(value):
+        return value, []
+    return _cleaned(value, path)
+
+
+def _has_removed(value: Any) -> bool:
+    """Whether any text in `value` has a control character to remove; the texts and numbers of
+    a dict or list are tested in its own loop, only nested containers cost a call."""
+    if isinstance(value, str):
+        return not value.isprintable() and any(_removed(c) for c in value)
+    if isinstance(value, dict | Mapping):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if not item.isprintable() and any(_removed(c) for c in item):
+                return True
+        elif kind not in _LEAVES and _has_removed(item):
+            return True
+    return False
+
+
+_LEAVES = frozenset({int, float, bool, Decimal, type(None)})
+"""Values that hold no text: nothing to look into."""
+
+
+def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
     if isinstance(value, str):
         if value.isprintable() or not any(_removed(c) for c in value):
             return value, []
@@ -72,14 +105,14 @@ def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
         cleaned: dict[str, Any] = {}
         paths: list[str] = []
         for key, item in value.items():
-            cleaned[key], found = without_controls(item, f"{path}.{key}" if path else str(key))
+            cleaned[key], found = _cleaned(item, f"{path}.{key}" if path else str(key))
             paths += found
         return cleaned, paths
     if isinstance(value, list):
         items: list[Any] = []
         paths = []
         for index, item in enumerate(value):
-            clean, found = without_controls(item, f"{path}[{index}]")
+            clean, found = _cleaned(item, f"{path}[{index}]")
             items.append(clean)
             paths += found
         return items, paths

@@ -78,12 +78,34 @@ def shorten_quoted(reason: str) -> str:
     return _LONG_QUOTED.sub(lambda m: f"'{m[1][:QUOTED_LIMIT]}…' ({len(m[1])} characters)", reason)
 
 
+_PLAIN = frozenset({bool, int, float, type(None)})
+"""The leaves an excerpt keeps as they are."""
+
+
 def excerpt(value: Any) -> Any:
     """A bounded copy of a payload for the activity log (long texts shortened).
 
-    Runs for every field of every record: the common leaves are tested first, with cheap
-    concrete-type checks before the abstract Mapping one.
+    Runs for every field of every record (it was a tenth of a batch's CPU): plain dicts and
+    lists, as decoded from JSON, copy their short texts and numbers inline, without a call per
+    leaf; anything else (other mappings, subclasses, Decimals) takes the general rules below.
     """
+    kind = type(value)
+    if kind is dict:
+        return {
+            (key if type(key) is str else str(key)): (
+                item
+                if type(item) in _PLAIN or (type(item) is str and len(item) <= EXCERPT_TEXT_LIMIT)
+                else excerpt(item)
+            )
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [
+            item
+            if type(item) in _PLAIN or (type(item) is str and len(item) <= EXCERPT_TEXT_LIMIT)
+            else excerpt(item)
+            for item in value[:50]
+        ]
     if isinstance(value, str):
         return value if len(value) <= EXCERPT_TEXT_LIMIT else value[:EXCERPT_TEXT_LIMIT] + "…"
     if value is None or isinstance(value, bool | int | float):

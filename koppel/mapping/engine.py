@@ -291,13 +291,15 @@ def _apply_rules(
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for compiled in rules:
-        field = prefix + compiled.rule.target
+        rule = compiled.rule
+        field = prefix + rule.target if prefix else rule.target
         try:
-            if compiled.rule.each is not None:
+            if rule.each is not None:
                 value: Any = _apply_each(compiled, source, field, warnings)
             else:
                 value = compiled.produce(source, field)
-                value = _fit(compiled, value, field, warnings)
+                if compiled.target is not None:
+                    value = _fit(compiled, value, field, warnings)
         except _FieldFailure:
             raise
         except Exception as error:
@@ -305,7 +307,11 @@ def _apply_rules(
                 field, f"{compiled.describe()}: unexpected {type(error).__name__}: {error}"
             ) from None
         if value is not None:
-            write_path(values, compiled.parts, value)
+            parts = compiled.parts
+            if len(parts) == 1:
+                values[parts[0]] = value
+            else:
+                write_path(values, parts, value)
     return values
 
 
@@ -369,6 +375,8 @@ def _fit(compiled: CompiledRule, value: Any, field: str, warnings: list[FieldWar
 
 def _coerce(compiled: CompiledRule, spec: FieldSpec, value: Any, field: str) -> Any:
     kind = spec.type
+    if kind is FieldType.STRING and isinstance(value, str):
+        return value  # the common case first: no closure made for it
 
     def fail(reason: str) -> _FieldFailure:
         return _FieldFailure(field, f"{compiled.describe()}: {reason}")
@@ -376,8 +384,6 @@ def _coerce(compiled: CompiledRule, spec: FieldSpec, value: Any, field: str) -> 
     if kind is FieldType.ANY:
         return value
     if kind is FieldType.STRING:
-        if isinstance(value, str):
-            return value
         if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
             raise fail(_mismatch(value, "text", "join" if isinstance(value, list) else "to_string"))
         return str(value)

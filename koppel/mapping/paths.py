@@ -72,6 +72,14 @@ def parse_target_path(text: str) -> tuple[str, ...]:
 
 
 def _reader(steps: tuple[str | int | None, ...]) -> Reader:
+    if len(steps) == 1 and isinstance(steps[0], str):
+        # Most paths are one key: read without the loop (runs for every field of every record).
+        only = steps[0]
+
+        def read_key(value: Any) -> Any:
+            return value.get(only) if isinstance(value, dict) else None
+
+        return read_key
     if all(isinstance(step, str) for step in steps):
         keys = tuple(str(step) for step in steps)
 

@@ -7,6 +7,7 @@ trip per record.
 from __future__ import annotations
 
 import builtins
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from koppel.store.tables import (
     KEY_LENGTH,
     DeadLetterRow,
     FlowRow,
+    JsonText,
     OutcomeRow,
     RunRow,
     utc_now,
@@ -432,6 +434,28 @@ class RunRepository:
         return row
 
 
+_NO_WARNINGS = JsonText("[]")
+_KEY_TEXTS = {key: json.dumps(key) for key in ("source", "sent")}
+"""The keys every flow's excerpts have, serialised once."""
+
+
+def _excerpt_json(excerpt: Mapping[str, Any], pieces: dict[int, str]) -> JsonText:
+    """The excerpt as the JSON text `json.dumps` makes of it, each of its values serialised
+    once per batch however many rows share it (by identity: the variants of one product share
+    its source record's excerpt). `pieces` holds the texts by id() for the batch, whose
+    entries keep the values alive, so an id is not reused meanwhile."""
+    parts = []
+    for key, value in excerpt.items():
+        text = pieces.get(id(value))
+        if text is None:
+            text = pieces[id(value)] = json.dumps(value)
+        name = _KEY_TEXTS.get(key) if isinstance(key, str) else None
+        if name is None:
+            name = json.dumps(str(key))
+        parts.append(f"{name}: {text}")
+    return JsonText("{" + ", ".join(parts) + "}")
+
+
 class OutcomeRepository:
     def __init__(self, context: StoreContext) -> None:
         self._context = context
@@ -441,6 +465,7 @@ class OutcomeRepository:
         if not entries:
             return
         keep_excerpts = self._context.payload_excerpts
+        pieces: dict[int, str] = {}
         now = utc_now()
         with self._context.write() as session:
             flow_id = session.scalar(
@@ -459,9 +484,9 @@ class OutcomeRepository:
                     "outcome": OutcomeKind(entry.outcome).value,
                     "reason": entry.reason,
                     "target_key": entry.target_key,
-                    "warnings": list(entry.warnings),
+                    "warnings": list(entry.warnings) if entry.warnings else _NO_WARNINGS,
                     "payload_excerpt": (
-                        dict(entry.payload_excerpt)
+                        _excerpt_json(entry.payload_excerpt, pieces)
                         if keep_excerpts and entry.payload_excerpt is not None
                         else None
                     ),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, exists, select, true
+from sqlalchemy import ColumnElement, Engine, Table, exists, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -163,7 +163,12 @@ def upsert(
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
+    # The table, not the ORM class: an insert of the class goes through the ORM's bulk path,
+    # which checks and rebuilds every row as the mapper sees it (a quarter of a batch's store
+    # time); the rows here are plain column values already, for one executemany.
+    core_table = table.__table__
+    assert isinstance(core_table, Table)
+    statement = insert(core_table)
     values: dict[str, Any] = {column: statement.excluded[column] for column in update}
     values.update(update_values or {})
     if values:

@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from koppel.errors import ErrorCategory, KoppelError
 from koppel.files import private_file
+from koppel.store.tables import dump_json
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -52,12 +53,13 @@ def normalize_url(url: str | URL) -> URL:
 def make_engine(url: str | URL) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, json_serializer=dump_json)
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database is not None:
         private_file(Path(parsed.database))
     engine = create_engine(
         parsed,
+        json_serializer=dump_json,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         # One shared connection is the only way several threads see one in-memory database.
         **({"poolclass": StaticPool} if in_memory else {}),

@@ -7,6 +7,7 @@ one outcome per record per run, one link per source key, one dead letter per rec
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -54,6 +55,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JsonText(str):
+    """A JSON document already serialised: `dump_json` stores it as it is. The activity log's
+    rows share pieces (the variants of one product share its source record), so a batch
+    serialises each piece once instead of once per row (JSON was a sixth of a batch's CPU)."""
+
+
+def dump_json(value: Any) -> str:
+    """The engines' JSON serialiser: `json.dumps`, except for a `JsonText`, which already is."""
+    return value if isinstance(value, JsonText) else json.dumps(value)
 
 
 # none_as_null: Python None is SQL NULL (not the JSON text "null"), so IS NULL finds it.

@@ -14,7 +14,7 @@ from koppel.flows.checks import (
     price_problem,
     without_controls,
 )
-from koppel.flows.pipeline import shorten_quoted
+from koppel.flows.pipeline import EXCERPT_TEXT_LIMIT, excerpt, shorten_quoted
 
 
 @pytest.mark.parametrize("code", ["8712345678906", "96385074", "036000291452", "10012345678902"])
@@ -72,6 +72,44 @@ def test_control_characters_are_removed_and_their_fields_named() -> None:
         "price": Decimal("1.00"),
     }
     assert fields == ["name", "lines[1].description"]
+
+
+def test_a_record_without_control_characters_is_returned_as_it_is() -> None:
+    """The look for control characters copies nothing; a record that has none comes back
+    itself, and one deep in a list of a list is still found."""
+    record = {
+        "name": "Remblok",
+        "lines": [{"description": "tab\there\nnext line", "tags": ["a", None, 3, True]}],
+        "price": Decimal("1.00"),
+    }
+    clean, fields = without_controls(record)
+    assert clean is record
+    assert fields == []
+    nested = {"lines": [{"tags": ["ok", ["deep\x00"]]}]}
+    assert without_controls(nested) == (
+        {"lines": [{"tags": ["ok", ["deep"]]}]},
+        ["lines[0].tags[1][0]"],
+    )
+
+
+def test_an_excerpt_bounds_texts_and_lists_and_keeps_only_what_json_holds() -> None:
+    long = "x" * (EXCERPT_TEXT_LIMIT + 10)
+    record = {
+        "name": long,
+        "price": Decimal("1.20"),
+        "ok": True,
+        "ids": list(range(60)),
+        "lines": [{"text": long, 7: None}],
+        "when": (1, 2),
+    }
+    assert excerpt(record) == {
+        "name": "x" * EXCERPT_TEXT_LIMIT + "…",
+        "price": "1.20",
+        "ok": True,
+        "ids": list(range(50)),
+        "lines": [{"text": "x" * EXCERPT_TEXT_LIMIT + "…", "7": None}],
+        "when": "(1, 2)",
+    }
 
 
 def test_prices_that_must_not_reach_the_books() -> None:

@@ -3,6 +3,7 @@ test_store_postgres.py, which imports them and points the `store_url` fixture at
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from threading import Thread
 
@@ -290,6 +291,44 @@ def test_payload_excerpts_are_dropped_when_switched_off(store_factory: StoreFact
         run.id, [OutcomeEntry("A", OutcomeKind.CREATED, payload_excerpt={"email": "a@b.nl"})]
     )
     assert store.outcomes.list(run.id)[0].payload_excerpt is None
+
+
+def test_payload_excerpts_shared_by_rows_are_stored_whole_for_each(store: Store) -> None:
+    """A batch serialises an excerpt's piece once for all rows sharing it (the variants of one
+    product): every row still holds the whole document, exactly as json.dumps writes it."""
+    run = store.runs.start(seed_integration(store).flow.id)
+    product = {
+        "sku": "P1",
+        "name": 'Zaag "extra" ö',
+        "variants": [{"sku": "P1-a"}, {"sku": "P1-b"}],
+    }
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry(
+                f"P1/{variant['sku']}",
+                OutcomeKind.CREATED,
+                warnings=("truncated",) if variant["sku"] == "P1-b" else (),
+                payload_excerpt={"source": product, "sent": {"ART_CODE": variant["sku"]}},
+            )
+            for variant in product["variants"]
+        ]
+        + [OutcomeEntry("P2", OutcomeKind.SKIPPED, payload_excerpt={"source": None, "sent": None})],
+    )
+    logged = {o.source_key: o for o in store.outcomes.list(run.id)}
+    assert {k: o.payload_excerpt for k, o in logged.items()} == {
+        "P1/P1-a": {"source": product, "sent": {"ART_CODE": "P1-a"}},
+        "P1/P1-b": {"source": product, "sent": {"ART_CODE": "P1-b"}},
+        "P2": {"source": None, "sent": None},
+    }
+    assert [list(o.warnings) for o in logged.values()] == [[], ["truncated"], []]
+    with store.engine.connect() as connection:
+        stored = connection.scalar(
+            text("SELECT payload_excerpt FROM outcomes WHERE source_key = 'P1/P1-b'")
+        )
+    whole = {"source": product, "sent": {"ART_CODE": "P1-b"}}
+    # SQLite keeps the text as written; PostgreSQL's JSONB hands back the document.
+    assert stored == (json.dumps(whole) if isinstance(stored, str) else whole)
 
 
 # --- links, cursors, transactions -------------------------------------------------------------
