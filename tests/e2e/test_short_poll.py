@@ -34,12 +34,13 @@ def articles_flow() -> dict[str, Any]:
     }
 
 
-def polls(platform: Platform, flow_id: int) -> list[Run]:
-    """The finished runs the schedule started (their ids name the schedule's slot)."""
+def polls(platform: Platform, flow_id: int, *, finished: bool = True) -> list[Run]:
+    """The runs the schedule started (their ids name the schedule's slot), those finished only
+    unless `finished` is False (a poll the stop cut short has made its call all the same)."""
     return [
         r
         for r in platform.store.runs.list(flow_id=flow_id, limit=1000)
-        if "-every5s-" in r.id and r.status is not RunStatus.RUNNING
+        if "-every5s-" in r.id and (not finished or r.status is not RunStatus.RUNNING)
     ]
 
 
@@ -58,6 +59,9 @@ async def test_an_empty_poll_costs_one_call_and_a_change_arrives_at_the_next_pol
     platform: Platform = platform_factory(3, seed=11)
     accountview = platform.sandboxes.accountview
     accountview.write("ARTICLE", [{"ART_CODE": "900100", "ART_DESC1": "Bout M8x40"}])
+    # CNG_DATE has whole seconds and polls read "on or after" the last start: a first run in
+    # the second of the write would have the next poll read the article again.
+    await asyncio.sleep(1.1)
     platform.apply(platform.sandboxes.integration(articles_flow()))
     await run_flow(platform, "articles")
     flow = platform.flow("articles")
@@ -70,7 +74,14 @@ async def test_an_empty_poll_costs_one_call_and_a_change_arrives_at_the_next_pol
     empty = polls(platform, flow.id)
     after = dict(log.counts())
     calls = {kind: after[kind] - before.get(kind, 0) for kind in after}
-    assert {k: n for k, n in calls.items() if n} == {"GET accountviewdata AK1": len(empty)}
+    made = {k: n for k, n in calls.items() if n}
+    assert list(made) == ["GET accountviewdata AK1"]
+    # one call per poll; a poll the stop cut short may or may not have made its call
+    assert (
+        len(empty)
+        <= made["GET accountviewdata AK1"]
+        <= len(polls(platform, flow.id, finished=False))
+    )
     assert [(r.api_calls, sum(r.counts.values())) for r in empty] == [(1, 0)] * len(empty)
 
     async with platform.runner() as runner:

@@ -112,13 +112,16 @@ def test_sigkill_at_random_batches_resumes_after_the_last_recorded_batch(
     tmp_path: Path, system_database_url: str
 ) -> None:
     log = tmp_path / "log.sqlite"
-    total = 30
+    total = 60
     args = counting_args(log, total=total, size=1, pause=0.03)
     in_flight_at_kill: list[int] = []
 
     worker = Worker(tmp_path, system_database_url, args)
     for _ in range(3):
-        goal = _ended(executions(log)) + random.randint(2, 6)
+        ended = _ended(executions(log))
+        if ended >= total - 8:  # a loaded machine saw the kills late: the run is nearly done
+            break
+        goal = ended + random.randint(2, 6)
         worker.wait_for(log, f"{goal} batches ended", _ended_at_least(goal))
         worker.process.kill()
         worker.process.wait()
