@@ -5,6 +5,7 @@ python -m bench products --quick       # 2,000 products at latency 0 and 20 ms
 python -m bench products --sizes 10000 --latencies 50 --setting page_size=500
 python -m bench orders --quick         # also: stock, mapping
 python -m bench idle                   # koppel sync with nothing to do, as a process
+python -m bench engine                 # the engine alone: pick-up, end, shutdown of a no-op job
 python -m bench web                    # the web app's pages over 1,000,000 outcomes (not in all)
 """
 
@@ -17,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.engine import format_engine, run_engine
 from bench.idle import format_idle, run_idle
 from bench.mapping import format_mapping, run_mapping
 from bench.orders import order_scenarios
@@ -26,7 +28,7 @@ from bench.scenario import Scenario, run_scenario
 from bench.stock import stock_scenarios
 from bench.web import format_web, run_web
 
-SUITES = ("products", "orders", "stock", "mapping", "web", "idle", "all")
+SUITES = ("products", "orders", "stock", "mapping", "web", "idle", "engine", "all")
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -89,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         mapping = run_mapping(quick=args.quick, sizes=args.sizes)
         print(format_mapping(mapping), flush=True)
         results.append({"mapping": mapping})
+    if args.suite == "engine":
+        engine = run_engine()
+        print(format_engine(engine), flush=True)
+        results.append({"engine": asdict(engine)})
     if args.suite == "idle":
         idle = run_idle()
         print(format_idle(idle), flush=True)
