@@ -50,4 +50,9 @@ def workers(store: Store, settings: Settings, now: datetime | None = None) -> li
     ]
 
 
-__all__ = ["WorkerView", "workers"]
+def live(views: list[WorkerView]) -> int:
+    """How many are heartbeating: the connections page and the dashboard link the list by it."""
+    return sum(view.state is ExecutorState.LIVE for view in views)
+
+
+__all__ = ["WorkerView", "live", "workers"]
