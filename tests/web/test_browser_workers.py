@@ -34,6 +34,7 @@ def test_the_processes_are_listed_from_the_connections_page(
     sign_in(page, world.a.viewer.email)
     page.get_by_role("link", name="All connections").first.click()
     expect(page.get_by_text("Engine processes: 1 live")).to_be_visible()
+    photograph(page, "connections-workers")
     page.get_by_role("link", name="see the engine processes").click()
     expect(page.get_by_role("heading", name="Engine processes", exact=True)).to_be_visible()
     expect(page.locator("table.workers tbody tr")).to_have_count(4)
@@ -52,6 +53,8 @@ def test_the_processes_are_listed_from_the_connections_page(
 
 def test_before_any_process_the_page_says_what_to_start(page: Page, world: World) -> None:
     sign_in(page, world.a.viewer.email)
+    expect(page.get_by_role("link", name="0 engine processes live")).to_be_visible()
+    photograph(page, "home-workers")
     page.get_by_role("link", name="0 engine processes live").click()
     expect(page.get_by_text("No engine process has started yet.")).to_be_visible()
     photograph(page, "workers-none")
