@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from koppel.accounts.users import set_language
 from koppel.store import Store, User
 from koppel.store.tables import ExecutorRow
 from tests.web.conftest import Browser, World
@@ -98,3 +99,14 @@ def test_without_a_process_the_page_says_what_to_start(client_for: Client, world
     assert "start koppel worker on the server" in page and "<tbody>" not in page
     dashboard = " ".join(client_for(world.a.viewer).get("/dashboard/live").text.split())
     assert '<a href="/workers">0 engine processes live</a>' in dashboard
+
+
+def test_a_dutch_reader_gets_the_states_in_dutch(
+    client_for: Client, world: World, store: Store
+) -> None:
+    seed_executors(store, world)
+    dutch = set_language(store, world.a.viewer, "nl")
+    found = rows(client_for(dutch).get("/workers").text)
+    assert " actief " in found["web-1"] and "overgenomen door web-1" in found["web-2"]
+    assert "al 10 minuten stil zijn runs worden na 30 seconden overgenomen" in found["night-7"]
+    assert " gestopt " in found["cron-3"]
