@@ -1,6 +1,6 @@
 """The engine processes (`koppel worker`, `serve`, `sync`) as their heartbeats show them: which
 are live, which went silent or stopped, and who took over their runs. `koppel workers` and the
-web app's health page show the same list."""
+web app's `/workers` page show the same list."""
 
 from __future__ import annotations
 
