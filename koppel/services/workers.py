@@ -1,6 +1,6 @@
 """The engine processes (`koppel worker`, `serve`, `sync`) as their heartbeats show them: which
 are live, which went silent or stopped, and who took over their runs. `koppel workers` and the
-web app's health page show the same list."""
+web app's `/workers` page show the same list."""
 
 from __future__ import annotations
 
@@ -50,4 +50,9 @@ def workers(store: Store, settings: Settings, now: datetime | None = None) -> li
     ]
 
 
-__all__ = ["WorkerView", "workers"]
+def live(views: list[WorkerView]) -> int:
+    """How many are heartbeating: the connections page and the dashboard link the list by it."""
+    return sum(view.state is ExecutorState.LIVE for view in views)
+
+
+__all__ = ["WorkerView", "live", "workers"]

@@ -46,6 +46,7 @@ from koppel.web.routes import (
     runs,
     users,
     wizard,
+    workers,
 )
 from koppel.web.security import SecurityHeaders
 from koppel.web.state import FirstRun, WebState
@@ -149,6 +150,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(runs.router)
     app.include_router(connections.router)
+    app.include_router(workers.router)
     app.include_router(wizard.router)
     app.include_router(account.router)
     app.include_router(users.router)

@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from koppel.accounts.errors import N_
 from koppel.errors import ErrorCategory, NotFound
-from koppel.services import authorization, dashboard
+from koppel.services import authorization, dashboard, workers
 from koppel.services.connections import ConnectionCheck, check_connection
 from koppel.store import Store
-from koppel.web.context import page_context
+from koppel.web.context import page_context, web_state
 from koppel.web.deps import Admin, WorkspaceStore, signed_in
 from koppel.web.templating import render
 
@@ -35,11 +35,16 @@ HINTS = {
 
 
 def _view(
-    store: Store, check: ConnectionCheck | None = None, tested: int | None = None
+    request: Request,
+    store: Store,
+    check: ConnectionCheck | None = None,
+    tested: int | None = None,
 ) -> dict[str, Any]:
     hint = HINTS.get(check.category) if check and check.category else None
     return {
         "connections": dashboard.connections_health(store),
+        # A connection's health tells little while no engine process makes the calls.
+        "live_workers": workers.live(workers.workers(store, web_state(request).settings)),
         "check": check,
         "tested": tested,
         "hint": hint,
@@ -48,7 +53,7 @@ def _view(
 
 @router.get("/connections", name="connections_page")
 def connections_page(request: Request, store: WorkspaceStore) -> Response:
-    return render(page_context(request), "connections.html", _view(store))
+    return render(page_context(request), "connections.html", _view(request, store))
 
 
 @router.post("/connections/{connection_id}/test", name="test_connection")
@@ -57,7 +62,7 @@ async def test_connection(request: Request, current: Admin, connection_id: int) 
     if connection is None:  # another workspace's, or none: not found, before any call
         raise NotFound(f"connection {connection_id} not found")
     check = await check_connection(current.store, connection)
-    view = _view(current.store, check, connection.id)
+    view = _view(request, current.store, check, connection.id)
     return render(page_context(request), "connections.html", view)
 
 
@@ -71,7 +76,7 @@ def authorize_connection(request: Request, current: Admin, connection_id: int) -
     redirect_uri = str(request.url_for("setup_authorized"))
     started = authorization.start(current.store, connection, redirect_uri)
     # A link, not a redirect: the page's form-action 'self' stops a form's redirect elsewhere.
-    view = {**_view(current.store, tested=connection.id), "login_url": started.url}
+    view = {**_view(request, current.store, tested=connection.id), "login_url": started.url}
     return render(page_context(request), "connections.html", view)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from koppel.services import dashboard
+from koppel.services import dashboard, workers
 from koppel.store import Store
 from koppel.web.context import page_context, web_state
 from koppel.web.deps import Runner, WorkspaceStore, signed_in
@@ -21,8 +21,10 @@ router = APIRouter(dependencies=[Depends(signed_in)], include_in_schema=False)
 
 def _view(request: Request, store: Store, worker_here: bool) -> dict[str, Any]:
     now = datetime.now(UTC)
-    boards = dashboard.dashboards(store, now=now, zone=web_state(request).zone)
-    return {"boards": boards, "now": now, "worker_here": worker_here}
+    state = web_state(request)
+    boards = dashboard.dashboards(store, now=now, zone=state.zone)
+    live = workers.live(workers.workers(store, state.settings, now))
+    return {"boards": boards, "now": now, "worker_here": worker_here, "live_workers": live}
 
 
 @router.get("/", name="home")
