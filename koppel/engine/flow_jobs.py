@@ -506,7 +506,7 @@ def resync_job_factory(
         records = args.split(":", 1)[1]
         return FlowJob(
             store,
-            int(resync_flow(args)),
+            int(flow_of_job_args(args)),
             records=[str(k) for k in json.loads(records)],
             transport=transport,
             executor=executor,
@@ -521,16 +521,16 @@ def resync_args(flow_id: int, source_keys: Sequence[str]) -> str:
     return f"{flow_id}:{json.dumps(sorted(set(source_keys)))}"
 
 
-def resync_flow(args: str) -> str:
-    """The flow of a resync run's arguments, as the flow's own runs have it: `12`."""
-    return args.split(":", 1)[0]
-
-
 def job_args(flow_id: int, dead_letter_ids: Sequence[int] | None = None) -> str:
     """A flow job's arguments: `12`, or for a replay of chosen dead letters `12:4,7`."""
     if not dead_letter_ids:
         return str(flow_id)
     return f"{flow_id}:{','.join(str(i) for i in sorted(set(dead_letter_ids)))}"
+
+
+def flow_of_job_args(args: str) -> str:
+    """The flow of a flow job's or a resync's arguments, as the flow's own runs have it: `12`."""
+    return args.split(":", 1)[0]
 
 
 __all__ = [
@@ -544,8 +544,8 @@ __all__ = [
     "TARGETED_BATCHES",
     "FlowJob",
     "flow_job_factory",
+    "flow_of_job_args",
     "job_args",
     "resync_args",
-    "resync_flow",
     "resync_job_factory",
 ]

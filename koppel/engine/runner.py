@@ -20,9 +20,9 @@ from koppel.engine.flow_jobs import (
     REPLAY_JOB,
     RESYNC_JOB,
     flow_job_factory,
+    flow_of_job_args,
     job_args,
     resync_args,
-    resync_flow,
     resync_job_factory,
 )
 from koppel.engine.jobs import FlowSchedule, ProgressCallback, RunSummary
@@ -75,11 +75,12 @@ class FlowRunner:
         self.engine.register(
             REPLAY_JOB,
             flow_job_factory(store, replay=True, transport=transport, executor=self.executor),
+            runs_as=lambda args: (FLOW_JOB, flow_of_job_args(args)),
         )
         self.engine.register(
             RESYNC_JOB,
             resync_job_factory(store, transport=transport, executor=self.executor),
-            runs_as=lambda args: (FLOW_JOB, resync_flow(args)),
+            runs_as=lambda args: (FLOW_JOB, flow_of_job_args(args)),
         )
         self.engine.register(
             CHANGES_JOB,

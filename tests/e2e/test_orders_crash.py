@@ -56,10 +56,18 @@ def test_orders_sigkill_at_random_points_then_finish(platform_factory: Any, tmp_
     chance = random.Random(13)
     killed = 0
     for _ in range(KILLS):
+        booked = len(accountview.rows("SO_HDR"))
         process = subprocess.Popen(
             sync(config, "orders"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        time.sleep(chance.uniform(2.0, 5.0))
+        # Killed at a random point once it is writing: after a few more orders, and some
+        # milliseconds into the next one (a point in time alone depends on the machine's speed).
+        goal = booked + chance.randint(1, 4)
+        deadline = time.monotonic() + 120  # for a broken build, not a measurement
+        while process.poll() is None and len(accountview.rows("SO_HDR")) < goal:
+            assert time.monotonic() < deadline, "the orders run wrote nothing in two minutes"
+            time.sleep(0.005)
+        time.sleep(chance.uniform(0.0, 0.05))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed += 1

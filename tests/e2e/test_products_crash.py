@@ -47,11 +47,20 @@ def test_sigkill_at_random_points_then_finish(platform_factory: Any, tmp_path: P
     existing_groups = {g["AG_CODE"] for g in platform.sandboxes.accountview.rows("ART_GRP")}
     chance = random.Random(8)
     killed = 0
+    accountview = platform.sandboxes.accountview
     for _ in range(KILLS):
+        written = len(accountview.rows("ARTICLE"))
         process = subprocess.Popen(
             sync_command(config), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        time.sleep(chance.uniform(2.0, 6.0))
+        # Killed at a random point once it is writing: after some more articles, and some
+        # milliseconds into what follows (a point in time alone depends on the machine's speed).
+        goal = written + chance.randint(20, 400)
+        deadline = time.monotonic() + 120  # for a broken build, not a measurement
+        while process.poll() is None and len(accountview.rows("ARTICLE")) < goal:
+            assert time.monotonic() < deadline, "the products run wrote nothing in two minutes"
+            time.sleep(0.005)
+        time.sleep(chance.uniform(0.0, 0.2))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed += 1

@@ -45,7 +45,7 @@ def test_the_processes_are_listed_from_the_connections_page(
     expect(state("web-1")).to_have_text("live")
     expect(state("web-2")).to_have_text("taken over by web-1")
     expect(state("night-7")).to_have_text(
-        "silent for 10 minutes its runs are taken over after 30 seconds"
+        "silent for 10 minutes no live process has taken over its runs yet"
     )
     expect(state("cron-3")).to_have_text("stopped")
     photograph(page, "workers")

@@ -72,7 +72,7 @@ def test_every_user_reads_each_process_worded_and_its_runs_of_their_workspace(
     assert found["web-1"].startswith("web-1 app-a.example 101 live ")
     assert found["web-1"].endswith(" 1 Dec 1, 2026, 10:00:00 AM")  # the run it took over
     assert "taken over by web-1" in found["web-2"] and " 2 minutes ago 0 " in found["web-2"]
-    assert "silent for 10 minutes its runs are taken over after 30 seconds" in found["night-7"]
+    assert "silent for 10 minutes no live process has taken over its runs yet" in found["night-7"]
     assert "stopped" in found["cron-3"] and "live" not in found["cron-3"]
     # The processes serve every workspace; the runs they own are counted of the reader's alone.
     other = rows(client_for(world.b.viewer).get("/workers").text)
@@ -108,5 +108,5 @@ def test_a_dutch_reader_gets_the_states_in_dutch(
     dutch = set_language(store, world.a.viewer, "nl")
     found = rows(client_for(dutch).get("/workers").text)
     assert " actief " in found["web-1"] and "overgenomen door web-1" in found["web-2"]
-    assert "al 10 minuten stil zijn runs worden na 30 seconden overgenomen" in found["night-7"]
+    assert "al 10 minuten stil nog geen actief proces heeft zijn runs" in found["night-7"]
     assert " gestopt " in found["cron-3"]
