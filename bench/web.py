@@ -349,11 +349,12 @@ def _settings(home: Path, database_url: str | None) -> Settings:
 
 
 @contextmanager
-def _postgres_database() -> Iterator[str]:
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A database of its own on POSTGRES_URL's server, named after `prefix`, dropped after."""
     import psycopg
 
     server = make_url(POSTGRES_URL)
-    name = f"koppel_bench_web_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(
         host=server.host,
         port=server.port or 5432,
@@ -396,7 +397,7 @@ def run_web(
             if backend == "sqlite":
                 results.append(_backend(backend, None, home / "sqlite", runs))
             else:
-                with _postgres_database() as url:
+                with postgres_database("koppel_bench_web") as url:
                     results.append(_backend(backend, url, home / "postgresql", runs))
     return results
 

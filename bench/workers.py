@@ -30,21 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import yaml
 from cryptography.fernet import Fernet
 from sqlalchemy import make_url
 
 from bench.sandboxes import SandboxProcess, process_cpu_seconds
-from bench.web import POSTGRES_URL
+from bench.web import postgres_database
 from koppel.config import apply_config, load_config
 from koppel.services.demo import integration_document
 from koppel.settings import Settings
@@ -77,27 +74,6 @@ class WorkerFigures:
     @property
     def records_per_s(self) -> float:
         return self.records / self.seconds
-
-
-@contextmanager
-def postgres_database(prefix: str) -> Iterator[str]:
-    server = make_url(POSTGRES_URL)
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(
-        host=server.host,
-        port=server.port or 5432,
-        user=server.username,
-        password=server.password,
-        dbname=server.database,
-        autocommit=True,
-        connect_timeout=3,
-    )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _machine_cpu() -> tuple[float, float]:
