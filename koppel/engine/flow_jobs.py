@@ -13,8 +13,7 @@ mapping and settings.
 A targeted run (`CHANGES_JOB`, started by webhooks) has one phase instead: the records that
 deliveries named (the store's pending changes), claimed a page at a time, read by key and synced,
 until none are left (also those named while it runs: a burst that trickles in is drained by one
-run, and those that come within `CHANGES_QUIET_SECONDS` of the last page) or `TARGETED_BATCHES`
-pages are done (then the next run goes on, and a full run of the flow
+run) or `TARGETED_BATCHES` pages are done (then the next run goes on, and a full run of the flow
 is not kept waiting for long). It moves no cursor (it read only those records) and leaves dead
 letters to the full runs; the schedule stays the safety net for a lost delivery.
 """
@@ -23,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,10 +48,6 @@ RESYNC_JOB = "resync"
 CHANGES_JOB = "changes"
 TARGETED_BATCHES = 50
 """Pages of pending changes one targeted run syncs at most."""
-CHANGES_QUIET_SECONDS = 0.5
-"""How long a targeted run that has synced changes waits for more before it ends: deliveries of a
-burst that trickle in over seconds (a connection each, slow senders) are then one run, not one
-run per gap between them."""
 
 _PageKey = tuple[str, str | None, str | None]
 """A page of a phase: (phase, since, after)."""
@@ -291,17 +285,6 @@ class FlowJob:
             # Its result (or error) is not wanted; retrieving it keeps asyncio from warning.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    async def _claim_changes(self, run_id: str, *, quiet: float) -> list[tuple[str, str]]:
-        """A page of the pending changes, (phase, key) each; none only after `quiet` seconds in
-        which none came."""
-        limit = self.runtime.settings.page_size
-        claimed = self.store.pending_changes.claim(self.flow_id, run_id, limit=limit)
-        deadline = time.monotonic() + quiet
-        while not claimed and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            claimed = self.store.pending_changes.claim(self.flow_id, run_id, limit=limit)
-        return claimed
-
     async def _sync_changes(
         self, run_id: str, state: JsonState
     ) -> tuple[dict[str, int], str | None]:
@@ -314,7 +297,9 @@ class FlowJob:
         done = int(state["after"] or 0)
         if done >= TARGETED_BATCHES:
             return {}, None
-        claimed = await self._claim_changes(run_id, quiet=CHANGES_QUIET_SECONDS if done else 0.0)
+        claimed = self.store.pending_changes.claim(
+            self.flow_id, run_id, limit=runtime.settings.page_size
+        )
         if not claimed:
             return {}, None
         by_phase: dict[str, list[str]] = {}
