@@ -11,7 +11,9 @@ from koppel.store import DeadLetterStatus
 from tests.e2e.conftest import Platform
 from tests.e2e.test_products_catalogue import ART_CODE_LENGTH, expected_articles
 
-FAULTS = FaultConfig(error_rate=0.08, rate_429=0.06, drop_rate=0.06, retry_after_s=0.01, seed=11)
+FAULTS = FaultConfig(error_rate=0.08, rate_429=0.06, drop_rate=0.06, retry_after_s=0.01, seed=1)
+"""Seeded faults depend on each request, not on the order of arrival: with seed 1 some requests
+fail three times (the records of those calls are dead-lettered), on every run."""
 IMPATIENT = {"max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
 
 

@@ -1,13 +1,17 @@
 """Fault injection and the request log, as ASGI middleware around a sandbox's API.
 
-Faults are drawn per request from one seeded random source so a test run can be repeated. A
-dropped connection happens *after* the API handled the request: the write is done but the client
-never hears of it, which is the case that creates duplicates in careless integrations.
+With a seed, whether a request meets a fault depends on the request alone (its method, path,
+query and body, and how many times the same request came before), not on the order requests
+arrive in: a client with several calls in flight gets the same faults on every run, so a test
+run can be repeated. Without a seed, faults are drawn at random. A dropped connection happens
+*after* the API handled the request: the write is done but the client never hears of it, which
+is the case that creates duplicates in careless integrations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -167,6 +171,8 @@ class FaultMiddleware:
     def configure(self, config: FaultConfig) -> None:
         self._config = config
         self._random = random.Random(config.seed)
+        self._seen: Counter[str] = Counter()
+        """Requests met so far, by fingerprint: a retry of a request draws anew."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
@@ -192,23 +198,57 @@ class FaultMiddleware:
         try:
             if config.latency_ms:
                 await asyncio.sleep(config.latency_ms / 1000)
-            fault = self._draw(config)
+            chance = self._random
+            if config.seed is not None and config.total_fault_rate() > 0:
+                receive, chance = await self._chance_of(scope, receive, config.seed)
+            fault = self._draw(config, chance)
             if fault == "drop":
                 record(-1)
                 await self._handle_then_drop(scope, receive, send)
                 return
             if fault is not None:
-                await fault(logging_send)
+                await fault(logging_send, chance)
                 return
             await self.app(scope, receive, logging_send)
         finally:
             record(0)
             self.log.left()
 
-    def _draw(self, config: FaultConfig) -> Any:
+    async def _chance_of(
+        self, scope: Scope, receive: Receive, seed: int
+    ) -> tuple[Receive, random.Random]:
+        """The request's own random source, from the seed and the request's fingerprint; and a
+        `receive` that hands the app the body read for the fingerprint."""
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        digest = hashlib.sha256(body)
+        for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode()):
+            digest.update(b"\0" + part.encode())
+        fingerprint = digest.hexdigest()
+        self._seen[fingerprint] += 1
+        chance = random.Random(f"{seed}:{fingerprint}:{self._seen[fingerprint]}")
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay, chance
+
+    def _draw(self, config: FaultConfig, chance: random.Random) -> Any:
         if config.rate_limit_per_s is not None and not self._limiter.allow(config.rate_limit_per_s):
             return self._too_many_requests
-        roll = self._random.random()
+        roll = chance.random()
         for rate, fault in (
             (config.error_rate, self._server_error),
             (config.rate_429, self._too_many_requests),
@@ -220,17 +260,17 @@ class FaultMiddleware:
             roll -= rate
         return None
 
-    async def _server_error(self, send: Send) -> None:
-        status = self._random.choice((500, 502, 503))
+    async def _server_error(self, send: Send, chance: random.Random) -> None:
+        status = chance.choice((500, 502, 503))
         await _send_json(send, status, self.error_body("injected server error"))
 
-    async def _too_many_requests(self, send: Send) -> None:
+    async def _too_many_requests(self, send: Send, chance: random.Random) -> None:
         retry_after = f"{self._config.retry_after_s:g}".encode()
         await _send_json(
             send, 429, self.error_body("too many requests"), [(b"retry-after", retry_after)]
         )
 
-    async def _timeout(self, send: Send) -> None:
+    async def _timeout(self, send: Send, chance: random.Random) -> None:
         await asyncio.sleep(self._config.timeout_s)
         await _send_json(send, 504, self.error_body("injected gateway timeout"))
 
