@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Table, exists, select, true
+from sqlalchemy import ColumnElement, Engine, Table, exists, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -24,6 +24,8 @@ from koppel.store.tables import Base, FlowRow, IntegrationRow, RunRow
 # Keys per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
 IN_CHUNK = 500
 T = TypeVar("T")
+FROZEN_TRANSACTION_SECONDS = 15
+"""How long PostgreSQL keeps a fenced write transaction whose process went silent in it."""
 
 
 class StoreError(KoppelError):
@@ -64,12 +66,22 @@ class StoreContext:
     def check_fence(self, session: Session) -> None:
         """Refuse the transaction if the fenced run has another owner. The run's row stays
         locked until the transaction ends (SQLite: the write lock), so a takeover cannot land
-        between this check and the writes after it. A run not started yet has no owner."""
+        between this check and the writes after it. A run not started yet has no owner.
+
+        On PostgreSQL the transaction also ends on its own once its process has gone silent in
+        it for `FROZEN_TRANSACTION_SECONDS` (paused, its host frozen): the run's row lock goes
+        with it, so the worker that takes the run over is not kept waiting behind a process
+        that may never wake (and if it wakes, its transaction is gone and its writes refused).
+        """
         if self.fence is None:
             return
         run_id, owner = self.fence
+        columns: list[Any] = [RunRow.executor, RunRow.owner]
+        if session.get_bind().dialect.name == "postgresql":
+            timeout = str(FROZEN_TRANSACTION_SECONDS * 1000)
+            columns.append(func.set_config("idle_in_transaction_session_timeout", timeout, True))
         row = session.execute(
-            select(RunRow.executor, RunRow.owner).where(RunRow.id == run_id).with_for_update()
+            select(*columns).where(RunRow.id == run_id).with_for_update(of=RunRow)
         ).first()
         if row is not None and row.owner is not None and row.owner != owner:
             raise RunTakenOver(run_id, row.executor, owner.split("/")[0])

@@ -261,3 +261,41 @@ def test_executor_ids_default_to_local_on_sqlite_and_to_host_pid_elsewhere() -> 
     """SQLite: one engine process per system database, so one id; PostgreSQL: one per process."""
     assert default_executor_id("sqlite:///home/dbos.sqlite") == "local"
     assert default_executor_id("postgresql://db/engine") == f"{socket.gethostname()}-{os.getpid()}"
+
+
+def test_a_worker_frozen_inside_a_fenced_write_does_not_hold_up_the_taker(store: Store) -> None:
+    """A worker paused (or its host frozen) inside a write transaction holds the run's row
+    lock; PostgreSQL ends that transaction once it has been silent for
+    FROZEN_TRANSACTION_SECONDS, so the taker's claim goes through, and the frozen worker's
+    write, when it wakes, is lost with its transaction rather than recorded."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: one process holds the database file, there is no row lock to end")
+    seeded = seed_integration(store)
+    store.runs.start(seeded.flow.id, run_id="run-1", executor="a", owner="a/1")
+    frozen = store.fenced("run-1", "a/1")
+    inside = threading.Event()
+    woken = threading.Event()
+    failure: list[BaseException] = []
+
+    def freeze_inside_a_write() -> None:
+        try:
+            with frozen.transaction() as tx:
+                tx.outcomes.record_many(
+                    "run-1", [OutcomeEntry("P1", OutcomeKind.CREATED, target_key="1")]
+                )
+                inside.set()
+                woken.wait()
+        except BaseException as error:
+            failure.append(error)
+
+    worker = threading.Thread(target=freeze_inside_a_write)
+    worker.start()
+    try:
+        assert inside.wait(10)
+        store.runs.claim("run-1", "b", "b/1")  # waits for PostgreSQL to end the frozen one
+        assert store.runs.get("run-1").executor == "b"  # type: ignore[union-attr]
+    finally:
+        woken.set()
+        worker.join()
+    assert failure, "the frozen transaction committed after the takeover"
+    assert store.outcomes.list("run-1") == []
