@@ -163,7 +163,7 @@ async def test_dropped_debtor_inserts_never_duplicate(
         }
         for i in range(6)
     ]
-    sandbox.faults.configure(FaultConfig(drop_rate=0.5, seed=3))
+    sandbox.faults.configure(FaultConfig(drop_rate=0.5, seed=1))
     try:
         results = await connector.write("debtors", records)
     finally:
