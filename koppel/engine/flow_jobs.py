@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -36,6 +37,7 @@ from koppel.errors import reason_of
 from koppel.flows.dry_run import Rehearsal
 from koppel.flows.registry import FlowType, RecordSync, dependents, flow_type, prerequisites
 from koppel.flows.runtime import FlowRuntime, connection_fix, ready
+from koppel.flows.turns import TakesTurns, Turn
 from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, counted
 
 DEAD_LETTERS = "dead_letters"
@@ -93,7 +95,8 @@ class FlowJob:
         self.records = None if records is None else tuple(dict.fromkeys(records))
         self._runtime: FlowRuntime | None = None
         self._syncs: dict[str, RecordSync] = {}
-        self._next_page: tuple[_PageKey, asyncio.Task[list[Record]]] | None = None
+        self._ahead: _PageInFlight | None = None
+        """The next page, read and synced ahead while the engine's batch is still this one."""
         self._calls_before = 0
         """API calls of this job before the batch under way (a failed one's count too)."""
 
@@ -235,33 +238,62 @@ class FlowJob:
     ) -> tuple[dict[str, int], str | None]:
         """One page of the phase's source entity; `after` is None once the source is exhausted.
 
-        The next page is read while this one is synced (one page ahead, no more, so memory stays
-        flat). It is only read ahead, never recorded: the state still moves to the last record
-        of this page, and a run that is killed reads the next page again on resume.
+        Two pages are in flight (`koppel.flows.turns`): once this page is read, the next one is
+        read and synced up to its turn while this one is written and recorded. The next page
+        is never recorded for this batch: the state moves to the last record of this page only,
+        and a run that is killed syncs the next page again on resume. Two pages at most, so
+        memory stays flat.
         """
         runtime = self.runtime
-        records = await self._page((phase, state["since"], state["after"]))
+        key = (phase, state["since"], state["after"])
+        page = self._page_in_flight(key) or self._launch(run_id, key, before=None)
+        try:
+            records = await page.read
+        except BaseException:
+            _discard(page.synced)
+            raise
         if not records:
+            await page.synced
             return {}, None
         id_field = runtime.source.entities[runtime.source_entity(phase)].id_field
         after = str(records[-1][id_field])
-        next_key = (phase, state["since"], after)
-        self._next_page = (next_key, asyncio.ensure_future(self._read_page(next_key)))
+        self._ahead = self._launch(run_id, (phase, state["since"], after), before=page.turn)
         try:
-            counts = await self._sync(phase).sync(run_id, records)
+            counts = await page.synced
         except BaseException:
-            self._drop_next_page()
+            self._drop_ahead()
             raise
         return counts, after
 
-    async def _page(self, key: _PageKey) -> list[Record]:
-        """The page at `key`: the one read ahead when it is that page, else read now."""
-        if self._next_page is not None and self._next_page[0] == key:
-            _, task = self._next_page
-            self._next_page = None
-            return await task
-        self._drop_next_page()
-        return await self._read_page(key)
+    def _page_in_flight(self, key: _PageKey) -> _PageInFlight | None:
+        """The page launched ahead when it is the one at `key`; any other is dropped."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.key == key:
+            return ahead
+        if ahead is not None:
+            ahead.drop()
+        return None
+
+    def _launch(self, run_id: str, key: _PageKey, before: Turn | None) -> _PageInFlight:
+        read = asyncio.ensure_future(self._read_page(key))
+        turn = Turn(before)
+        synced = asyncio.ensure_future(self._sync_page(run_id, key[0], read, turn))
+        return _PageInFlight(key, read, turn, synced)
+
+    async def _sync_page(
+        self, run_id: str, phase: str, read: asyncio.Future[list[Record]], turn: Turn
+    ) -> dict[str, int]:
+        try:
+            records = await read
+            if not records:
+                return {}
+            sync = self._sync(phase)
+            if isinstance(sync, TakesTurns):
+                return await sync.sync_in_turn(run_id, records, turn)
+            async with turn:
+                return await sync.sync(run_id, records)
+        finally:
+            turn.close()
 
     async def _read_page(self, key: _PageKey) -> list[Record]:
         phase, since, after = key
@@ -277,13 +309,10 @@ class FlowJob:
         finally:
             await pages.aclose()
 
-    def _drop_next_page(self) -> None:
-        if self._next_page is not None:
-            _, task = self._next_page
-            self._next_page = None
-            task.cancel()
-            # Its result (or error) is not wanted; retrieving it keeps asyncio from warning.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    def _drop_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.drop()
 
     async def _sync_changes(
         self, run_id: str, state: JsonState
@@ -391,6 +420,7 @@ class FlowJob:
         return counts
 
     def interrupt(self) -> None:
+        self._drop_ahead()
         if self._runtime is not None:
             self._runtime.source.client.interrupt()
             self._runtime.target.client.interrupt()
@@ -414,7 +444,7 @@ class FlowJob:
     async def finish(self, run_id: str, state: JsonState, failure: str | None) -> None:
         """Record how the run ended; without opening the flow again (it may be what failed)."""
         self._own(run_id)
-        self._drop_next_page()
+        self._drop_ahead()
         entities = self._other_entities()
         try:
             with self.store.transaction() as tx:
@@ -460,6 +490,28 @@ class FlowJob:
         if flow is not None:
             waiting = [d.id for d in dependents(tx, flow)]
             tx.dead_letters.due_now(waiting, waits_for=flow.entity)
+
+
+@dataclass(frozen=True)
+class _PageInFlight:
+    """A page launched for syncing: its read, its turn and its sync (which awaits the read)."""
+
+    key: _PageKey
+    read: asyncio.Future[list[Record]]
+    turn: Turn
+    synced: asyncio.Future[dict[str, int]]
+
+    def drop(self) -> None:
+        """Cancel it: a page synced ahead that no batch will take up (the engine stops, the
+        batch before it failed) is synced again by the batch that reads it next."""
+        _discard(self.synced)
+        _discard(self.read)
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    # Its result (or error) is not wanted; retrieving it keeps asyncio from warning.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _aware(moment: datetime) -> datetime:

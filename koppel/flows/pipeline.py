@@ -192,6 +192,18 @@ def skip_echoes(
 
 
 @dataclass
+class PlannedWrite:
+    """A batch's write as `TargetWriter.plan` decided it: the items to send and their payloads,
+    the look-up's answers (the target's write does not ask again), and whether pending links
+    were claimed for new records."""
+
+    writing: list[Item] = field(default_factory=list)
+    payloads: list[Record] = field(default_factory=list)
+    found: dict[str, Record | None] = field(default_factory=dict)
+    claimed: bool = False
+
+
+@dataclass
 class TargetWriter:
     """Writes prepared items to one target entity and records what became of each."""
 
@@ -214,6 +226,12 @@ class TargetWriter:
 
     async def write(self, items: Sequence[Item]) -> None:
         """Create, update or skip every pending item; failures stay on their item."""
+        await self.send(await self.plan(items))
+
+    async def plan(self, items: Sequence[Item]) -> PlannedWrite:
+        """What `send` will write, decided from our links and a look-up in the target, with
+        the new records claimed by pending links: the part of a write a batch does in its turn
+        (`koppel.flows.turns`), so the next batch's plan sees these claims."""
         pending = [i for i in items if i.pending]
         for item in pending:
             assert item.create is not None and item.update is not None
@@ -224,7 +242,7 @@ class TargetWriter:
                 item.target_key = str(key)
         pending = [i for i in pending if i.pending]
         if not pending:
-            return
+            return PlannedWrite()
         # A pending link's write may never have happened: the item is looked up as if unlinked.
         links = {
             key: link
@@ -273,11 +291,20 @@ class TargetWriter:
             payloads.append(item.update if known or item.target_key in existing else item.create)
             writing.append(item)
         if not writing:
-            return
+            return PlannedWrite()
         new = [i for i in writing if i.source_key not in links]
         self._claim(new)
+        return PlannedWrite(writing, payloads, found, claimed=bool(new))
+
+    async def send(self, planned: PlannedWrite) -> None:
+        """Write what `plan` decided; each item gets its outcome, or fails with the reason."""
+        writing = planned.writing
+        if not writing:
+            return
         try:
-            results = await self.target.write(self.target_entity, payloads, found=found)
+            results = await self.target.write(
+                self.target_entity, planned.payloads, found=planned.found
+            )
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
@@ -293,7 +320,7 @@ class TargetWriter:
             else:
                 item.outcome = OutcomeKind.CREATED if result.created else OutcomeKind.UPDATED
                 item.target_key = result.key or item.target_key
-        if refused and new:
+        if refused and planned.claimed:
             self.store.links.delete_pending(self.integration_id, self.link_entity, refused)
 
     def _claim(self, items: Sequence[Item]) -> None:
@@ -401,6 +428,7 @@ class TargetWriter:
 __all__ = [
     "UNCHANGED_REASON",
     "Item",
+    "PlannedWrite",
     "TargetWriter",
     "excerpt",
     "plain_json",

@@ -1,0 +1,63 @@
+"""Batches in flight together, and the part of each that must not overlap the one before.
+
+A run keeps two pages in flight: while one posts and records, the next is read, mapped and
+looked up. What a batch decides from the target and from our links (which records exist,
+which target keys are taken, which categories still need a group) must see every write the
+batch before it claimed, so that part is taken in turns, in page order: a `Turn` opens once the
+turn of the page before it has closed. The rest (mapping, the post, recording) overlaps freely:
+pages hold different source records, and a write is claimed by a pending link before it is
+sent (guarantee 2), so the next batch's look-up of a key the previous batch is writing finds
+that claim and never makes a second record.
+
+Nothing here moves the run's state: the engine still checkpoints a page only once it is
+recorded, after every page before it, so a crash with two pages in flight resumes at the first
+one not recorded and syncs both again (each is idempotent, as any batch cut short is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from koppel.connectors.base import Record
+
+__all__ = ["TakesTurns", "Turn"]
+
+
+class Turn:
+    """One batch's turn; it opens when the turn before it has closed (or there is none)."""
+
+    def __init__(self, before: Turn | None = None) -> None:
+        self._before = before
+        self._closed = asyncio.Event()
+
+    async def __aenter__(self) -> Turn:
+        if self._before is not None:
+            await self._before._closed.wait()
+            self._before = None  # the chain is not kept alive behind a long run
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the next batch take its turn; also for a batch that ended without taking its
+        own (nothing to sync, or it failed before), so the next one is never kept waiting."""
+        self._closed.set()
+
+
+@runtime_checkable
+class TakesTurns(Protocol):
+    """A phase's sync that takes its turn only for the part that must not overlap the batch
+    before it; a sync without this method is run whole within its turn (one batch at a time)."""
+
+    async def sync_in_turn(
+        self, run_id: str, records: Sequence[Record], turn: Turn
+    ) -> dict[str, int]: ...
