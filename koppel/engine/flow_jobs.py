@@ -37,7 +37,7 @@ from koppel.errors import reason_of
 from koppel.flows.dry_run import Rehearsal
 from koppel.flows.registry import FlowType, RecordSync, dependents, flow_type, prerequisites
 from koppel.flows.runtime import FlowRuntime, connection_fix, ready
-from koppel.flows.turns import TakesTurns, Turn
+from koppel.flows.turns import TakesTurns, Turns
 from koppel.store import DeadLetterStatus, Flow, OutcomeKind, RunStatus, Store, counted
 
 DEAD_LETTERS = "dead_letters"
@@ -97,6 +97,8 @@ class FlowJob:
         self._syncs: dict[str, RecordSync] = {}
         self._ahead: _PageInFlight | None = None
         """The next page, read and synced ahead while the engine's batch is still this one."""
+        self._read_ahead: tuple[_PageKey, asyncio.Future[list[Record]]] | None = None
+        """The page after that one, read (only read) ahead."""
         self._calls_before = 0
         """API calls of this job before the batch under way (a failed one's count too)."""
 
@@ -239,10 +241,10 @@ class FlowJob:
         """One page of the phase's source entity; `after` is None once the source is exhausted.
 
         Two pages are in flight (`koppel.flows.turns`): once this page is read, the next one is
-        read and synced up to its turn while this one is written and recorded. The next page
-        is never recorded for this batch: the state moves to the last record of this page only,
-        and a run that is killed syncs the next page again on resume. Two pages at most, so
-        memory stays flat.
+        read and synced up to its turns while this one is written and recorded, and once that
+        one is read, the one after it is read (only read). The pages ahead are never recorded
+        for this batch: the state moves to the last record of this page only, and a run that is
+        killed syncs them again on resume. Three pages at most, so memory stays flat.
         """
         runtime = self.runtime
         key = (phase, state["since"], state["after"])
@@ -257,7 +259,10 @@ class FlowJob:
             return {}, None
         id_field = runtime.source.entities[runtime.source_entity(phase)].id_field
         after = str(records[-1][id_field])
-        self._ahead = self._launch(run_id, (phase, state["since"], after), before=page.turn)
+        self._ahead = self._launch(run_id, (phase, state["since"], after), before=page.turns)
+        self._ahead.read.add_done_callback(
+            lambda read: self._read_after(phase, state["since"], read)
+        )
         try:
             counts = await page.synced
         except BaseException:
@@ -274,14 +279,33 @@ class FlowJob:
             ahead.drop()
         return None
 
-    def _launch(self, run_id: str, key: _PageKey, before: Turn | None) -> _PageInFlight:
-        read = asyncio.ensure_future(self._read_page(key))
-        turn = Turn(before)
-        synced = asyncio.ensure_future(self._sync_page(run_id, key[0], read, turn))
-        return _PageInFlight(key, read, turn, synced)
+    def _read_after(
+        self, phase: str, since: str | None, read: asyncio.Future[list[Record]]
+    ) -> None:
+        """Once the page ahead is read, read the one after it (the source's answer takes as
+        long as a page's sync: read then, it is there when its turn comes)."""
+        if read.cancelled() or read.exception() is not None or not read.result():
+            return
+        runtime = self.runtime
+        id_field = runtime.source.entities[runtime.source_entity(phase)].id_field
+        key = (phase, since, str(read.result()[-1][id_field]))
+        self._drop_read_ahead()
+        self._read_ahead = (key, asyncio.ensure_future(self._read_page(key)))
+
+    def _launch(self, run_id: str, key: _PageKey, before: Turns | None) -> _PageInFlight:
+        read_ahead, self._read_ahead = self._read_ahead, None
+        if read_ahead is not None and read_ahead[0] == key:
+            read = read_ahead[1]
+        else:
+            if read_ahead is not None:
+                _discard(read_ahead[1])
+            read = asyncio.ensure_future(self._read_page(key))
+        turns = Turns.after(before)
+        synced = asyncio.ensure_future(self._sync_page(run_id, key[0], read, turns))
+        return _PageInFlight(key, read, turns, synced)
 
     async def _sync_page(
-        self, run_id: str, phase: str, read: asyncio.Future[list[Record]], turn: Turn
+        self, run_id: str, phase: str, read: asyncio.Future[list[Record]], turns: Turns
     ) -> dict[str, int]:
         try:
             records = await read
@@ -289,11 +313,11 @@ class FlowJob:
                 return {}
             sync = self._sync(phase)
             if isinstance(sync, TakesTurns):
-                return await sync.sync_in_turn(run_id, records, turn)
-            async with turn:
+                return await sync.sync_in_turns(run_id, records, turns)
+            async with turns.decide, turns.write:
                 return await sync.sync(run_id, records)
         finally:
-            turn.close()
+            turns.close()
 
     async def _read_page(self, key: _PageKey) -> list[Record]:
         phase, since, after = key
@@ -313,6 +337,12 @@ class FlowJob:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             ahead.drop()
+        self._drop_read_ahead()
+
+    def _drop_read_ahead(self) -> None:
+        read_ahead, self._read_ahead = self._read_ahead, None
+        if read_ahead is not None:
+            _discard(read_ahead[1])
 
     async def _sync_changes(
         self, run_id: str, state: JsonState
@@ -494,11 +524,11 @@ class FlowJob:
 
 @dataclass(frozen=True)
 class _PageInFlight:
-    """A page launched for syncing: its read, its turn and its sync (which awaits the read)."""
+    """A page launched for syncing: its read, its turns and its sync (which awaits the read)."""
 
     key: _PageKey
     read: asyncio.Future[list[Record]]
-    turn: Turn
+    turns: Turns
     synced: asyncio.Future[dict[str, int]]
 
     def drop(self) -> None:

@@ -230,8 +230,8 @@ class TargetWriter:
 
     async def plan(self, items: Sequence[Item]) -> PlannedWrite:
         """What `send` will write, decided from our links and a look-up in the target, with
-        the new records claimed by pending links: the part of a write a batch does in its turn
-        (`koppel.flows.turns`), so the next batch's plan sees these claims."""
+        the new records claimed by pending links: the part of a write a batch does in its turn to
+        decide (`koppel.flows.turns`), so the next batch's plan sees these claims."""
         pending = [i for i in items if i.pending]
         for item in pending:
             assert item.create is not None and item.update is not None

@@ -25,7 +25,7 @@ from koppel.flows.pipeline import Item, TargetWriter, skip_echoes, to_canonical,
 from koppel.flows.products_to_partspim import PRODUCT_LINKS as PRODUCTS_FROM_ACCOUNTVIEW
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import ProductSettings
-from koppel.flows.turns import Turn
+from koppel.flows.turns import Turns
 from koppel.mapping import compile_mapping
 from koppel.model import Category, ProductKind
 
@@ -149,20 +149,22 @@ class ProductSync:
         )
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
-        return await self.sync_in_turn(run_id, records, Turn())
+        return await self.sync_in_turns(run_id, records, Turns.after(None))
 
-    async def sync_in_turn(
-        self, run_id: str, records: Sequence[Record], turn: Turn
+    async def sync_in_turns(
+        self, run_id: str, records: Sequence[Record], turns: Turns
     ) -> dict[str, int]:
-        """The page mapped before its turn and posted and recorded after it; in its turn the
-        categories it needs and the plan of its write (`koppel.flows.turns`)."""
+        """The page mapped before its turns and recorded after them; in its turn to decide the
+        categories it needs and the plan of its write, in its turn to write the post
+        (`koppel.flows.turns`)."""
         items, sellable = self.expand(records)
         category_keys = [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
-        async with turn:
+        async with turns.decide:
             await self.categories.ensure(run_id, category_keys)
             self.prepare(items, sellable)
             planned = await self.writer.plan(items)
-        await self.writer.send(planned)
+        async with turns.write:
+            await self.writer.send(planned)
         return self.writer.record(run_id, items)
 
     def expand(

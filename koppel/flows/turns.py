@@ -1,13 +1,16 @@
-"""Batches in flight together, and the part of each that must not overlap the one before.
+"""Batches in flight together, and the parts of each that must not overlap the one before.
 
 A run keeps two pages in flight: while one posts and records, the next is read, mapped and
-looked up. What a batch decides from the target and from our links (which records exist,
-which target keys are taken, which categories still need a group) must see every write the
-batch before it claimed, so that part is taken in turns, in page order: a `Turn` opens once the
-turn of the page before it has closed. The rest (mapping, the post, recording) overlaps freely:
-pages hold different source records, and a write is claimed by a pending link before it is
-sent (guarantee 2), so the next batch's look-up of a key the previous batch is writing finds
-that claim and never makes a second record.
+looked up. Two parts of a batch are taken in turns, in page order (a turn opens once the same
+turn of the page before has closed):
+- deciding: what a batch decides from the target and from our links (which records exist,
+  which target keys are taken, which categories still need a group) must see every write the
+  batch before it claimed by a pending link (guarantee 2), so the next batch's look-up of a key
+  the previous batch is writing finds that claim and never makes a second record;
+- writing: the posts to the target go out one batch at a time, so at most one batch is ever
+  half-written, and a worker that is stopped or taken over while a post is on its way sends
+  nothing after it (the next batch's post waits, and its recording is refused by the fence).
+The rest (reading, mapping, recording) overlaps freely: pages hold different source records.
 
 Nothing here moves the run's state: the engine still checkpoints a page only once it is
 recorded, after every page before it, so a crash with two pages in flight resumes at the first
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from koppel.connectors.base import Record
 
-__all__ = ["TakesTurns", "Turn"]
+__all__ = ["TakesTurns", "Turn", "Turns"]
 
 
 class Turn:
@@ -53,11 +57,30 @@ class Turn:
         self._closed.set()
 
 
+@dataclass(frozen=True)
+class Turns:
+    """A page's turns to decide and to write."""
+
+    decide: Turn
+    write: Turn
+
+    @classmethod
+    def after(cls, before: Turns | None) -> Turns:
+        """The turns of the page after `before` (None: a page with none in flight before it)."""
+        if before is None:
+            return cls(Turn(), Turn())
+        return cls(Turn(before.decide), Turn(before.write))
+
+    def close(self) -> None:
+        self.decide.close()
+        self.write.close()
+
+
 @runtime_checkable
 class TakesTurns(Protocol):
-    """A phase's sync that takes its turn only for the part that must not overlap the batch
-    before it; a sync without this method is run whole within its turn (one batch at a time)."""
+    """A phase's sync that takes its turns only for the parts that must not overlap the batch
+    before it; a sync without this method is run whole within both (one batch at a time)."""
 
-    async def sync_in_turn(
-        self, run_id: str, records: Sequence[Record], turn: Turn
+    async def sync_in_turns(
+        self, run_id: str, records: Sequence[Record], turns: Turns
     ) -> dict[str, int]: ...
