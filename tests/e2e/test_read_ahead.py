@@ -1,13 +1,18 @@
-"""Reading the next page while a page syncs: every page is read once, and a run that stops after
-a batch resumes from its recorded state without losing or repeating a record."""
+"""Pages in flight together: every page is read once, a run that stops after a batch resumes
+from its recorded state without losing or repeating a record, and the next page is looked up
+while this one posts, its own post waiting its turn."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from koppel.engine.flow_jobs import FlowJob
 from tests.e2e.conftest import Platform
+from tests.e2e.gates import SeenRequest, post_of
 from tests.e2e.test_products_catalogue import expected_articles
 
 PAGE_SIZE = 7
@@ -57,3 +62,63 @@ async def test_a_run_resumed_after_a_batch_loses_and_repeats_nothing(
     assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
     articles = platform.sandboxes.accountview.rows("ARTICLE")
     assert len(articles) == len({a["ART_CODE"] for a in articles})
+
+
+async def test_the_next_page_is_looked_up_while_this_one_posts(platform_factory: Any) -> None:
+    """Page 1's post is held at AccountView's door. Page 2, in flight beside it, is looked up
+    and claimed (pending links) meanwhile; its own post waits for page 1's, so one post of
+    articles at most is ever on its way. Released, the run ends with every article once."""
+    platform: Platform = platform_factory(PRODUCTS, seed=13, gated=True)
+    assert platform.gates is not None
+    flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
+    platform.apply(platform.sandboxes.integration(flows, settings={"page_size": PAGE_SIZE}))
+    [integration] = platform.store.integrations.list()
+    products = sorted(platform.sandboxes.partspim.store.all("products"), key=lambda p: p["id"])
+    second_page = {p["id"] for p in products[PAGE_SIZE : 2 * PAGE_SIZE]}
+    articles = expected_articles(platform.sandboxes.partspim).items()
+    second_skus = {sku for sku, e in articles if e["product"]["id"] in second_page}
+    second_keys = [
+        f"{e['product']['id']}/{e['variant']['id']}" if e["variant"] else str(e["product"]["id"])
+        for sku, e in articles
+        if sku in second_skus
+    ]
+    seen: list[SeenRequest] = []
+    gate = platform.gates.accountview
+    gate.tap(lambda request: seen.append(request) or False)
+    first_post = gate.hold(post_of("AK1"))
+
+    def second_page_claimed() -> bool:
+        links = platform.store.links.get_many(integration.id, "products", second_keys)
+        return len(links) == len(second_keys) and all(link.pending for link in links.values())
+
+    async with platform.runner() as runner:
+        run = asyncio.create_task(runner.run(platform.flow("products").id))
+        try:
+            await first_post.arrived()
+            await until(second_page_claimed, "page 2 claimed while page 1's post is held")
+            lookups = [r for r in seen if r.method == "GET" and _names_any(r, second_skus)]
+            assert lookups, "page 2 was not looked up while page 1 posted"
+            # The tap sees a request as it passes the door: the held post has not passed yet.
+            assert not [r for r in seen if post_of("AK1")(r)], "page 2 posted before page 1"
+        finally:
+            first_post.release()
+        summary = await run
+    assert summary.status == "completed", summary.error
+    keys = product_outcome_keys(platform, summary.run_id)
+    assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
+    codes = [a["ART_CODE"] for a in platform.sandboxes.accountview.rows("ARTICLE")]
+    assert len(codes) == len(set(codes))
+
+
+def _names_any(request: SeenRequest, skus: set[str]) -> bool:
+    text = json.dumps(request.query)
+    return any(f"'{sku}'" in text or f'"{sku}"' in text or sku in text for sku in skus)
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    """Wait for a state (a bound, not a timing)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"waited {seconds:g}s for {what}")
+        await asyncio.sleep(0.05)
