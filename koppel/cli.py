@@ -5,38 +5,51 @@ The commands live in koppel/commands/ (one module per group); docs/operations.md
 
 from __future__ import annotations
 
-import json
+import importlib
 import logging
 import sys
-from collections.abc import Sequence
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Annotated, Any
 
 import typer
+from typer._click.core import Command
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
+from typer.main import get_command_from_info, get_group_from_info
+from typer.models import CommandInfo, TyperInfo
 
-from koppel.commands.activity import dead_letters, log, purge, runs, workers
 from koppel.commands.common import (
     DEBUG_LOG_ONLY,
     ExitCode,
     configure_logging,
-    console,
     debug_log_hint,
-    fail,
     problem,
-    progress_bar,
 )
-from koppel.commands.demo import demo
-from koppel.commands.flows import replay, sync, worker
-from koppel.commands.mapping import mapping_app
-from koppel.commands.reconcile import reconcile
-from koppel.commands.setup import config_app, connection_app
-from koppel.commands.users import user_app
-from koppel.commands.web import serve
 
 _logger = logging.getLogger("koppel.cli")
+
+COMMANDS: dict[str, str] = {
+    "sync": "koppel.commands.flows:sync",
+    "worker": "koppel.commands.flows:worker",
+    "replay": "koppel.commands.flows:replay",
+    "reconcile": "koppel.commands.reconcile:reconcile",
+    "runs": "koppel.commands.activity:runs",
+    "log": "koppel.commands.activity:log",
+    "dead-letters": "koppel.commands.activity:dead_letters",
+    "purge": "koppel.commands.activity:purge",
+    "workers": "koppel.commands.activity:workers",
+    "demo": "koppel.commands.demo:demo",
+    "serve": "koppel.commands.web:serve",
+    "sandbox": "koppel.commands.sandbox:sandbox",
+    "mapping": "koppel.commands.mapping:mapping_app",
+    "config": "koppel.commands.setup:config_app",
+    "connection": "koppel.commands.setup:connection_app",
+    "user": "koppel.commands.users:user_app",
+}
+"""Each command's function (or sub-app) by name, in `koppel --help`'s order. A command's module
+is imported only when that command runs or the help lists it: `koppel sync` then loads what a
+sync needs, not the web server, the demo, the mapping editor or the account commands (the
+imports were most of a short command's time)."""
 
 
 def _usage_line(error: UsageError) -> str:
@@ -45,9 +58,62 @@ def _usage_line(error: UsageError) -> str:
     return f"{command}: {message} (see: {command} --help)"
 
 
+class _ImportedOnUse(MutableMapping[str, Command]):
+    """The root group's commands: every name in `COMMANDS` is listed, and its module imported
+    the first time the command is looked up."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._commands and name in COMMANDS:
+            self._commands[name] = _imported_command(name)
+        return self._commands[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self._commands if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(set(COMMANDS) | set(self._commands))
+
+
+def _imported_command(name: str) -> Command:
+    """The Click command Typer makes of `COMMANDS[name]`, as `app.command()` or `app.add_typer()`
+    would have made it."""
+    module, attribute = COMMANDS[name].split(":")
+    target = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        return get_group_from_info(
+            TyperInfo(target, name=name),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            suggest_commands=app.suggest_commands,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+    return get_command_from_info(
+        CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
 class _PlainErrors(TyperGroup):
     """Every way a command can end, as one or two plain lines and an exit code: usage errors
-    (exit 2), Ctrl-C (130), and a bug, whose traceback goes to the debug log (exit 1)."""
+    (exit 2), Ctrl-C (130), and a bug, whose traceback goes to the debug log (exit 1). Its
+    commands are imported on use (`COMMANDS`)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.commands = _ImportedOnUse()
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names only: TyperGroup's would import every command
 
     def main(
         self,
@@ -101,11 +167,6 @@ app = typer.Typer(
 )
 
 
-class SandboxName(StrEnum):
-    accountview = "accountview"
-    partspim = "partspim"
-
-
 @app.callback()
 def main(
     debug: Annotated[
@@ -114,94 +175,6 @@ def main(
 ) -> None:
     """Koppel: keeps Parts Pim and AccountView in sync."""
     configure_logging(debug=debug)
-
-
-app.command()(sync)
-app.command()(worker)
-app.command()(replay)
-app.command()(reconcile)
-app.command()(runs)
-app.command()(log)
-app.command("dead-letters")(dead_letters)
-app.command()(purge)
-app.command()(workers)
-app.command()(demo)
-app.add_typer(mapping_app, name="mapping")
-app.add_typer(config_app, name="config")
-app.add_typer(connection_app, name="connection")
-app.command()(serve)
-app.add_typer(user_app, name="user")
-
-
-SANDBOX_PORTS = {SandboxName.partspim: 8101, SandboxName.accountview: 8102}
-"""Each sandbox's own default port, so both run side by side as they are."""
-
-
-@app.command()
-def sandbox(
-    name: Annotated[SandboxName, typer.Argument(help="which application to emulate")],
-    port: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=65535, help="port to listen on [default: partspim 8101, accountview 8102]"
-        ),
-    ] = None,
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    db: Annotated[str, typer.Option(help="SQLite file for the state, or :memory:")] = ":memory:",
-    fixture: Annotated[Path | None, typer.Option(help="JSON fixture file to load")] = None,
-    products: Annotated[int, typer.Option(help="generate this many products (0: none)")] = 200,
-    seed: Annotated[int, typer.Option(help="seed for generated data")] = 0,
-    latency_ms: Annotated[float, typer.Option(help="latency added to every request")] = 0,
-    error_rate: Annotated[float, typer.Option(help="fraction answered 500/502/503")] = 0,
-    rate_429: Annotated[float, typer.Option(help="fraction answered 429")] = 0,
-    timeout_rate: Annotated[float, typer.Option(help="fraction that hang, then 504")] = 0,
-    drop_rate: Annotated[float, typer.Option(help="fraction handled, then dropped")] = 0,
-    rate_limit: Annotated[float | None, typer.Option(help="requests per second")] = None,
-    credentials_out: Annotated[
-        Path | None, typer.Option(help="write how to connect (JSON) to this file")
-    ] = None,
-) -> None:
-    """Run a sandbox of Parts Pim or AccountView: a faithful local emulator of its API."""
-    from koppel.sandbox import sandbox_class
-    from koppel.sandbox.common import FaultConfig
-    from koppel.sandbox.common.server import bind, serve_forever
-
-    port = port or SANDBOX_PORTS[name]
-    try:
-        listener = bind(host, port)
-    except OSError as error:
-        fail(
-            f"cannot listen on {host}:{port}: {error.strerror or error} (is another sandbox "
-            "or program using it?); choose another with --port",
-            ExitCode.PORT_IN_USE,
-        )
-
-    faults = FaultConfig(
-        latency_ms=latency_ms,
-        error_rate=error_rate,
-        rate_429=rate_429,
-        timeout_rate=timeout_rate,
-        drop_rate=drop_rate,
-        rate_limit_per_s=rate_limit,
-    )
-    instance = sandbox_class(name.value)(db_path=db, faults=faults, seed=seed)
-    if fixture is not None:
-        instance.load_fixture(fixture)
-    elif products:
-        with progress_bar() as progress:
-            task = progress.add_task(f"generating {name.value} data", total=products)
-
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            instance.generate(products, seed=seed, progress=advance)
-    base_url = f"http://{host}:{port}"
-    console.print(instance.describe(base_url))
-    if credentials_out is not None:
-        credentials_out.write_text(json.dumps(instance.credentials(base_url), indent=2))
-        credentials_out.chmod(0o600)
-        console.print(f"connection details written to {credentials_out}")
-    serve_forever(instance.asgi_app(), listener)
 
 
 if __name__ == "__main__":

@@ -7,4 +7,5 @@ activity: runs, log, dead-letters
 mapping:  mapping show | validate | preview | versions | restore
 setup:    config apply, connection test
 demo:     the demo: both sandboxes, the flows, a summary
+sandbox:  one sandbox on a port of its own
 """

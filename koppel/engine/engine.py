@@ -501,6 +501,11 @@ class Engine:
             return False  # the lock was taken again after a lost connection: not yet
         return await asyncio.to_thread(self._lock.holder_gone, other.id)
 
+    def _ended(self, run_id: str, task: asyncio.Task[Any]) -> None:
+        """A run's task ended; a later execution of the same run here keeps its own entry."""
+        if self._running.get(run_id) is task:
+            del self._running[run_id]
+
     def _drop_taken_runs(self, taker: str) -> None:
         """This process was silent (paused) and `taker` took over every run it had: stop
         working on them now. The fences would stop each at its next write anyway."""
@@ -682,6 +687,10 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     engine._running[run_id] = task
+    # Held until the task ends, which is after DBOS has recorded the run's outcome (in this
+    # task, once this function returns): a waiter here then reads the outcome at once. Dropped
+    # at this function's end, the waiter often asked first and polled again half a second later.
+    task.add_done_callback(lambda ended: engine._ended(run_id, ended))
     job: BatchJob | None = None
     try:
         try:
@@ -730,7 +739,6 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
         _abandon_if_taken_over(error)
         raise
     finally:
-        engine._running.pop(run_id, None)
         engine._jobs.pop(run_id, None)
 
 

@@ -42,9 +42,12 @@ CurrencyCode = Annotated[str, AfterValidator(iso_currency)]
 
 
 class CanonicalModel(BaseModel):
-    """Base of every canonical record: strict about unknown fields so mapping typos surface."""
+    """Base of every canonical record: strict about unknown fields so mapping typos surface.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Validators are built on first use, not at import: a command that maps no record (a sync
+    with nothing to do, a listing) never builds them."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class ProductKind(StrEnum):

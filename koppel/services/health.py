@@ -8,25 +8,16 @@ path, no record.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from koppel.engine.runner import FlowRunner
 from koppel.store import Store
-from koppel.store.database import alembic_config
+from koppel.store.database import at_head
 
 logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def migration_heads() -> frozenset[str]:
-    """The revisions this version of Koppel expects the store at."""
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def _missing_sqlite_file(store: Store) -> bool:
@@ -47,16 +38,14 @@ def not_ready(store: Store, runner: FlowRunner | None) -> str | None:
             "KOPPEL_DATABASE_URL"
         )
     try:
-        with store.engine.connect() as connection:
-            rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-            revisions = frozenset(str(row[0]) for row in rows)
+        current = at_head(store.engine)
     except SQLAlchemyError as error:
         logger.warning("readiness: the store did not answer: %s", type(error).__name__)
         return (
             f"the store does not answer ({type(error).__name__}); check that the database "
             "runs and KOPPEL_DATABASE_URL"
         )
-    if revisions != migration_heads():
+    if not current:
         return (
             "the store's schema is not at this version's migrations; restart the server "
             "(every Koppel command brings the schema up to date when it opens the store)"
@@ -66,4 +55,4 @@ def not_ready(store: Store, runner: FlowRunner | None) -> str | None:
     return None
 
 
-__all__ = ["migration_heads", "not_ready"]
+__all__ = ["not_ready"]

@@ -12,11 +12,9 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import StaticPool
 
@@ -24,7 +22,15 @@ from koppel.errors import ErrorCategory, KoppelError
 from koppel.files import private_file
 from koppel.store.tables import dump_json
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SCHEMA_HEAD = "0012"
+"""The revision of the newest migration, the schema this version of Koppel reads and writes.
+A store already there is opened without Alembic (its import and its reading of every migration
+script were a fifth of a short command's time); tests/unit/test_store_migrations.py fails if a
+new migration does not move it."""
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "koppel_write"
 # Any constant works; it names "the migration lock" among PostgreSQL advisory locks.
@@ -110,6 +116,8 @@ def upgrade(
 
     `keyed_hash` (the application key's `SecretBox.keyed_hash`) lets a migration turn personal
     data into keyed hashes in place; without it such data is deleted and built again."""
+    from alembic import command
+
     engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
@@ -126,8 +134,21 @@ def upgrade(
             engine.dispose()
 
 
+def at_head(engine: Engine) -> bool:
+    """Whether the store's schema is at `SCHEMA_HEAD`: one read, no write lock, no Alembic.
+    The revision only ever moves forward, so a store at head needs no migration; anything
+    else (a new database, an older or a newer schema) is `upgrade()`'s to handle or refuse."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        revisions = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return revisions.scalars().all() == [SCHEMA_HEAD]
+
+
 def alembic_config() -> Config:
     """An Alembic config without alembic.ini: users never need one."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -135,8 +156,10 @@ def alembic_config() -> Config:
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "SCHEMA_HEAD",
     "DatabaseURLError",
     "alembic_config",
+    "at_head",
     "make_engine",
     "normalize_url",
     "upgrade",

@@ -25,7 +25,7 @@ from koppel.store.activity import (
     RunRepository,
 )
 from koppel.store.context import StoreContext, StoreError
-from koppel.store.database import WRITE_OPTION, make_engine, upgrade
+from koppel.store.database import WRITE_OPTION, at_head, make_engine, upgrade
 from koppel.store.definitions import (
     AuditRepository,
     AuthorizationRepository,
@@ -166,7 +166,7 @@ def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Sto
     settings = settings or get_settings()
     engine = make_engine(settings.store_url)
     box = SecretBox.from_settings(settings)
-    if migrate:
+    if migrate and not at_head(engine):
         upgrade(engine, keyed_hash=box.keyed_hash)
     return Store.from_engine(
         engine,

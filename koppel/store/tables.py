@@ -1,4 +1,5 @@
-"""The database tables (SQLAlchemy 2 declarative, typed). Change them only with a new migration.
+"""The database tables (SQLAlchemy 2 declarative, typed). Change them only with a new migration
+(and move `SCHEMA_HEAD` in koppel/store/database.py to it).
 
 Timestamps are stored as UTC and always come back timezone-aware, on SQLite too. JSON columns are
 JSONB on PostgreSQL. Uniqueness that the guarantees rest on lives in the database, not in code:

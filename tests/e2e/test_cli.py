@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,37 @@ from tests.e2e.cli import (
     koppel,
     sellable_skus,
 )
-from tests.e2e.processes import start_worker
+from tests.e2e.processes import WAIT_S, start_worker
+
+NOT_FOR_A_SYNC = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "faker",
+    "alembic",
+    "koppel.web",
+    "koppel.sandbox",
+    "koppel.commands.activity",
+    "koppel.commands.demo",
+    "koppel.commands.mapping",
+    "koppel.commands.reconcile",
+    "koppel.commands.sandbox",
+    "koppel.commands.setup",
+    "koppel.commands.users",
+    "koppel.commands.web",
+)
+"""What `koppel sync` does not use, so does not import: the web app and its server, the
+sandboxes and their data generator, the other commands, and Alembic when the store is at head
+(these imports were most of a short sync's time)."""
+
+_RUN_AND_LIST_MODULES = """
+import atexit, sys
+from pathlib import Path
+atexit.register(lambda: Path(sys.argv[1]).write_text("\\n".join(sorted(sys.modules))))
+from koppel.cli import app
+app(sys.argv[2:], prog_name="koppel")
+"""
 
 
 def test_sync_runs_log_dead_letters_and_replay(cli_setup: Setup) -> None:
@@ -174,6 +207,31 @@ def test_connection_test_says_what_works_and_hides_secrets(cli_setup: Setup) -> 
     assert wrong_key not in refused.output
     unknown = koppel("connection", "test", "erp", "--config", str(config))
     assert unknown.exit_code == 2 and "pim, av" in unknown.stderr
+
+
+def test_a_sync_imports_only_what_it_uses(cli_setup: Setup, tmp_path: Path) -> None:
+    config = cli_setup.write(cli_setup.document())
+    assert koppel("sync", "--config", str(config)).exit_code == 0  # the store is at head now
+    listing = tmp_path / "modules.txt"
+    sync = ["sync", "--config", str(config)]
+    rerun = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(listing), *sync],
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "succeeded" in rerun.stdout
+    modules = set(listing.read_text().split())
+    assert {"koppel.commands.flows", "koppel.engine.engine", "dbos"} <= modules
+    unused = sorted(
+        module
+        for module in modules
+        if any(module == name or module.startswith(f"{name}.") for name in NOT_FOR_A_SYNC)
+    )
+    assert unused == []
 
 
 def test_sync_says_when_a_worker_holds_the_engine(cli_setup: Setup) -> None:

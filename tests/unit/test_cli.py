@@ -13,7 +13,8 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
-from koppel.cli import SANDBOX_PORTS, app
+from koppel.cli import app
+from koppel.commands.sandbox import SANDBOX_PORTS
 from koppel.flows.registry import FLOW_TYPES
 from koppel.services.demo import DEMO_CONNECTIONS, DEMO_FLOWS, demo_flows
 

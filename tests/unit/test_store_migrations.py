@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 from koppel.secrets import SecretBox
 from koppel.settings import Settings
 from koppel.store import Store, make_engine, open_store, upgrade
-from koppel.store.database import alembic_config
+from koppel.store.database import SCHEMA_HEAD, alembic_config, at_head
 from koppel.store.tables import Base, utc_now
 from tests.fixtures_store import seed_integration
 
@@ -39,6 +39,37 @@ def test_sqlite_migrates_from_empty_to_head_and_again_is_a_no_op(tmp_path: Path)
     upgrade(url)
     upgrade(url)
     assert_migrated_to_head(url)
+
+
+def test_schema_head_names_the_newest_migration() -> None:
+    """A store at SCHEMA_HEAD is opened without running Alembic: a new migration moves it."""
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [SCHEMA_HEAD]
+
+
+def test_a_store_behind_head_is_migrated_when_opened(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'koppel.db'}", secret_key=None)
+    open_store(settings).close()
+    engine = make_engine(settings.store_url)
+    try:
+        assert at_head(engine)
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "-1")
+        assert not at_head(engine)
+    finally:
+        engine.dispose()
+    open_store(settings).close()
+    assert_migrated_to_head(str(settings.store_url))
+
+
+def test_a_new_database_is_not_at_head(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        assert not at_head(engine)
+    finally:
+        engine.dispose()
 
 
 def test_processes_starting_at_once_migrate_once(tmp_path: Path) -> None:
