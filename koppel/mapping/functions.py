@@ -160,7 +160,8 @@ def _text_function(
     name: str, convert: Callable[[str], str], summary: str, example: Example
 ) -> TransformFunction:
     def build(_args: dict[str, Any], _tables: Tables) -> Impl:
-        return lambda value, _record: convert(_text(value))
+        # Text is what these functions are given nearly always: checked here without a call.
+        return lambda value, _record: convert(value if isinstance(value, str) else _text(value))
 
     return TransformFunction(
         name, (), build, True, summary, example, FieldType.STRING, _keep_length
@@ -528,11 +529,15 @@ _register(
 
 
 def _to_string(value: Any, _record: Any) -> str:
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
-    return _text(value)
+    return _text(value)  # raises, naming what the value is
 
 
 _register(
