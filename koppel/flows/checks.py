@@ -24,8 +24,8 @@ def gtin_problem(code: str) -> str | None:
     """Why `code` is not a valid EAN/GTIN (8, 12, 13 or 14 digits, GS1 check digit), or None."""
     if not code.isdigit() or len(code) not in GTIN_LENGTHS:
         return f"{code!r} is not an EAN/GTIN: it must be 8, 12, 13 or 14 digits"
-    digits = [int(d) for d in reversed(code[:-1])]
-    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(digits))
+    body = code[-2::-1]  # the digits before the check digit, the last one first (weight 3)
+    total = 3 * sum(map(int, body[0::2])) + sum(map(int, body[1::2]))
     expected = (10 - total % 10) % 10
     if int(code[-1]) != expected:
         return f"{code!r} has a wrong check digit (expected {expected})"
@@ -72,23 +72,28 @@ def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
 
 
 def _has_removed(value: Any) -> bool:
-    """Whether any text in `value` has a control character to remove; the texts and numbers of
-    a dict or list are tested in its own loop, only nested containers cost a call."""
-    if isinstance(value, str):
-        return not value.isprintable() and any(_removed(c) for c in value)
-    if isinstance(value, dict | Mapping):
-        items: Any = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return False
-    for item in items:
-        kind = type(item)
-        if kind is str:
-            if not item.isprintable() and any(_removed(c) for c in item):
+    """Whether any text in `value` has a control character to remove. Nested dicts and lists
+    wait on a stack rather than costing a call each (a product has a dozen of them)."""
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):  # the value itself, or a text of a str subclass (an enum)
+            if not node.isprintable() and any(_removed(c) for c in node):
                 return True
-        elif kind not in _LEAVES and _has_removed(item):
-            return True
+            continue
+        if isinstance(node, dict | Mapping):
+            items: Any = node.values()
+        elif isinstance(node, list):
+            items = node
+        else:
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if not item.isprintable() and any(_removed(c) for c in item):
+                    return True
+            elif kind not in _LEAVES:
+                pending.append(item)
     return False
 
 
