@@ -81,10 +81,10 @@ def _has_removed(value: Any) -> bool:
             if not node.isprintable() and any(_removed(c) for c in node):
                 return True
             continue
-        if isinstance(node, dict | Mapping):
-            items: Any = node.values()
-        elif isinstance(node, list):
-            items = node
+        if isinstance(node, list):
+            items: Any = node
+        elif isinstance(node, dict | Mapping):
+            items = node.values()
         else:
             continue
         for item in items:

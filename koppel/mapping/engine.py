@@ -265,7 +265,7 @@ def apply(
     warnings: list[FieldWarning] = []
     field = "(record)"
     try:
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):  # dict: no ABC check
             raise _FieldFailure(field, f"a record must be an object, got {type(record).__name__}")
         values = mapping.map_record(_Source(record), "", warnings)
     except _FieldFailure as failure:
@@ -335,7 +335,8 @@ def _producer(compiled: CompiledRule) -> Producer:
     has_default = default is not UNSET
     if key is not None and not steps and not has_default:
         return _copier(key, fit)  # a field copied as it is: the most common rule by far
-    read = None if key is not None else _value_reader(compiled)
+    reader = compiled.reader if key is None else None
+    compute = _computed_value(compiled)
     held = fit.held if fit is not None else None
     longest = fit.longest if fit is not None else None
     fit_value = fit.fit if fit is not None else None
@@ -343,10 +344,12 @@ def _producer(compiled: CompiledRule) -> Producer:
     def produce(source: _Source, prefix: str, warnings: list[FieldWarning]) -> Any:
         record = source.record
         value: Any
-        if read is None:
+        if key is not None:
             value = record.get(key) if isinstance(record, dict) else None
+        elif reader is not None:
+            value = reader(record)
         else:
-            value = read(source, prefix)
+            value = compute(source, prefix)
         for run, name in steps:
             try:
                 value = run(value, record)
@@ -383,12 +386,8 @@ def _copier(key: str, fit: _Target | None) -> Producer:
     return copy_fitted
 
 
-def _value_reader(compiled: CompiledRule) -> Callable[[_Source, str], Any]:
-    """Where the value comes from when it is not one key of the record: a longer source path,
-    the expression or the constant."""
-    reader = compiled.reader
-    if reader is not None:
-        return lambda source, _prefix: reader(source.record)
+def _computed_value(compiled: CompiledRule) -> Callable[[_Source, str], Any]:
+    """The value of a rule that reads no source path: its expression's, or its constant."""
     expression = compiled.expression
     if expression is not None:
         target = compiled.rule.target
@@ -425,7 +424,7 @@ def _each_producer(compiled: CompiledRule) -> Producer:
             raise _FieldFailure(field, f"each {each}: is not a list")
         result = []
         for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise _FieldFailure(f"{field}[{index}]", f"each {each}: not an object")
             result.append(map_element(_Source(item), f"{field}[{index}].", warnings))
         return result
