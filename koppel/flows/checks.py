@@ -10,7 +10,6 @@ loses its control characters. docs/flows.md, "Values Koppel refuses", lists the 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -60,6 +59,19 @@ KEPT_CONTROLS = frozenset("\t\n\r")
 """Control characters that text may hold (tabs and line breaks); every other one (NUL, BEL,
 ESC, DEL, C1) is removed, as no field of either system means anything by them."""
 
+_REMOVED = re.compile(
+    "["
+    + "".join(
+        re.escape(chr(code))
+        for code in (*range(0x20), *range(0x7F, 0xA0))
+        if chr(code) not in KEPT_CONTROLS
+    )
+    + "]"
+)
+"""Unicode's control characters (category Cc, which is exactly U+0000-U+001F and U+007F-U+009F)
+but the kept ones: one search in C per text that is not printable (a text with a line break),
+not a look-up per character."""
+
 
 def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
     """`value` with the control characters removed from every text in it, and the paths of the
@@ -78,7 +90,7 @@ def _has_removed(value: Any) -> bool:
     while pending:
         node = pending.pop()
         if isinstance(node, str):  # the value itself, or a text of a str subclass (an enum)
-            if not node.isprintable() and any(_removed(c) for c in node):
+            if not node.isprintable() and _REMOVED.search(node):
                 return True
             continue
         if isinstance(node, list):
@@ -90,7 +102,7 @@ def _has_removed(value: Any) -> bool:
         for item in items:
             kind = type(item)
             if kind is str:
-                if not item.isprintable() and any(_removed(c) for c in item):
+                if not item.isprintable() and _REMOVED.search(item):
                     return True
             elif kind not in _LEAVES:
                 pending.append(item)
@@ -103,9 +115,9 @@ _LEAVES = frozenset({int, float, bool, Decimal, type(None)})
 
 def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
     if isinstance(value, str):
-        if value.isprintable() or not any(_removed(c) for c in value):
+        if value.isprintable() or not _REMOVED.search(value):
             return value, []
-        return "".join(c for c in value if not _removed(c)), [path or "(value)"]
+        return _REMOVED.sub("", value), [path or "(value)"]
     if isinstance(value, Mapping):
         cleaned: dict[str, Any] = {}
         paths: list[str] = []
@@ -122,10 +134,6 @@ def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
             paths += found
         return items, paths
     return value, []
-
-
-def _removed(character: str) -> bool:
-    return unicodedata.category(character) == "Cc" and character not in KEPT_CONTROLS
 
 
 def allowed_by(setting: str) -> str:
