@@ -10,7 +10,6 @@ loses its control characters. docs/flows.md, "Values Koppel refuses", lists the 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -24,8 +23,8 @@ def gtin_problem(code: str) -> str | None:
     """Why `code` is not a valid EAN/GTIN (8, 12, 13 or 14 digits, GS1 check digit), or None."""
     if not code.isdigit() or len(code) not in GTIN_LENGTHS:
         return f"{code!r} is not an EAN/GTIN: it must be 8, 12, 13 or 14 digits"
-    digits = [int(d) for d in reversed(code[:-1])]
-    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(digits))
+    body = code[-2::-1]  # the digits before the check digit, the last one first (weight 3)
+    total = 3 * sum(map(int, body[0::2])) + sum(map(int, body[1::2]))
     expected = (10 - total % 10) % 10
     if int(code[-1]) != expected:
         return f"{code!r} has a wrong check digit (expected {expected})"
@@ -60,6 +59,19 @@ KEPT_CONTROLS = frozenset("\t\n\r")
 """Control characters that text may hold (tabs and line breaks); every other one (NUL, BEL,
 ESC, DEL, C1) is removed, as no field of either system means anything by them."""
 
+_REMOVED = re.compile(
+    "["
+    + "".join(
+        re.escape(chr(code))
+        for code in (*range(0x20), *range(0x7F, 0xA0))
+        if chr(code) not in KEPT_CONTROLS
+    )
+    + "]"
+)
+"""Unicode's control characters (category Cc, which is exactly U+0000-U+001F and U+007F-U+009F)
+but the kept ones: one search in C per text that is not printable (a text with a line break),
+not a look-up per character."""
+
 
 def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
     """`value` with the control characters removed from every text in it, and the paths of the
@@ -72,23 +84,28 @@ def without_controls(value: Any, path: str = "") -> tuple[Any, list[str]]:
 
 
 def _has_removed(value: Any) -> bool:
-    """Whether any text in `value` has a control character to remove; the texts and numbers of
-    a dict or list are tested in its own loop, only nested containers cost a call."""
-    if isinstance(value, str):
-        return not value.isprintable() and any(_removed(c) for c in value)
-    if isinstance(value, dict | Mapping):
-        items: Any = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return False
-    for item in items:
-        kind = type(item)
-        if kind is str:
-            if not item.isprintable() and any(_removed(c) for c in item):
+    """Whether any text in `value` has a control character to remove. Nested dicts and lists
+    wait on a stack rather than costing a call each (a product has a dozen of them)."""
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):  # the value itself, or a text of a str subclass (an enum)
+            if not node.isprintable() and _REMOVED.search(node):
                 return True
-        elif kind not in _LEAVES and _has_removed(item):
-            return True
+            continue
+        if isinstance(node, list):
+            items: Any = node
+        elif isinstance(node, dict | Mapping):
+            items = node.values()
+        else:
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if not item.isprintable() and _REMOVED.search(item):
+                    return True
+            elif kind not in _LEAVES:
+                pending.append(item)
     return False
 
 
@@ -98,9 +115,9 @@ _LEAVES = frozenset({int, float, bool, Decimal, type(None)})
 
 def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
     if isinstance(value, str):
-        if value.isprintable() or not any(_removed(c) for c in value):
+        if value.isprintable() or not _REMOVED.search(value):
             return value, []
-        return "".join(c for c in value if not _removed(c)), [path or "(value)"]
+        return _REMOVED.sub("", value), [path or "(value)"]
     if isinstance(value, Mapping):
         cleaned: dict[str, Any] = {}
         paths: list[str] = []
@@ -117,10 +134,6 @@ def _cleaned(value: Any, path: str) -> tuple[Any, list[str]]:
             paths += found
         return items, paths
     return value, []
-
-
-def _removed(character: str) -> bool:
-    return unicodedata.category(character) == "Cc" and character not in KEPT_CONTROLS
 
 
 def allowed_by(setting: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gettext
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 import pycountry
 
@@ -60,8 +60,10 @@ def country_table() -> dict[str, str]:
     return table
 
 
+@lru_cache(maxsize=1024)
 def country_code(text: str) -> str | None:
-    """The ISO 3166-1 alpha-2 code for a name or code, None when the text names no country."""
+    """The ISO 3166-1 alpha-2 code for a name or code, None when the text names no country.
+    Remembered: a catalogue names a few countries many times, each normalised once."""
     return country_table().get(normalise_country_text(text))
 
 

@@ -1,17 +1,18 @@
 """Compile a mapping once, then apply it to many records.
 
-Compiling resolves paths, functions, arguments and expressions up front, so mapping a record is a
-walk over prepared rules. Applying never raises anything but a MappingError naming the record,
-the field and the rule; a target field that cannot hold its value follows the rule's `overflow`.
+Compiling resolves paths, functions, arguments and expressions up front and makes each rule one
+function that does only what the rule needs, so mapping a record runs one function per field.
+Applying never raises anything but a MappingError naming the record, the field and the rule; a
+target field that cannot hold its value follows the rule's `overflow`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from koppel.mapping.document import UNSET, FieldRule, MappingSpec, Overflow, Policy
 from koppel.mapping.errors import (
@@ -92,25 +93,13 @@ class CompiledRule:
             return "expr"
         return "const"
 
-    def produce(self, source: _Source, field: str) -> Any:
-        rule = self.rule
-        if self.reader is not None:
-            value = self.reader(source.record)
-        elif self.expression is not None:
-            try:
-                value = self.expression.evaluate(source.json)
-            except ExpressionError as error:
-                raise _FieldFailure(field, f"expr: {error}") from None
-        else:
-            value = rule.const
-        for step in self.steps:
-            try:
-                value = step.run(value, source.record)
-            except TransformError as error:
-                raise _FieldFailure(field, f"{self.describe()} | {step.name}: {error}") from None
-        if rule.default is not UNSET and (value is None or value == ""):
-            value = rule.default
-        return value
+
+Producer = Callable[[_Source, str, list[FieldWarning]], Any]
+"""produce(source, prefix, warnings): one field's value for the target (None leaves it out).
+`prefix` is where the record sits in the one being mapped (`variants[2].`, or ""), so a failure
+names the field as users read it."""
+
+RecordMapper = Callable[[_Source, str, list[FieldWarning]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -121,6 +110,8 @@ class CompiledMapping:
     rules: tuple[CompiledRule, ...]
     target_schema: RecordSchema | None
     create_only: frozenset[str]
+    map_record: RecordMapper
+    """the rules made into one function per field once (see `_record_mapper`)"""
 
 
 @dataclass(frozen=True)
@@ -263,7 +254,7 @@ def compile_mapping(
     if errors:
         raise InvalidMappingError(errors)
     create_only = frozenset(rule.rule.target for rule in rules if rule.rule.on is Policy.CREATE)
-    return CompiledMapping(spec, rules, target_schema, create_only)
+    return CompiledMapping(spec, rules, target_schema, create_only, _record_mapper(rules))
 
 
 def apply(
@@ -274,9 +265,9 @@ def apply(
     warnings: list[FieldWarning] = []
     field = "(record)"
     try:
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):  # dict: no ABC check
             raise _FieldFailure(field, f"a record must be an object, got {type(record).__name__}")
-        values = _apply_rules(mapping.rules, _Source(record), "", warnings)
+        values = mapping.map_record(_Source(record), "", warnings)
     except _FieldFailure as failure:
         raise MappingError(failure.field, failure.rule, key) from None
     except MappingError:
@@ -286,140 +277,306 @@ def apply(
     return MappingResult(values, tuple(warnings), mapping.create_only)
 
 
-def _apply_rules(
-    rules: tuple[CompiledRule, ...], source: _Source, prefix: str, warnings: list[FieldWarning]
-) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for compiled in rules:
-        rule = compiled.rule
-        field = prefix + rule.target if prefix else rule.target
-        try:
-            if rule.each is not None:
-                value: Any = _apply_each(compiled, source, field, warnings)
-            else:
-                value = compiled.produce(source, field)
-                if compiled.target is not None:
-                    value = _fit(compiled, value, field, warnings)
-        except _FieldFailure:
-            raise
-        except Exception as error:
-            raise _FieldFailure(
-                field, f"{compiled.describe()}: unexpected {type(error).__name__}: {error}"
-            ) from None
-        if value is not None:
-            parts = compiled.parts
-            if len(parts) == 1:
-                values[parts[0]] = value
-            else:
-                write_path(values, parts, value)
-    return values
+# -- compiling rules into functions ----------------------------------------------------------
+#
+# Everything a rule's shape decides (where the value comes from, whether it has steps or a
+# default, the target's type, length and overflow policy) is decided here, once per mapping, by
+# choosing which small function to build; mapping a record then runs only what its rules need.
+# A field copied as it is costs one call, its value checked against the target's type in line;
+# only a value to convert, too long or absent calls the target's `fit` (this runs for every
+# field of every record).
 
 
-def _apply_each(
-    compiled: CompiledRule, source: _Source, field: str, warnings: list[FieldWarning]
-) -> list[dict[str, Any]] | None:
-    assert compiled.reader is not None  # an each rule always has its path
-    items = compiled.reader(source.record)
-    if items is None:
-        _fit(compiled, None, field, warnings)  # fails the record if the target requires the list
-        return None
-    if not isinstance(items, list):
-        raise _FieldFailure(field, f"each {compiled.rule.each}: is not a list")
-    result = []
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise _FieldFailure(f"{field}[{index}]", f"each {compiled.rule.each}: not an object")
-        element_prefix = f"{field}[{index}]."
-        result.append(_apply_rules(compiled.elements, _Source(item), element_prefix, warnings))
-    return result
+def _record_mapper(rules: tuple[CompiledRule, ...]) -> RecordMapper:
+    fields = tuple(
+        (_producer(compiled), compiled.parts[0] if len(compiled.parts) == 1 else None, compiled)
+        for compiled in rules
+    )
+
+    def map_record(source: _Source, prefix: str, warnings: list[FieldWarning]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for produce, key, compiled in fields:
+            try:
+                value = produce(source, prefix, warnings)
+            except _FieldFailure:
+                raise
+            except Exception as error:
+                raise _FieldFailure(
+                    prefix + compiled.rule.target,
+                    f"{compiled.describe()}: unexpected {type(error).__name__}: {error}",
+                ) from None
+            if value is not None:
+                if key is not None:
+                    values[key] = value
+                else:
+                    write_path(values, compiled.parts, value)
+        return values
+
+    return map_record
 
 
-_NUMBER_HINT = "add `parse_decimal` to read it"
+def _producer(compiled: CompiledRule) -> Producer:
+    if compiled.rule.each is not None:
+        return _each_producer(compiled)
+    fit = _fitter(compiled)
+    rule = compiled.rule
+    target = rule.target
+    describe = compiled.describe()
+    source_path = compiled.source
+    key = (
+        source_path.steps[0]
+        if source_path is not None
+        and len(source_path.steps) == 1
+        and isinstance(source_path.steps[0], str)
+        else None
+    )
+    steps = tuple((step.run, step.name) for step in compiled.steps)
+    default = rule.default
+    has_default = default is not UNSET
+    if key is not None and not steps and not has_default:
+        return _copier(key, fit)  # a field copied as it is: the most common rule by far
+    reader = compiled.reader if key is None else None
+    compute = _computed_value(compiled)
+    held = fit.held if fit is not None else None
+    longest = fit.longest if fit is not None else None
+    fit_value = fit.fit if fit is not None else None
+
+    def produce(source: _Source, prefix: str, warnings: list[FieldWarning]) -> Any:
+        record = source.record
+        value: Any
+        if key is not None:
+            value = record.get(key) if isinstance(record, dict) else None
+        elif reader is not None:
+            value = reader(record)
+        else:
+            value = compute(source, prefix)
+        for run, name in steps:
+            try:
+                value = run(value, record)
+            except TransformError as error:
+                raise _FieldFailure(prefix + target, f"{describe} | {name}: {error}") from None
+        if has_default and (value is None or value == ""):
+            value = default
+        if fit_value is None or (
+            type(value) is held and (longest is None or len(value) <= longest)
+        ):
+            return value
+        return fit_value(value, prefix, warnings)
+
+    return produce
 
 
-def _fit(compiled: CompiledRule, value: Any, field: str, warnings: list[FieldWarning]) -> Any:
-    """Make the value what the target field holds, or fail the record with the reason."""
+def _copier(key: str, fit: _Target | None) -> Producer:
+    if fit is None:
+
+        def copy(source: _Source, _prefix: str, _warnings: list[FieldWarning]) -> Any:
+            record = source.record
+            return record.get(key) if isinstance(record, dict) else None
+
+        return copy
+    held, longest, fit_value = fit
+
+    def copy_fitted(source: _Source, prefix: str, warnings: list[FieldWarning]) -> Any:
+        record = source.record
+        value: Any = record.get(key) if isinstance(record, dict) else None
+        if type(value) is held and (longest is None or len(value) <= longest):
+            return value
+        return fit_value(value, prefix, warnings)
+
+    return copy_fitted
+
+
+def _computed_value(compiled: CompiledRule) -> Callable[[_Source, str], Any]:
+    """The value of a rule that reads no source path: its expression's, or its constant."""
+    expression = compiled.expression
+    if expression is not None:
+        target = compiled.rule.target
+
+        def evaluate(source: _Source, prefix: str) -> Any:
+            try:
+                return expression.evaluate(source.json)
+            except ExpressionError as error:
+                raise _FieldFailure(prefix + target, f"expr: {error}") from None
+
+        return evaluate
+    const = compiled.rule.const
+    return lambda _source, _prefix: const
+
+
+def _each_producer(compiled: CompiledRule) -> Producer:
+    reader = compiled.reader
+    assert reader is not None  # an each rule always has its path
+    map_element = _record_mapper(compiled.elements)
+    fit = _fitter(compiled)
+    target = compiled.rule.target
+    each = compiled.rule.each
+
+    def produce_list(
+        source: _Source, prefix: str, warnings: list[FieldWarning]
+    ) -> list[dict[str, Any]] | None:
+        items = reader(source.record)
+        if items is None:
+            if fit is not None:
+                fit.fit(None, prefix, warnings)  # fails the record if the target requires it
+            return None
+        field = prefix + target
+        if not isinstance(items, list):
+            raise _FieldFailure(field, f"each {each}: is not a list")
+        result = []
+        for index, item in enumerate(items):
+            if type(item) is not dict and not isinstance(item, Mapping):
+                raise _FieldFailure(f"{field}[{index}]", f"each {each}: not an object")
+            result.append(map_element(_Source(item), f"{field}[{index}].", warnings))
+        return result
+
+    return produce_list
+
+
+Fit = Callable[[Any, str, list[FieldWarning]], Any]
+"""fit(value, prefix, warnings): the value as the target field holds it, or the record fails."""
+
+
+class _Unfit(Exception):
+    """A value of a type the target field cannot hold; the message is the reason and the fix."""
+
+
+class _Target(NamedTuple):
+    """How a rule's values become what its target field holds."""
+
+    held: Any
+    """a value of exactly this type (a text no longer than `longest`) is held as it is: the
+    caller returns it without calling `fit` (a type or None; typed Any so that the caller's
+    `type(value) is held` leaves `value` what it was for the type checker)"""
+    longest: int | None
+    fit: Fit
+
+
+def _fitter(compiled: CompiledRule) -> _Target | None:
+    """Make the value what the target field holds, or fail the record with the reason (None:
+    there is no target field to fit)."""
     spec = compiled.target
     if spec is None:
-        return value
-    if value is None:
-        if spec.required:
-            raise _FieldFailure(
-                field,
-                f"{compiled.describe()}: is required by the target but has no value: "
-                "add `default:` or fix the source",
-            )
         return None
-    value = _coerce(compiled, spec, value, field)
-    limit = spec.max_length
-    if spec.type is FieldType.STRING and limit is not None and len(value) > limit:
-        if compiled.rule.overflow is Overflow.TRUNCATE:
+    describe = compiled.describe()
+    target = compiled.rule.target
+    kind = spec.type
+    required = spec.required
+    limit = spec.max_length if kind is FieldType.STRING else None
+    too_long = _overflow(compiled, limit) if limit is not None else None
+
+    def fit(value: Any, prefix: str, warnings: list[FieldWarning]) -> Any:
+        if value is None:
+            if required:
+                raise _FieldFailure(
+                    prefix + target,
+                    f"{describe}: is required by the target but has no value: "
+                    "add `default:` or fix the source",
+                )
+            return None
+        try:
+            value = _convert(kind, value)
+        except _Unfit as unfit:
+            raise _FieldFailure(prefix + target, f"{describe}: {unfit}") from None
+        if too_long is not None:
+            return too_long(value, prefix, warnings)
+        return value
+
+    return _Target(_HELD.get(kind), limit, fit)
+
+
+_HELD: dict[FieldType, type] = {
+    FieldType.STRING: str,
+    FieldType.DECIMAL: Decimal,
+    FieldType.INTEGER: int,
+    FieldType.BOOLEAN: bool,
+    FieldType.DATE: dt.date,
+    FieldType.DATETIME: dt.datetime,
+    FieldType.OBJECT: dict,
+    FieldType.LIST: list,
+}
+"""A value of exactly this type is what a field of the kind holds as it is: no conversion."""
+
+
+def _overflow(compiled: CompiledRule, limit: int) -> Fit:
+    """A text as its target field of `limit` characters holds it: a longer one as the rule's
+    `overflow` says."""
+    describe = compiled.describe()
+    target = compiled.rule.target
+    if compiled.rule.overflow is Overflow.TRUNCATE:
+
+        def truncate(value: str, prefix: str, warnings: list[FieldWarning]) -> str:
+            if len(value) <= limit:
+                return value
             warnings.append(
-                FieldWarning(field, f"truncated from {len(value)} to {limit} characters")
+                FieldWarning(prefix + target, f"truncated from {len(value)} to {limit} characters")
             )
             return value[:limit]
-        if spec.key:
-            raise _FieldFailure(
-                field,
-                f"{compiled.describe()}: is {len(value)} characters; the target holds {limit} "
-                "and finds its records by this field: shorten it in the source (a key cut to "
-                "fit could make two records one)",
-            )
-        raise _FieldFailure(
-            field,
-            f"{compiled.describe()}: is {len(value)} characters; the target holds {limit}: "
-            f"add `truncate: {limit}` or `overflow: truncate`",
+
+        return truncate
+    if compiled.target is not None and compiled.target.key:
+        way_out = (
+            " and finds its records by this field: shorten it in the source (a key cut to "
+            "fit could make two records one)"
         )
-    return value
+    else:
+        way_out = f": add `truncate: {limit}` or `overflow: truncate`"
+
+    def fail(value: str, prefix: str, _warnings: list[FieldWarning]) -> str:
+        if len(value) <= limit:
+            return value
+        raise _FieldFailure(
+            prefix + target,
+            f"{describe}: is {len(value)} characters; the target holds {limit}{way_out}",
+        )
+
+    return fail
 
 
-def _coerce(compiled: CompiledRule, spec: FieldSpec, value: Any, field: str) -> Any:
-    kind = spec.type
-    if kind is FieldType.STRING and isinstance(value, str):
-        return value  # the common case first: no closure made for it
-
-    def fail(reason: str) -> _FieldFailure:
-        return _FieldFailure(field, f"{compiled.describe()}: {reason}")
-
+def _convert(kind: FieldType, value: Any) -> Any:
+    """A value that is not None as a field of `kind` holds it; _Unfit says why it cannot be."""
     if kind is FieldType.ANY:
         return value
     if kind is FieldType.STRING:
+        if isinstance(value, str):
+            return value
         if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
-            raise fail(_mismatch(value, "text", "join" if isinstance(value, list) else "to_string"))
+            raise _Unfit(
+                _mismatch(value, "text", "join" if isinstance(value, list) else "to_string")
+            )
         return str(value)
     if kind in (FieldType.DECIMAL, FieldType.INTEGER):
         if isinstance(value, bool):
-            raise fail(_mismatch(value, "a number", "to_integer"))
+            raise _Unfit(_mismatch(value, "a number", "to_integer"))
         if isinstance(value, str):
             try:
                 number = Decimal(value.strip())
             except InvalidOperation:
-                raise fail(_mismatch(value, "a number", "parse_decimal")) from None
+                raise _Unfit(_mismatch(value, "a number", "parse_decimal")) from None
         elif isinstance(value, int | Decimal):
             number = Decimal(value)
         elif isinstance(value, float):
             number = Decimal(repr(value))
         else:
-            raise fail(_mismatch(value, "a number", "parse_decimal"))
+            raise _Unfit(_mismatch(value, "a number", "parse_decimal"))
         if kind is FieldType.DECIMAL:
             return number
         if number != number.to_integral_value():
-            raise fail(f"{number} is not a whole number: add `round: 0`")
+            raise _Unfit(f"{number} is not a whole number: add `round: 0`")
         return int(number)
     if kind is FieldType.BOOLEAN:
         if not isinstance(value, bool):
-            raise fail(_mismatch(value, "yes/no", "to_boolean"))
+            raise _Unfit(_mismatch(value, "yes/no", "to_boolean"))
         return value
     if kind in (FieldType.DATE, FieldType.DATETIME):
         if isinstance(value, dt.date):
             return value
-        raise fail(_mismatch(value, "a date", "parse_date"))
+        raise _Unfit(_mismatch(value, "a date", "parse_date"))
     if kind is FieldType.OBJECT:
         if not isinstance(value, Mapping):
-            raise fail(_mismatch(value, "an object", "expr"))
+            raise _Unfit(_mismatch(value, "an object", "expr"))
         return value
     if not isinstance(value, list):  # FieldType.LIST
-        raise fail(_mismatch(value, "a list", "split"))
+        raise _Unfit(_mismatch(value, "a list", "split"))
     return value
 
 

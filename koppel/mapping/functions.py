@@ -83,6 +83,9 @@ class TransformFunction:
     """type of the result (None: same as the input); validation uses it to spot mismatches"""
     length: Callable[[dict[str, Any], int | None], int | None] = lambda _args, _n: None
     """longest text the function can return given the longest input (None: cannot tell)"""
+    convert_text: Callable[[str], str] | None = None
+    """for a function of a text alone (trim, upper): what it makes of a text, which a step
+    given a text calls directly, without the wrappers around `build`'s function"""
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def _text_function(
         return lambda value, _record: convert(_text(value))
 
     return TransformFunction(
-        name, (), build, True, summary, example, FieldType.STRING, _keep_length
+        name, (), build, True, summary, example, FieldType.STRING, _keep_length, convert
     )
 
 
@@ -528,11 +531,15 @@ _register(
 
 
 def _to_string(value: Any, _record: Any) -> str:
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
-    return _text(value)
+    return _text(value)  # raises, naming what the value is
 
 
 _register(
@@ -945,6 +952,19 @@ def _suggest(name: str) -> str:
 def _wrap(function: TransformFunction, impl: Impl) -> Impl:
     if function.name == "default":
         return impl
+    convert = function.convert_text
+    if convert is not None:
+
+        def per_text(value: Any, record: Any) -> Any:
+            if isinstance(value, str):  # nearly always: one call for the step
+                return convert(value)
+            if value is None:
+                return None
+            if isinstance(value, list):
+                return [None if item is None else impl(item, record) for item in value]
+            return impl(value, record)
+
+        return per_text
     if function.per_element:
 
         def per_element(value: Any, record: Any) -> Any:

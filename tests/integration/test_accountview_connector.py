@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -208,6 +209,57 @@ async def test_server_side_error_is_mapped_to_its_record(
     assert results[1].error is not None and results[1].error.field == "AG_CODE"
     assert "ZZZZZ" in str(results[1].error) and "MAP2" in str(results[1].error)
     assert results[3].error is not None and "upper case" in results[3].error.rule
+
+
+async def test_every_value_is_checked_before_anything_is_sent(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    """Each field a write uses is looked up once, yet every value is judged on its own: rows
+    with the same fields fail alone, naming the field and the rule, and the others are sent."""
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    records: list[dict[str, Any]] = [
+        {"art_code": "CHK1", "art_desc1": "Kleine veldnamen", "EXT_KEY": "x", "CNG_NR": 3},
+        {"ART_CODE": "CHK2", "ART_DESC1": "x" * 41},
+        {"ART_CODE": "CHK3", "ART_DESC1": ["geen", "tekst"]},
+        {"ART_CODE": "CHK4", "ART_DESC1": "Prijs", "PX_SELL": "twaalf"},
+        {"ART_CODE": "CHK5", "ART_DESC1": "Prijs", "PX_SELL": Decimal("1.23456")},
+        {"ART_CODE": "CHK6", "ART_DESC1": "Kleur", "COLOUR": "rood"},
+        {"ART_CODE": "CHK7", "ART_DESC1": "Goed", "PX_SELL": Decimal("12.50")},
+    ]
+    order = {
+        "ORD_REF": "CHK-ORDER",
+        "RPL_INV": "10001",
+        "SO_LINE": [
+            {"art_code": "100001", "ORD_QTY": 1, "REC_ID": "9"},
+            {"ART_CODE": "100002", "ORD_QTY": 1, "COLOUR": "rood"},
+        ],
+    }
+    try:
+        results = await connector.write("articles", records)
+        [refused_order] = await connector.write("sales_orders", [order])
+    finally:
+        await connector.aclose()
+    problems = [(r.error.field, r.error.rule) if r.error else None for r in results]
+    assert problems[:4] == [
+        None,
+        ("ART_DESC1", "is 41 characters long; AccountView allows at most 40"),
+        ("ART_DESC1", "must be text"),
+        ("PX_SELL", "must be a number"),
+    ]
+    assert problems[4] is not None and problems[4][0] == "PX_SELL"
+    assert problems[4][1].startswith("1.23456 has more than 4 decimals")
+    assert problems[5:] == [("COLOUR", "is not a field of ARTICLE"), None]
+    assert [row["ART_DESC1"] for row in sandbox.rows("ARTICLE", ART_CODE="CHK1")] == [
+        "Kleine veldnamen"
+    ]
+    assert len(sandbox.rows("ARTICLE", ART_CODE="CHK7")) == 1
+    assert not sandbox.rows("ARTICLE", ART_CODE="CHK2")
+    assert refused_order.error is not None
+    assert (refused_order.error.field, refused_order.error.rule) == (
+        "SO_LINE.COLOUR",
+        "is not a field of SO_LINE",
+    )
 
 
 async def test_delivery_address_and_order_writes(served: tuple[AccountViewSandbox, str]) -> None:

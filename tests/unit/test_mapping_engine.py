@@ -227,6 +227,19 @@ def test_overflow_fail_and_truncate() -> None:
     ]
 
 
+@pytest.mark.parametrize("rule", ["name", "{from: name, transform: [trim]}", "{expr: name}"])
+def test_a_text_as_long_as_its_field_fits_and_one_character_more_does_not(rule: str) -> None:
+    """A plain copy, a transformed value and an expression's are each fitted to the target."""
+    mapping = compiled(f"fields: {{ART_CODE: sku, ART_DESC1: {rule}}}", target_schema=AV_ARTICLE)
+    assert apply(mapping, {"sku": "1", "name": "x" * 40}).values["ART_DESC1"] == "x" * 40
+    with pytest.raises(MappingError, match=r"ART_DESC1: .*is 41 characters; the target holds 40"):
+        apply(mapping, {"sku": "1", "name": "x" * 41})
+    with pytest.raises(MappingError, match=r"ART_DESC1: .*required by the target but has no value"):
+        apply(mapping, {"sku": "1"})
+    with pytest.raises(MappingError, match=r"ART_DESC1: .*got list .*add `join`"):
+        apply(mapping, {"sku": "1", "name": ["Bout", "M8"]})
+
+
 def test_target_types_are_enforced_with_the_fix() -> None:
     mapping = compiled(
         "fields: {ART_CODE: sku, ART_DESC1: name, SALES_PRICE: price, ACTIVE: active}",

@@ -401,10 +401,13 @@ class AccountViewClient(ApiClient):
             "Fields": [{"Name": "RowId", "FieldType": "C"}]
             + [{"Name": f, "FieldType": types[f].type} for f in header_fields],
         }
-        data = [
-            {"Values": [str(i), *(_json_value(r[f]) for f in header_fields)]}
-            for i, r in enumerate(rows, start=1)
-        ]
+        data = []
+        for i, r in enumerate(rows, start=1):
+            values: list[Any] = [str(i)]
+            for f in header_fields:  # one loop, no call for a text: this runs for every value
+                value = r[f]
+                values.append(value if type(value) is str else _json_value(value))
+            data.append({"Values": values})
         body: dict[str, Any] = {
             "BookDate": "",
             "BusinessObject": business_object,

@@ -10,7 +10,7 @@ failure first looks the record up by its natural key (MAIL_BUS, the address, ORD
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -246,9 +246,16 @@ class AccountViewConnector:
         ent = self._entity(entity)
         if not ent.spec.writable:
             raise ConnectorError(f"{entity} are kept in AccountView itself and are read-only here")
-        items = [_Item(i, _label(ent, r, i), _clean(ent, r)) for i, r in enumerate(records)]
+        columns = _Columns(
+            ent.fields, keep_rec_id=ent.spec.key_field == "REC_ID", detail_table=ent.detail_table
+        )
+        lines = _Columns(table_fields()[ent.detail_table]) if ent.detail_table else None
+        items = [
+            _Item(i, _label(ent, r, i), _clean(ent, r, columns, lines))
+            for i, r in enumerate(records)
+        ]
         for item in items:
-            _fail_on(item, _check_values(ent, item))
+            _fail_on(item, _check_values(ent, item, columns, lines))
         await self._find_existing(ent, [i for i in items if i.result is None], found or {})
         for item in items:
             if item.result is None:
@@ -256,7 +263,10 @@ class AccountViewConnector:
         pending = [i for i in items if i.result is None]
         groups: dict[tuple[bool, tuple[str, ...]], list[_Item]] = {}
         for item in pending:
-            header = tuple(sorted(f for f in item.row if f != ent.detail_table))
+            if ent.detail_table is None:
+                header = tuple(sorted(item.row))
+            else:
+                header = tuple(sorted(f for f in item.row if f != ent.detail_table))
             groups.setdefault((self._needs_recheck(ent, item), header), []).append(item)
         # Rows with other fields (or another key rule) go in other calls, all in flight at once.
         await asyncio.gather(
@@ -415,27 +425,71 @@ def _label(ent: _Entity, record: Record, index: int) -> str:
     return f"{ent.spec.name} {key} '{value}'" if value else f"{ent.spec.name} record {index + 1}"
 
 
-def _clean(ent: _Entity, record: Record) -> Record:
+ValueRule = Callable[[Any], str | None]
+"""rule(value) -> why AccountView would refuse the value (which is not None), or None"""
+
+
+class _Columns:
+    """One table's fields as a write meets them: each field name the records use is resolved
+    once per write (kept or dropped, its dictionary entry and its value rule), not once per
+    value (this ran for every field of every record)."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, AVField],
+        *,
+        keep_rec_id: bool = False,
+        detail_table: str | None = None,
+    ) -> None:
+        self.fields = fields
+        self.keep_rec_id = keep_rec_id
+        self.detail_table = detail_table
+        self.names: dict[str, str | None] = {}
+        """a record's field name -> its upper-case name, or None when it is not sent"""
+        self.rules: dict[str, tuple[AVField | None, ValueRule | None]] = {}
+        """an upper-case name -> its dictionary entry (None: not a field) and value rule"""
+
+    def name(self, name: str) -> str | None:
+        upper = name.upper()
+        system = upper != self.detail_table and _system(
+            upper, self.fields, keep_rec_id=self.keep_rec_id
+        )
+        kept = None if system else upper
+        self.names[name] = kept
+        return kept
+
+    def rule(self, name: str) -> tuple[AVField | None, ValueRule | None]:
+        av_field = self.fields.get(name)
+        found = (av_field, _value_rule(av_field) if av_field is not None else None)
+        self.rules[name] = found
+        return found
+
+
+def _clean(ent: _Entity, record: Record, columns: _Columns, lines: _Columns | None) -> Record:
     """Upper-case field names; drop what AccountView returns but does not take (read-only fields,
     EXT_KEY, <TABLE>_Id), except REC_ID where it is the record's key (delivery addresses); a
     sales order gets its REC_ID from the lookup by ORD_REF."""
-    fields = ent.fields
     row: Record = {}
+    names = columns.names
     for name, value in record.items():
-        upper = name.upper()
-        if ent.detail_table is not None and upper == ent.detail_table:
-            detail_fields = table_fields()[ent.detail_table]
-            row[upper] = [
-                {
-                    k.upper(): v
-                    for k, v in line.items()
-                    if not _system(k.upper(), detail_fields, keep_rec_id=False)
-                }
-                for line in value or []
-            ]
-        elif not _system(upper, fields, keep_rec_id=ent.spec.key_field == "REC_ID"):
+        upper = names[name] if name in names else columns.name(name)
+        if upper is None:
+            continue
+        if lines is not None and upper == ent.detail_table:
+            row[upper] = [_kept(line, lines) for line in value or []]
+        else:
             row[upper] = value
     return row
+
+
+def _kept(line: Record, columns: _Columns) -> Record:
+    names = columns.names
+    kept: Record = {}
+    for name, value in line.items():
+        upper = names[name] if name in names else columns.name(name)
+        if upper is not None:
+            kept[upper] = value
+    return kept
 
 
 def _system(name: str, fields: Mapping[str, AVField], *, keep_rec_id: bool) -> bool:
@@ -452,57 +506,82 @@ def _fail_on(item: _Item, error: RecordValidationError | None) -> None:
         item.result = WriteResult(key=item.label, error=error)
 
 
-def _check_values(ent: _Entity, item: _Item) -> RecordValidationError | None:
+def _check_values(
+    ent: _Entity, item: _Item, columns: _Columns, lines: _Columns | None
+) -> RecordValidationError | None:
     """Unknown fields, types, lengths and upper case, before anything is sent."""
-    tables = [(ent.table, item.row)]
-    if ent.detail_table is not None:
-        tables += [(ent.detail_table, line) for line in item.row.get(ent.detail_table, [])]
-    for table, row in tables:
-        fields = ent.fields if table == ent.table else table_fields()[table]
+    tables = [(ent.table, item.row, columns)]
+    if ent.detail_table is not None and lines is not None:
+        tables += [(ent.detail_table, line, lines) for line in item.row.get(ent.detail_table, [])]
+    for table, row, table_columns in tables:
+        rules = table_columns.rules
         for name, value in row.items():
             if name == ent.detail_table and table == ent.table:
                 continue
-            av_field = fields.get(name)
-            path = name if table == ent.table else f"{table}.{name}"
+            av_field, rule = rules[name] if name in rules else table_columns.rule(name)
             if av_field is None:
+                path = name if table == ent.table else f"{table}.{name}"
                 return RecordValidationError(item.label, path, f"is not a field of {table}")
-            rule = _value_rule(av_field, value)
-            if rule is not None:
-                return RecordValidationError(item.label, path, rule)
+            if value is None or rule is None:
+                continue
+            problem = rule(value)
+            if problem is not None:
+                path = name if table == ent.table else f"{table}.{name}"
+                return RecordValidationError(item.label, path, problem)
     return None
 
 
-def _value_rule(av_field: AVField, value: Any) -> str | None:
-    if value is None:
-        return None
-    if av_field.type in "CM":
-        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-            return "must be text"
-        text = str(value)
-        if av_field.type == "C" and len(text) > av_field.length:
-            return f"is {len(text)} characters long; AccountView allows at most {av_field.length}"
-        if av_field.upper and text != text.upper():
-            return "must be upper case in AccountView"
-    elif av_field.type in "NYBI":
-        if isinstance(value, bool):
-            return "must be a number"
-        try:
-            number = Decimal(str(value)) if value != "" else Decimal(0)
-        except InvalidOperation:
-            return "must be a number"
-        if not number.is_finite():
-            return "must be a finite number"
-        if av_field.type == "I" and number != number.to_integral_value():
-            return "must be a whole number"
-        if av_field.type == "N" and len(str(abs(int(number)))) > av_field.length:
-            return f"has more than {av_field.length} digits"
-        if av_field.type == "Y":
-            return _currency_rule(number)
-    elif av_field.type == "L":
-        if not isinstance(value, bool | int | str):
-            return "must be true or false"
-    elif av_field.type in "DT" and not isinstance(value, str | date):
-        return "must be a date"
+def _value_rule(av_field: AVField) -> ValueRule | None:
+    """The check of a value for this field, made for its type once (None: any value goes)."""
+    kind = av_field.type
+    if kind in "CM":
+        length = av_field.length if kind == "C" else None
+        upper = av_field.upper
+
+        def text_rule(value: Any) -> str | None:
+            if isinstance(value, str):
+                text = value
+            elif isinstance(value, bool) or not isinstance(value, int | Decimal):
+                return "must be text"
+            else:
+                text = str(value)
+            if length is not None and len(text) > length:
+                return f"is {len(text)} characters long; AccountView allows at most {length}"
+            if upper and text != text.upper():
+                return "must be upper case in AccountView"
+            return None
+
+        return text_rule
+    if kind in "NYBI":
+        digits = av_field.length
+
+        def number_rule(value: Any) -> str | None:
+            if isinstance(value, bool):
+                return "must be a number"
+            if type(value) is Decimal:
+                number = value  # as Decimal(str(value)) would make it, without the text
+            else:
+                try:
+                    number = Decimal(str(value)) if value != "" else Decimal(0)
+                except InvalidOperation:
+                    return "must be a number"
+            if not number.is_finite():
+                return "must be a finite number"
+            if kind == "I" and number != number.to_integral_value():
+                return "must be a whole number"
+            if kind == "N" and len(str(abs(int(number)))) > digits:
+                return f"has more than {digits} digits"
+            if kind == "Y":
+                return _currency_rule(number)
+            return None
+
+        return number_rule
+    if kind == "L":
+        return lambda value: (
+            None if isinstance(value, bool | int | str) else "must be true or false"
+        )
+    if kind in "DT":
+        return lambda value: None if isinstance(value, str | date) else "must be a date"
     return None
 
 
