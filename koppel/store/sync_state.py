@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, true, update
+from sqlalchemy.orm import Session
 
 from koppel.store.context import StoreContext, chunks, upsert
 from koppel.store.records import Cursor, Link, LinkEntry
@@ -112,6 +113,42 @@ class LinkRepository:
         """Create or replace links; the last entry wins when a source key repeats."""
         if not entries:
             return
+        with self._context.write() as session:
+            self._context.require_integration(session, integration_id)
+            self._upsert(session, integration_id, entity, entries)
+
+    def confirm_many(self, integration_id: int, entity: str, entries: Sequence[LinkEntry]) -> None:
+        """Confirm links written pending with these very target keys and hashes (a flow's
+        claim before its target write): one UPDATE of their flag, not each row written again.
+
+        A pending link that is gone meanwhile (a reconciliation dropped it) is written anew,
+        as `upsert_many` would.
+        """
+        if not entries:
+            return
+        keys = list(dict.fromkeys(entry.source_key for entry in entries))
+        now = utc_now()
+        with self._context.write() as session:
+            self._context.require_integration(session, integration_id)
+            confirmed = 0
+            for part in chunks(keys):
+                confirmed += session.execute(
+                    update(LinkRow)
+                    .where(
+                        LinkRow.integration_id == integration_id,
+                        LinkRow.entity == entity,
+                        LinkRow.source_key.in_(part),
+                        LinkRow.pending.is_(True),
+                    )
+                    .values(pending=False, updated_at=now)
+                ).rowcount  # type: ignore[attr-defined]
+            if confirmed < len(keys):
+                self._upsert(session, integration_id, entity, entries)
+
+    @staticmethod
+    def _upsert(
+        session: Session, integration_id: int, entity: str, entries: Sequence[LinkEntry]
+    ) -> None:
         now = utc_now()
         rows = [
             {
@@ -127,15 +164,13 @@ class LinkRepository:
             }
             for entry in entries
         ]
-        with self._context.write() as session:
-            self._context.require_integration(session, integration_id)
-            upsert(
-                session,
-                LinkRow,
-                rows,
-                key=("integration_id", "entity", "source_key"),
-                update=("target_key", "content_hash", "extra", "pending", "updated_at"),
-            )
+        upsert(
+            session,
+            LinkRow,
+            rows,
+            key=("integration_id", "entity", "source_key"),
+            update=("target_key", "content_hash", "extra", "pending", "updated_at"),
+        )
 
     def delete_pending(self, integration_id: int, entity: str, source_keys: Sequence[str]) -> None:
         """Drop the pending links of these source keys (their write was refused); confirmed

@@ -354,6 +354,26 @@ def test_links_batch_lookup_upsert_and_reverse_lookup(store: Store) -> None:
     ] == ["SKU5", "SKU7"]
 
 
+def test_confirming_claimed_links_clears_their_flag_and_writes_lost_ones_anew(
+    store: Store,
+) -> None:
+    integration_id = seed_integration(store).integration.id
+    claims = [LinkEntry(k, f"T{k}", f"h{k}", pending=True) for k in ("A", "B", "C")]
+    store.links.upsert_many(integration_id, "products", claims)
+    store.links.forget(integration_id, "products", drop=["B"], stale=[])
+
+    store.links.confirm_many(
+        integration_id, "products", [LinkEntry(k, f"T{k}", f"h{k}") for k in ("A", "B")]
+    )
+
+    found = store.links.get_many(integration_id, "products", ["A", "B", "C"])
+    assert {k: (v.target_key, v.content_hash, v.pending) for k, v in found.items()} == {
+        "A": ("TA", "hA", False),
+        "B": ("TB", "hB", False),
+        "C": ("TC", "hC", True),
+    }
+
+
 def test_cursor_and_outcomes_commit_together_or_not_at_all(store: Store) -> None:
     flow = seed_integration(store).flow
     run = store.runs.start(flow.id)
