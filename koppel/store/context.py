@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, Table, exists, select, true
@@ -159,9 +160,8 @@ def upsert(
     SQL expressions; `only_if` limits the update (the insert always happens when the key is new).
     Every row names the same columns, and every column that has a default.
     """
-    unique: dict[tuple[Any, ...], Mapping[str, Any]] = {}
-    for row in rows:
-        unique[tuple(row[k] for k in key)] = row
+    key_of = itemgetter(*key)
+    unique = {key_of(row): row for row in rows}
     if not unique:
         return
     connection = session.connection()
