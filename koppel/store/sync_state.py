@@ -27,22 +27,15 @@ _LINK_COLUMNS = [
     LinkRow.updated_at,
     LinkRow.pending,
 ]
-"""A batch's look-ups read these columns as plain rows, not as ORM objects: a batch reads
-hundreds of links, and building and tracking an object for each cost more than the query."""
+"""Links are read as plain rows of these columns, in the order of `Link`'s fields, not as ORM
+objects: a batch reads hundreds of links, and building and tracking an object for each cost
+more than the query."""
 
 
 def _link(row: Any) -> Link:
-    return Link(
-        integration_id=row.integration_id,
-        entity=row.entity,
-        source_key=row.source_key,
-        target_key=row.target_key,
-        content_hash=row.content_hash,
-        extra=dict(row.extra),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        pending=row.pending,
-    )
+    """A row of `_LINK_COLUMNS` as a Link, by position: a third of the cost of nine look-ups
+    by name (its `extra` is the dict the JSON column decoded for this row alone)."""
+    return Link(*row)
 
 
 class LinkRepository:
@@ -99,8 +92,8 @@ class LinkRepository:
         """Confirmed links of an entity in source-key order, `limit` after the key `after`: a
         reconciliation walks them to find target records whose source is gone."""
         with self._context.read() as session:
-            rows = session.scalars(
-                select(LinkRow)
+            rows = session.execute(
+                select(*_LINK_COLUMNS)
                 .where(
                     LinkRow.integration_id == integration_id,
                     LinkRow.entity == entity,
