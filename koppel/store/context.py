@@ -10,10 +10,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Table, exists, select, true
+from sqlalchemy import ColumnElement, Dialect, Engine, Table, exists, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -165,26 +166,54 @@ def upsert(
     if not unique:
         return
     connection = session.connection()
-    dialect = connection.dialect
-    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     core_table = table.__table__
     assert isinstance(core_table, Table)
-    statement = insert(core_table)
+    # Sorted by key: concurrent writers then lock rows in one order and cannot deadlock.
+    ordered = [unique[k] for k in sorted(unique)]
+    columns = tuple(ordered[0])
+    if update_values is None and only_if is None:
+        compiled = _plain_upsert(connection.dialect, core_table, columns, tuple(key), tuple(update))
+    else:
+        compiled = _compile_upsert(
+            connection.dialect, core_table, columns, key, update, update_values, only_if
+        )
+    # Straight to the driver's executemany: SQLAlchemy's own executemany builds and processes
+    # the parameters of every row one by one (a third of a batch's store time); here each
+    # column is processed once per distinct value (a batch's rows share their timestamp).
+    connection.exec_driver_sql(compiled.string, _parameters(compiled, core_table, ordered))
+
+
+def _compile_upsert(
+    dialect: Dialect,
+    table: Table,
+    columns: Sequence[str],
+    key: Sequence[str],
+    update: Sequence[str],
+    update_values: Mapping[str, Any] | None,
+    only_if: ColumnElement[bool] | None,
+) -> Compiled:
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
     values: dict[str, Any] = {column: statement.excluded[column] for column in update}
     values.update(update_values or {})
     if values:
         statement = statement.on_conflict_do_update(index_elements=key, set_=values, where=only_if)
     else:
         statement = statement.on_conflict_do_nothing(index_elements=key)
-    # Sorted by key: concurrent writers then lock rows in one order and cannot deadlock.
-    ordered = [unique[k] for k in sorted(unique)]
-    compiled = statement.compile(
-        dialect=dialect, column_keys=list(ordered[0]), for_executemany=True
-    )
-    # Straight to the driver's executemany: SQLAlchemy's own executemany builds and processes
-    # the parameters of every row one by one (a third of a batch's store time); here each
-    # column is processed once per distinct value (a batch's rows share their timestamp).
-    connection.exec_driver_sql(compiled.string, _parameters(compiled, core_table, ordered))
+    return statement.compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
+
+
+@lru_cache(maxsize=128)
+def _plain_upsert(
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    update: tuple[str, ...],
+) -> Compiled:
+    """An upsert without SQL of its own (no `update_values`, no `only_if`: those carry values),
+    compiled once per shape: building and compiling it took a millisecond, per batch and table."""
+    return _compile_upsert(dialect, table, columns, key, update, None, None)
 
 
 def _parameters(compiled: Compiled, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
