@@ -9,6 +9,7 @@ from threading import Thread
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from koppel.secrets import SecretDecryptionError
 from koppel.store import (
@@ -22,7 +23,8 @@ from koppel.store import (
     Store,
     StoreError,
 )
-from koppel.store.tables import DeadLetterRow, OutcomeRow, utc_now
+from koppel.store.context import upsert
+from koppel.store.tables import DeadLetterRow, LinkRow, OutcomeRow, utc_now
 from tests.fixtures_store import StoreFactory, seed_integration
 
 # --- credentials -------------------------------------------------------------------------------
@@ -372,6 +374,20 @@ def test_confirming_claimed_links_clears_their_flag_and_writes_lost_ones_anew(
         "B": ("TB", "hB", False),
         "C": ("TC", "hC", True),
     }
+
+
+def test_an_upsert_refuses_rows_without_a_column_that_has_a_default(store: Store) -> None:
+    integration_id = seed_integration(store).integration.id
+    row = {"integration_id": integration_id, "entity": "products", "source_key": "A"}
+    with pytest.raises(StoreError, match="'extra'"), Session(store.engine) as session:
+        upsert(
+            session,
+            LinkRow,
+            [{**row, "target_key": "TA", "content_hash": None, "pending": False}],
+            key=("integration_id", "entity", "source_key"),
+            update=("target_key",),
+        )
+    assert store.links.get_many(integration_id, "products", ["A"]) == {}
 
 
 def test_cursor_and_outcomes_commit_together_or_not_at_all(store: Store) -> None:
