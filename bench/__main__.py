@@ -6,6 +6,7 @@ python -m bench products --sizes 10000 --latencies 50 --setting page_size=500
 python -m bench orders --quick         # also: stock, mapping
 python -m bench idle                   # koppel sync with nothing to do, as a process
 python -m bench engine                 # the engine alone: pick-up, end, shutdown of a no-op job
+python -m bench store                  # the store side of a products batch: claim and record
 python -m bench web                    # the web app's pages over 1,000,000 outcomes (not in all)
 """
 
@@ -26,9 +27,10 @@ from bench.products import product_scenarios
 from bench.report import format_result
 from bench.scenario import Scenario, run_scenario
 from bench.stock import stock_scenarios
+from bench.store import format_store, run_store
 from bench.web import format_web, run_web
 
-SUITES = ("products", "orders", "stock", "mapping", "web", "idle", "engine", "all")
+SUITES = ("products", "orders", "stock", "mapping", "web", "idle", "engine", "store", "all")
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -95,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         engine = run_engine()
         print(format_engine(engine), flush=True)
         results.append({"engine": asdict(engine)})
+    if args.suite == "store":
+        store = run_store()
+        print(format_store(store), flush=True)
+        results.append({"store": [asdict(figures) for figures in store]})
     if args.suite == "idle":
         idle = run_idle()
         print(format_idle(idle), flush=True)

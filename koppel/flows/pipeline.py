@@ -48,6 +48,9 @@ class Item:
     waits_for: str | None = None
     """The entity another flow syncs that this failed record needs (`products` for an order
     naming an article that is not there yet): it is retried as soon as that flow completes."""
+    claim: LinkEntry | None = None
+    """The pending link written for it before the target write (`TargetWriter._claim`), with
+    the hash of its `update`: `record` confirms that link rather than writing it again."""
 
     def fail(self, reason: str, *, waits_for: str | None = None) -> None:
         self.outcome = OutcomeKind.FAILED
@@ -328,15 +331,18 @@ class TargetWriter:
 
         A process killed between the target write and `record` would otherwise leave target
         records no link names, and the flow going the other way would take them for its own
-        source's records and write them back. The pending link keeps their origin;
-        `record` confirms it.
+        source's records and write them back. The pending link keeps their origin, and
+        already the hash of what is sent, so that `record` confirms it by its flag alone.
         """
-        if items:
-            self.store.links.upsert_many(
-                self.integration_id,
-                self.link_entity,
-                [LinkEntry(i.source_key, str(i.target_key), pending=True) for i in items],
+        claims: list[LinkEntry] = []
+        for item in items:
+            assert item.update is not None
+            item.claim = LinkEntry(
+                item.source_key, str(item.target_key), content_hash(item.update), pending=True
             )
+            claims.append(item.claim)
+        if claims:
+            self.store.links.upsert_many(self.integration_id, self.link_entity, claims)
 
     def _refuse_shared_keys(self, items: Sequence[Item]) -> None:
         """Fail every item whose target key another source record holds (guarantee 2).
@@ -373,6 +379,7 @@ class TargetWriter:
         """Outcomes, links and dead letters of a batch in one transaction; returns the counts."""
         outcomes: list[OutcomeEntry] = []
         links: list[LinkEntry] = []
+        confirmed: list[LinkEntry] = []
         dead: list[DeadLetterEntry] = []
         resolved: list[str] = []
         counts: dict[str, int] = {}
@@ -406,12 +413,19 @@ class TargetWriter:
                 dead.append(DeadLetterEntry(logged_key, reason, payload, item.waits_for))
                 continue
             resolved.append(logged_key)
-            if outcome is not OutcomeKind.SKIPPED and item.target_key and item.update is not None:
+            if outcome is OutcomeKind.SKIPPED or not item.target_key or item.update is None:
+                continue
+            claim = item.claim
+            if claim is not None and claim.target_key == item.target_key:
+                confirmed.append(LinkEntry(item.source_key, item.target_key, claim.content_hash))
+            else:
                 links.append(LinkEntry(item.source_key, item.target_key, content_hash(item.update)))
         with self.store.transaction() as tx:
             tx.outcomes.record_many(run_id, outcomes)
             if links:
                 tx.links.upsert_many(self.integration_id, self.link_entity, links)
+            if confirmed:
+                tx.links.confirm_many(self.integration_id, self.link_entity, confirmed)
             if dead:
                 tx.dead_letters.add_many(self.flow_id, dead)
             if resolved:

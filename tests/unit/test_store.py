@@ -9,6 +9,7 @@ from threading import Thread
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from koppel.secrets import SecretDecryptionError
 from koppel.store import (
@@ -22,7 +23,8 @@ from koppel.store import (
     Store,
     StoreError,
 )
-from koppel.store.tables import DeadLetterRow, OutcomeRow, utc_now
+from koppel.store.context import upsert
+from koppel.store.tables import DeadLetterRow, LinkRow, OutcomeRow, utc_now
 from tests.fixtures_store import StoreFactory, seed_integration
 
 # --- credentials -------------------------------------------------------------------------------
@@ -352,6 +354,40 @@ def test_links_batch_lookup_upsert_and_reverse_lookup(store: Store) -> None:
         link.source_key
         for link in store.links.find_by_target(integration.id, "products", ["T-new", "TSKU7"])
     ] == ["SKU5", "SKU7"]
+
+
+def test_confirming_claimed_links_clears_their_flag_and_writes_lost_ones_anew(
+    store: Store,
+) -> None:
+    integration_id = seed_integration(store).integration.id
+    claims = [LinkEntry(k, f"T{k}", f"h{k}", pending=True) for k in ("A", "B", "C")]
+    store.links.upsert_many(integration_id, "products", claims)
+    store.links.forget(integration_id, "products", drop=["B"], stale=[])
+
+    store.links.confirm_many(
+        integration_id, "products", [LinkEntry(k, f"T{k}", f"h{k}") for k in ("A", "B")]
+    )
+
+    found = store.links.get_many(integration_id, "products", ["A", "B", "C"])
+    assert {k: (v.target_key, v.content_hash, v.pending) for k, v in found.items()} == {
+        "A": ("TA", "hA", False),
+        "B": ("TB", "hB", False),
+        "C": ("TC", "hC", True),
+    }
+
+
+def test_an_upsert_refuses_rows_without_a_column_that_has_a_default(store: Store) -> None:
+    integration_id = seed_integration(store).integration.id
+    row = {"integration_id": integration_id, "entity": "products", "source_key": "A"}
+    with pytest.raises(StoreError, match="'extra'"), Session(store.engine) as session:
+        upsert(
+            session,
+            LinkRow,
+            [{**row, "target_key": "TA", "content_hash": None, "pending": False}],
+            key=("integration_id", "entity", "source_key"),
+            update=("target_key",),
+        )
+    assert store.links.get_many(integration_id, "products", ["A"]) == {}
 
 
 def test_cursor_and_outcomes_commit_together_or_not_at_all(store: Store) -> None:
