@@ -39,7 +39,7 @@ from tests.e2e.processes import start_worker
 from tests.fixtures_store import POSTGRES_URL, PostgresDatabases
 
 FAST = ClientLimits(backoff_base_s=0.001, backoff_max_s=0.01, max_attempts=12, timeout_s=10)
-FAULTS = FaultConfig(error_rate=0.15, rate_429=0.15, drop_rate=0.1, retry_after_s=0.001, seed=9)
+FAULTS = FaultConfig(error_rate=0.15, rate_429=0.15, drop_rate=0.1, retry_after_s=0.001, seed=2)
 IMPATIENT = {"max_attempts": 4, "backoff_base_seconds": 0.001, "backoff_max_seconds": 0.01}
 
 
