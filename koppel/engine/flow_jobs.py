@@ -536,6 +536,7 @@ class _PageInFlight:
         batch before it failed) is synced again by the batch that reads it next."""
         _discard(self.synced)
         _discard(self.read)
+        self.turns.close()  # a sync cancelled before it began never closes them itself
 
 
 def _discard(task: asyncio.Future[Any]) -> None:

@@ -36,11 +36,16 @@ class Turn:
     def __init__(self, before: Turn | None = None) -> None:
         self._before = before
         self._closed = asyncio.Event()
+        self._taken = asyncio.Event()
+        self._next: Turn | None = None
+        if before is not None:
+            before._next = self
 
     async def __aenter__(self) -> Turn:
         if self._before is not None:
             await self._before._closed.wait()
             self._before = None  # the chain is not kept alive behind a long run
+        self._taken.set()
         return self
 
     async def __aexit__(
@@ -54,7 +59,14 @@ class Turn:
     def close(self) -> None:
         """Let the next batch take its turn; also for a batch that ended without taking its
         own (nothing to sync, or it failed before), so the next one is never kept waiting."""
+        self._taken.set()
         self._closed.set()
+
+    async def next_taken(self) -> None:
+        """Return once the batch after this one has taken this turn (or closed it without);
+        at once when no batch is in flight after this one."""
+        if self._next is not None:
+            await self._next._taken.wait()
 
 
 @dataclass(frozen=True)
