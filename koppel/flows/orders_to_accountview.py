@@ -12,10 +12,11 @@ An order is posted once: later changes in Parts Pim are not sent (AccountView ow
 
 The look-ups that depend only on the page of orders (the orders in AccountView by ORD_REF, the
 relations in Parts Pim, the articles in AccountView, the run's refresh of the debtor e-mail
-index) go out together as soon as the orders are mapped; each answer is used at its step above,
-so what a step decides and in which order is as before. Only the debtors' look-up and post, then
-the orders' post, wait for one another. The posts are handed the look-ups just made, so the
-connector does not ask again.
+index) go out together as soon as the orders are mapped, and the relations are mapped to
+customers as soon as they arrive, while the others are still under way; each answer is used at
+its step above, so what a step decides and in which order is as before. Only the debtors'
+look-up and post, then the orders' post, wait for one another. The posts are handed the
+look-ups just made, so the connector does not ask again.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class OrderSync:
         ahead = _InFlight()
         try:
             orders = ahead.start(self._lookup_orders(unlinked))
-            relations = ahead.start(self._lookup_relations(unlinked))
+            customers = ahead.start(self._relation_customers(unlinked))
             articles = ahead.start(self._lookup_articles(lines))
             if self._debtors_to_find(unlinked):
                 ahead.start(self.debtors.refresh_index())
@@ -115,7 +116,7 @@ class OrderSync:
                 if item.pending:
                     self._check_values(item)
             resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
-            await self._customers(run_id, [i for i in items if i.pending], resolved, relations)
+            await self._customers(run_id, [i for i in items if i.pending], resolved, customers)
             await self._check_products([i for i in items if i.pending], resolved, lines, articles)
             await self._delivery_addresses([i for i in items if i.pending], resolved)
             await self._post([i for i in items if i.pending], resolved, absent)
@@ -259,11 +260,26 @@ class OrderSync:
             return []
         return sorted({str(i.canonical["customer"]["key"]) for i in items if i.canonical})
 
-    async def _lookup_relations(self, items: list[Item]) -> list[Record]:
+    async def _relation_customers(
+        self, items: list[Item]
+    ) -> tuple[dict[str, Record], dict[str, Item]]:
+        """These orders' relations read from Parts Pim (by id), and those with an e-mail address
+        mapped to canonical customers (by relation id): mapped as soon as they arrive, while the
+        batch's other look-ups are still under way."""
         keys = self._customer_keys(items)
         if not keys:
-            return []
-        return await self.runtime.source.lookup(self.runtime.source_entity(CUSTOMERS), "id", keys)
+            return {}, {}
+        relations = await self.runtime.source.lookup(
+            self.runtime.source_entity(CUSTOMERS), "id", keys
+        )
+        by_id = {str(r["id"]): r for r in relations}
+        customers = {
+            key: Item(key, relation_label(relation), relation)
+            for key, relation in by_id.items()
+            if str(relation.get("email") or "").strip()
+        }
+        await self.debtors.canonical(list(customers.values()))
+        return by_id, customers
 
     def _debtors_to_find(self, items: list[Item]) -> bool:
         """Whether some of these orders' relations have no debtor linked yet, so the debtor
@@ -279,10 +295,10 @@ class OrderSync:
         run_id: str,
         items: list[Item],
         resolved: dict[str, dict[str, Any]],
-        lookup: asyncio.Future[list[Record]],
+        relations: asyncio.Future[tuple[dict[str, Record], dict[str, Item]]],
     ) -> None:
         """Each order's debtor: the default customer, or its relation's found or created
-        (`lookup`: the relations of these orders and maybe more, read from Parts Pim)."""
+        (`relations`: those of these orders and maybe more, see `_relation_customers`)."""
         settings = self.settings
         needing: dict[str, list[Item]] = {}
         for item in items:
@@ -294,14 +310,13 @@ class OrderSync:
         if not needing:
             return
         try:
-            relations = await lookup
+            by_id, customers = await relations
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
             for item in items:
                 item.fail(f"{item.label}: could not read its customer from Parts Pim: {error}")
             return
-        by_id = {str(r["id"]): r for r in relations}
         customer_items: list[Item] = []
         for key, orders in needing.items():
             relation = by_id.get(key)
@@ -313,10 +328,9 @@ class OrderSync:
                 for item in orders:
                     self._set_debtor(item, settings.default_customer, resolved, no_email=True)
                 continue
-            customer_items.append(Item(key, relation_label(relation), relation))
+            customer_items.append(customers[key])
         if not customer_items:
             return
-        await self.debtors.canonical(customer_items)
         await self.debtors.upsert(run_id, customer_items)
         for customer in customer_items:
             for item in needing[customer.source_key]:
