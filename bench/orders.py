@@ -2,7 +2,8 @@
 
 Parts Pim generates one order per 20 products (with their customers). The products flow runs
 first, unmeasured, so the order lines' articles exist; the orders flow (which syncs each order's
-customer on the way) is then measured like the products flow: a first run and a rerun.
+customer on the way) is then measured like the products flow: a first run and a rerun, and
+up to 10,000 products beside the per-record baseline (`bench/baseline.py`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.products import PRODUCTS_FLOW
+from bench.products import BASELINE_MAX_PRODUCTS, PRODUCTS_FLOW
 from bench.scenario import Scenario
 
 __all__ = ["ORDERS_FLOW", "order_scenarios"]
@@ -52,6 +53,7 @@ def order_scenarios(
             settings=settings,
             setup_flows={"products": PRODUCTS_FLOW},
             accountview_rows={"ARTICLE": [SHIPPING_ARTICLE]},
+            baseline=size <= BASELINE_MAX_PRODUCTS,
         )
         for size in sizes
         for latency in latencies_ms

@@ -16,12 +16,13 @@ the bound the APIs allow:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.baseline import BaselineFigures, run_baseline
+from bench.baseline import BaselineFigures, catalogue_articles, run_baseline
 from bench.platform import RunFigures, SyncProcess
 from bench.sandboxes import SandboxProcess
 from koppel.services.demo import integration_document
@@ -215,14 +216,23 @@ def run_scenario(
 
 def _run_baseline(scenario: Scenario, pim: SandboxProcess) -> BaselineResult:
     """The baseline into a fresh AccountView company (a sandbox of the same seed and latency),
-    reading the Parts Pim sandbox Koppel read."""
+    reading the Parts Pim sandbox Koppel read; for a flow that needs what a setup flow made
+    (orders need the articles), the company starts with the catalogue's articles."""
+    rows = dict(scenario.accountview_rows)
+    if "products" in scenario.setup_flows:
+        articles = asyncio.run(catalogue_articles(pim.credentials))
+        rows["ARTICLE"] = [*rows.get("ARTICLE", []), *articles]
+    shipping_article = str(scenario.flow.get("settings", {}).get("shipping_article_code", ""))
     with SandboxProcess(
-        "accountview",
-        seed=scenario.seed,
-        latency_ms=scenario.latency_ms,
-        rows=scenario.accountview_rows,
+        "accountview", seed=scenario.seed, latency_ms=scenario.latency_ms, rows=rows
     ) as av:
         pim.clear_requests()
-        figures = run_baseline(pim.credentials, av.credentials, scenario.concurrency)
+        figures = run_baseline(
+            scenario.name,
+            pim.credentials,
+            av.credentials,
+            scenario.concurrency,
+            shipping_article=shipping_article,
+        )
         calls = {"partspim": pim.request_counts(), "accountview": av.request_counts()}
     return BaselineResult(figures, calls)

@@ -71,17 +71,17 @@ def relation_label(record: Record) -> str:
 
 
 async def partspim_code_tables(runtime: FlowRuntime) -> dict[str, dict[str, str]]:
-    """Parts Pim's payment terms and methods as id -> code tables for the get-side mappings."""
-    tables: dict[str, dict[str, str]] = {}
-    for entity, table in (
-        ("payment_terms", "partspim_payment_terms"),
-        ("payment_methods", "partspim_payment_methods"),
-    ):
+    """Parts Pim's payment terms and methods as id -> code tables for the get-side mappings;
+    both are read at once (a run's first batch waits for them)."""
+
+    async def table(entity: str) -> dict[str, str]:
         rows: dict[str, str] = {}
         async for page in runtime.source.read(entity):
             rows.update((str(r["id"]), str(r["code"])) for r in page)
-        tables[table] = rows
-    return tables
+        return rows
+
+    terms, methods = await asyncio.gather(table("payment_terms"), table("payment_methods"))
+    return {"partspim_payment_terms": terms, "partspim_payment_methods": methods}
 
 
 def compile_get(
@@ -139,16 +139,22 @@ class DebtorWriter:
             log_prefix=log_prefix,
         )
         self._get: CompiledMapping | None = None
-        self._index_fresh = False
+        self._tables: dict[str, dict[str, str]] | None = None
+        self._index_refresh: asyncio.Task[None] | None = None
 
     @property
     def lock_scope(self) -> str:
         return f"integration:{self.runtime.integration.id}:debtor-email"
 
+    def use_code_tables(self, tables: dict[str, dict[str, str]]) -> None:
+        """Parts Pim's code tables as another part of the run read them (the orders flow's own
+        get side needs the same), so they are not read twice."""
+        self._tables = tables
+
     async def canonical(self, items: Sequence[Item]) -> None:
         """Map each relation to a canonical customer (item.canonical), or fail the item."""
         if self._get is None:
-            tables = await partspim_code_tables(self.runtime)
+            tables = self._tables or await partspim_code_tables(self.runtime)
             self._get = compile_get(self.runtime, self.mappings, CUSTOMERS, tables)
         for item in items:
             if item.pending:
@@ -230,7 +236,7 @@ class DebtorWriter:
         if not items:
             return
         try:
-            numbers = await self._debtor_numbers(items, emails, links)
+            numbers, unmatched = await self._debtor_numbers(items, emails, links)
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
@@ -266,8 +272,14 @@ class DebtorWriter:
             writing.append(item)
         if not writing:
             return
+        # The look-up by e-mail was just made under the lock: the write need not ask again.
+        found: dict[str, Record | None] = {
+            mail: None
+            for payload in payloads
+            if (mail := str(payload.get("MAIL_BUS") or "")) in unmatched
+        }
         try:
-            results = await self.runtime.target.write(_DEBTORS, payloads)
+            results = await self.runtime.target.write(_DEBTORS, payloads, found=found)
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
@@ -286,8 +298,9 @@ class DebtorWriter:
 
     async def _debtor_numbers(
         self, items: list[Item], emails: dict[str, str | None], links: dict[str, Any]
-    ) -> dict[str, str]:
-        """SUB_NR of each item's debtor when it has one: by link, else by e-mail in any case."""
+    ) -> tuple[dict[str, str], set[str]]:
+        """SUB_NR of each item's debtor when it has one: by link, else by e-mail in any case;
+        and the e-mail addresses, as typed, that were looked up exactly and no debtor has."""
         numbers = {
             i.source_key: links[i.source_key].target_key for i in items if i.source_key in links
         }
@@ -297,8 +310,8 @@ class DebtorWriter:
             if i.source_key not in numbers and (email := emails[i.source_key]) is not None
         }
         if not unlinked:
-            return numbers
-        await self._refresh_index()
+            return numbers, set()
+        await self.refresh_index()
         store, integration_id = self.runtime.store, self.runtime.integration.id
         hashed = {email: store.keyed_hash(email) for email in unlinked.values()}
         index = store.links.get_many(integration_id, DEBTOR_EMAILS, sorted(set(hashed.values())))
@@ -314,27 +327,35 @@ class DebtorWriter:
         missing = [
             i for i in items if i.source_key in unlinked and unlinked[i.source_key] not in by_email
         ]
+        unmatched: set[str] = set()
         if missing:
             exact: list[str] = []
             for item in missing:
                 assert item.canonical is not None
                 typed = str(item.canonical["email"]).strip()
                 exact += [typed, typed.lower()]
-            for debtor in sorted(
-                await target.lookup(_DEBTORS, "MAIL_BUS", exact), key=lambda d: str(d["SUB_NR"])
-            ):
+            debtors = await target.lookup(_DEBTORS, "MAIL_BUS", exact)
+            for debtor in sorted(debtors, key=lambda d: str(d["SUB_NR"])):
                 email = normalize_email(debtor.get("MAIL_BUS"))
                 if email is not None:
                     by_email.setdefault(email, str(debtor["SUB_NR"]))
+            unmatched = set(exact) - {str(d.get("MAIL_BUS")) for d in debtors}
         for key, email in unlinked.items():
             if email in by_email:
                 numbers[key] = by_email[email]
-        return numbers
+        return numbers, unmatched
+
+    def refresh_index(self) -> asyncio.Future[None]:
+        """The run's refresh of the e-mail index: started by the first part of the run that
+        needs it (the orders flow starts it beside its other look-ups) and shared after that;
+        one that failed or was called off is started again."""
+        refresh = self._index_refresh
+        if refresh is None or (refresh.done() and (refresh.cancelled() or refresh.exception())):
+            refresh = self._index_refresh = asyncio.ensure_future(self._refresh_index())
+        return refresh
 
     async def _refresh_index(self) -> None:
         """Bring the e-mail index up to date with the debtors changed since its last refresh."""
-        if self._index_fresh:
-            return
         store, integration_id = self.runtime.store, self.runtime.integration.id
         marks = store.links.get_many(integration_id, DEBTOR_EMAILS_REFRESHED, [_REFRESH_MARK_KEY])
         mark = marks.get(_REFRESH_MARK_KEY)
@@ -356,7 +377,6 @@ class DebtorWriter:
             DEBTOR_EMAILS_REFRESHED,
             [LinkEntry(_REFRESH_MARK_KEY, started.isoformat())],
         )
-        self._index_fresh = True
 
 
 class CustomerSync:

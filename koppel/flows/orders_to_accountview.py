@@ -9,19 +9,29 @@ SKU is an AccountView article (a missing one fails the order with the SKUs named
 dead-letter retry posts it once they exist); find or create the delivery address when shipping
 differs from billing; post the orders in one call.
 An order is posted once: later changes in Parts Pim are not sent (AccountView owns it then).
+
+The look-ups that depend only on the page of orders (the orders in AccountView by ORD_REF, the
+relations in Parts Pim, the articles in AccountView, the run's refresh of the debtor e-mail
+index) go out together as soon as the orders are mapped, and the relations are mapped to
+customers as soon as they arrive, while the others are still under way; each answer is used at
+its step above, so what a step decides and in which order is as before. Only the debtors'
+look-up and post, then the orders' post, wait for one another. The posts are handed the
+look-ups just made, so the connector does not ask again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Coroutine, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
 from koppel.flows.checks import price_problem
 from koppel.flows.customers import (
     CUSTOMER_LOG_PREFIX,
+    CUSTOMERS,
     DebtorWriter,
     compile_get,
     partspim_code_tables,
@@ -45,6 +55,7 @@ FROM_ACCOUNTVIEW = "orders.from_accountview"
 not sent back, or AccountView would get each of them twice."""
 _PRICE_DIGITS = Decimal("0.0001")
 """ART_PX is a currency field (four decimals): a converted price keeps four, so totals agree."""
+T = TypeVar("T")
 
 
 def order_label(record: Record) -> str:
@@ -91,15 +102,26 @@ class OrderSync:
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
         items = await self.canonical(records)
-        adopted = await self._skip_existing([i for i in items if i.pending])
-        for item in items:
-            if item.pending:
-                self._check_values(item)
-        resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
-        await self._customers(run_id, [i for i in items if i.pending], resolved)
-        await self._check_products([i for i in items if i.pending], resolved)
-        await self._delivery_addresses([i for i in items if i.pending], resolved)
-        await self._post([i for i in items if i.pending], resolved)
+        unlinked = self._skip_linked([i for i in items if i.pending])
+        lines = {i.source_key: self._lines(i) for i in unlinked}
+        ahead = _InFlight()
+        try:
+            orders = ahead.start(self._lookup_orders(unlinked))
+            customers = ahead.start(self._relation_customers(unlinked))
+            articles = ahead.start(self._lookup_articles(lines))
+            if self._debtors_to_find(unlinked):
+                ahead.start(self.debtors.refresh_index())
+            adopted, absent = await self._skip_existing(unlinked, orders)
+            for item in items:
+                if item.pending:
+                    self._check_values(item)
+            resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
+            await self._customers(run_id, [i for i in items if i.pending], resolved, customers)
+            await self._check_products([i for i in items if i.pending], resolved, lines, articles)
+            await self._delivery_addresses([i for i in items if i.pending], resolved)
+            await self._post([i for i in items if i.pending], resolved, absent)
+        finally:
+            ahead.call_off()
         if adopted:
             self.runtime.store.links.upsert_many(self.runtime.integration.id, ORDERS, adopted)
         return self.recorder.record(run_id, items)
@@ -111,6 +133,7 @@ class OrderSync:
         if self._get is None:
             tables = await partspim_code_tables(self.runtime)
             self._get = compile_get(self.runtime, self.runtime.mappings, ORDERS, tables)
+            self.debtors.use_code_tables(tables)
         for item in items:
             order = to_canonical(item, self._get, CANONICAL_MODELS[ORDERS])
             if order is not None:
@@ -163,8 +186,9 @@ class OrderSync:
         if problem is not None:
             item.fail(f"{item.label}: field shipping_cost: {problem}")
 
-    async def _skip_existing(self, items: list[Item]) -> list[LinkEntry]:
-        """Orders already in AccountView are skipped; those found by ORD_REF get their link back."""
+    def _skip_linked(self, items: list[Item]) -> list[Item]:
+        """Orders linked already (or made from AccountView orders) are skipped; returns the rest,
+        to be looked up in AccountView by their reference."""
         if not items:
             return []
         links = self.runtime.store.links.get_many(
@@ -191,19 +215,32 @@ class OrderSync:
                 )
             else:
                 unlinked.append(item)
-        if not unlinked:
+        return unlinked
+
+    async def _lookup_orders(self, unlinked: list[Item]) -> list[Record]:
+        references = sorted({str(i.canonical["reference"]) for i in unlinked if i.canonical})
+        if not references:
             return []
+        return await self.runtime.target.lookup(
+            self.runtime.target_entity(ORDERS), "ORD_REF", references
+        )
+
+    async def _skip_existing(
+        self, unlinked: list[Item], lookup: asyncio.Future[list[Record]]
+    ) -> tuple[list[LinkEntry], set[str]]:
+        """Orders already in AccountView are skipped; those found by ORD_REF get their link back.
+        Also returns the references looked up that AccountView does not have."""
+        if not unlinked:
+            return [], set()
         references = {str(i.canonical["reference"]): i for i in unlinked if i.canonical}
         try:
-            found = await self.runtime.target.lookup(
-                self.runtime.target_entity(ORDERS), "ORD_REF", sorted(references)
-            )
+            found = await lookup
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
             for item in unlinked:
                 item.fail(f"{item.label}: could not look it up in AccountView: {error}")
-            return []
+            return [], set()
         adopted: list[LinkEntry] = []
         for order in found:
             match = references.get(str(order.get("ORD_REF")))
@@ -215,12 +252,53 @@ class OrderSync:
             item.target_key = number
             item.reason = f"already in AccountView as order {number} (found by ORD_REF)"
             adopted.append(LinkEntry(item.source_key, number))
-        return adopted
+        return adopted, set(references) - {str(order.get("ORD_REF")) for order in found}
+
+    def _customer_keys(self, items: list[Item]) -> list[str]:
+        """The relations whose debtors these orders need (none with default_customer_always)."""
+        if self.settings.default_customer_always:
+            return []
+        return sorted({str(i.canonical["customer"]["key"]) for i in items if i.canonical})
+
+    async def _relation_customers(
+        self, items: list[Item]
+    ) -> tuple[dict[str, Record], dict[str, Item]]:
+        """These orders' relations read from Parts Pim (by id), and those with an e-mail address
+        mapped to canonical customers (by relation id): mapped as soon as they arrive, while the
+        batch's other look-ups are still under way."""
+        keys = self._customer_keys(items)
+        if not keys:
+            return {}, {}
+        relations = await self.runtime.source.lookup(
+            self.runtime.source_entity(CUSTOMERS), "id", keys
+        )
+        by_id = {str(r["id"]): r for r in relations}
+        customers = {
+            key: Item(key, relation_label(relation), relation)
+            for key, relation in by_id.items()
+            if str(relation.get("email") or "").strip()
+        }
+        await self.debtors.canonical(list(customers.values()))
+        return by_id, customers
+
+    def _debtors_to_find(self, items: list[Item]) -> bool:
+        """Whether some of these orders' relations have no debtor linked yet, so the debtor
+        writer will look debtors up by e-mail (and needs its index refreshed first)."""
+        keys = self._customer_keys(items)
+        if not keys:
+            return False
+        links = self.runtime.store.links.get_many(self.runtime.integration.id, CUSTOMERS, keys)
+        return len(links) < len(keys)
 
     async def _customers(
-        self, run_id: str, items: list[Item], resolved: dict[str, dict[str, Any]]
+        self,
+        run_id: str,
+        items: list[Item],
+        resolved: dict[str, dict[str, Any]],
+        relations: asyncio.Future[tuple[dict[str, Record], dict[str, Item]]],
     ) -> None:
-        """Each order's debtor: the default customer, or its relation's found or created."""
+        """Each order's debtor: the default customer, or its relation's found or created
+        (`relations`: those of these orders and maybe more, see `_relation_customers`)."""
         settings = self.settings
         needing: dict[str, list[Item]] = {}
         for item in items:
@@ -232,16 +310,13 @@ class OrderSync:
         if not needing:
             return
         try:
-            relations = await self.runtime.source.lookup(
-                self.runtime.source_entity("customers"), "id", sorted(needing)
-            )
+            by_id, customers = await relations
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
             for item in items:
                 item.fail(f"{item.label}: could not read its customer from Parts Pim: {error}")
             return
-        by_id = {str(r["id"]): r for r in relations}
         customer_items: list[Item] = []
         for key, orders in needing.items():
             relation = by_id.get(key)
@@ -253,10 +328,9 @@ class OrderSync:
                 for item in orders:
                     self._set_debtor(item, settings.default_customer, resolved, no_email=True)
                 continue
-            customer_items.append(Item(key, relation_label(relation), relation))
+            customer_items.append(customers[key])
         if not customer_items:
             return
-        await self.debtors.canonical(customer_items)
         await self.debtors.upsert(run_id, customer_items)
         for customer in customer_items:
             for item in needing[customer.source_key]:
@@ -286,8 +360,15 @@ class OrderSync:
         if no_email:
             item.warnings.append(f"customer has no e-mail address: default customer {number}")
 
-    def _lines(self, item: Item) -> list[dict[str, Any]]:
-        """Order lines on AccountView's price basis, and the shipping cost as a line of its own."""
+    def _lines(self, item: Item) -> list[dict[str, Any]] | str:
+        """Order lines on AccountView's price basis, and the shipping cost as a line of its own;
+        or why they cannot be posted."""
+        try:
+            return self._posted_lines(item)
+        except ValueError as error:
+            return str(error)
+
+    def _posted_lines(self, item: Item) -> list[dict[str, Any]]:
         assert item.canonical is not None
         order = item.canonical
         wanted_incl = self.settings.accountview_prices_include_vat
@@ -332,22 +413,44 @@ class OrderSync:
             )
         return lines
 
-    async def _check_products(self, items: list[Item], resolved: dict[str, dict[str, Any]]) -> None:
-        """Every SKU of every order must be an AccountView article before the order is posted."""
+    @staticmethod
+    def _article_codes(lines: list[dict[str, Any]]) -> list[str]:
+        return [str(line["sku"]).strip().upper() for line in lines]
+
+    async def _lookup_articles(self, lines: dict[str, list[dict[str, Any]] | str]) -> list[Record]:
+        codes = sorted(
+            {
+                code
+                for posted in lines.values()
+                if isinstance(posted, list)
+                for code in self._article_codes(posted)
+            }
+        )
+        if not codes:
+            return []
+        return await self.runtime.target.lookup(_ARTICLES, "ART_CODE", codes)
+
+    async def _check_products(
+        self,
+        items: list[Item],
+        resolved: dict[str, dict[str, Any]],
+        lines: dict[str, list[dict[str, Any]] | str],
+        lookup: asyncio.Future[list[Record]],
+    ) -> None:
+        """Every SKU of every order must be an AccountView article before the order is posted
+        (`lookup`: the articles of these orders' lines and maybe more)."""
         wanted: dict[str, list[str]] = {}
         for item in items:
-            try:
-                lines = self._lines(item)
-            except ValueError as error:
-                item.fail(f"{item.label}: {error}")
+            posted = lines[item.source_key]
+            if isinstance(posted, str):
+                item.fail(f"{item.label}: {posted}")
                 continue
-            resolved[item.source_key]["lines"] = lines
-            wanted[item.source_key] = [str(line["sku"]).strip().upper() for line in lines]
-        codes = sorted({c for skus in wanted.values() for c in skus})
-        if not codes:
+            resolved[item.source_key]["lines"] = posted
+            wanted[item.source_key] = self._article_codes(posted)
+        if not any(wanted.values()):
             return
         try:
-            found = await self.runtime.target.lookup(_ARTICLES, "ART_CODE", codes)
+            found = await lookup
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
@@ -421,7 +524,11 @@ class OrderSync:
                     codes[key] = result.target_id
         return codes
 
-    async def _post(self, items: list[Item], resolved: dict[str, dict[str, Any]]) -> None:
+    async def _post(
+        self, items: list[Item], resolved: dict[str, dict[str, Any]], absent: set[str]
+    ) -> None:
+        """Post the orders in one write; `absent`: the references just looked up and not found,
+        which the write need not look up again."""
         payloads: list[Record] = []
         writing: list[Item] = []
         for item in items:
@@ -433,8 +540,15 @@ class OrderSync:
                 writing.append(item)
         if not writing:
             return
+        found: dict[str, Record | None] = {
+            reference: None
+            for payload in payloads
+            if (reference := str(payload.get("ORD_REF") or "")) in absent
+        }
         try:
-            results = await self.runtime.target.write(self.runtime.target_entity(ORDERS), payloads)
+            results = await self.runtime.target.write(
+                self.runtime.target_entity(ORDERS), payloads, found=found
+            )
         except ConnectorError as error:
             if error.stops_run:  # the connection cannot be used: the run fails
                 raise
@@ -452,6 +566,25 @@ class OrderSync:
 
 def _address_key(row: Record) -> tuple[str, ...]:
     return tuple(str(row.get(f) or "").strip() for f in _ADDRESS_MATCH)
+
+
+class _InFlight:
+    """Calls a batch starts before it needs their answers; those it never awaited (a step
+    that found nothing left to ask about, or an error that ends the batch) are called off."""
+
+    def __init__(self) -> None:
+        self._started: list[asyncio.Future[Any]] = []
+
+    def start(self, call: Coroutine[Any, Any, T] | asyncio.Future[T]) -> asyncio.Future[T]:
+        future = asyncio.ensure_future(call)
+        self._started.append(future)
+        return future
+
+    def call_off(self) -> None:
+        for future in self._started:
+            future.cancel()
+            # An answer, or an error, nobody waited for: retrieved so asyncio does not warn.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 __all__ = ["ORDERS", "OrderSettings", "OrderSync", "order_label"]
