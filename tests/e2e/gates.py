@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from koppel.sandbox.accountview import AccountViewSandbox
-from koppel.sandbox.common import FaultConfig, SandboxServer
+from koppel.sandbox.common import FaultConfig, SandboxServer, replaying
 from koppel.sandbox.partspim import PartsPimSandbox
 from koppel.services.demo import DemoSandboxes
 
@@ -113,14 +113,7 @@ class RequestGate:
         if hold is not None and not hold.answered:
             hold._arrived.set()
             await asyncio.to_thread(hold._released.wait)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        replay = replaying(body, receive)
 
         if hold is not None and hold.answered:
             answer_messages: list[Message] = []

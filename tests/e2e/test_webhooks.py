@@ -166,7 +166,10 @@ def test_a_burst_of_1000_deliveries_makes_a_handful_of_runs_and_syncs_each_recor
         assert answers[202] + answers[409] == 1000 and answers[409] <= len(resent), answers
         wait_for(lambda: settled(platform), "the burst's runs", timeout_s=240)
     runs = targeted_runs(platform, flow_id)
-    assert 1 <= len(runs) <= 5, f"{len(runs)} runs for one burst"
+    # A run drains what is pending and ends; deliveries still coming in then wait for the next.
+    # The faster a run, the more runs a burst spread over its ~40 s makes (6 seen under a whole
+    # suite's load): a handful, where one per delivery would be 1,000.
+    assert 1 <= len(runs) <= 8, f"{len(runs)} runs for one burst"
     logged = [o for run in runs for o in platform.store.outcomes.list(run.id, limit=100_000)]
     keys = Counter(o.source_key for o in logged)
     assert max(keys.values()) == 1, "a record synced twice"

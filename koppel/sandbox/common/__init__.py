@@ -3,7 +3,13 @@
 A sandbox is the other side of the wire, so nothing here imports the platform.
 """
 
-from koppel.sandbox.common.faults import FaultConfig, FaultMiddleware, RequestLog, admin_router
+from koppel.sandbox.common.faults import (
+    FaultConfig,
+    FaultMiddleware,
+    RequestLog,
+    admin_router,
+    replaying,
+)
 from koppel.sandbox.common.server import SandboxServer, free_port
 
 __all__ = [
@@ -13,4 +19,5 @@ __all__ = [
     "SandboxServer",
     "admin_router",
     "free_port",
+    "replaying",
 ]

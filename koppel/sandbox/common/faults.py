@@ -146,6 +146,21 @@ def default_error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app a request body already read (by middleware that had to
+    see it first), then waits on the connection as the original would."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class FaultMiddleware:
     """Wraps a sandbox app: injects the configured faults and logs every API request."""
 
@@ -239,16 +254,7 @@ class FaultMiddleware:
         fingerprint = digest.hexdigest()
         self._seen[fingerprint] += 1
         chance = random.Random(f"{seed}:{fingerprint}:{self._seen[fingerprint]}")
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return replay, chance
+        return replaying(body, receive), chance
 
     def _draw(self, config: FaultConfig, chance: random.Random) -> Any:
         if config.rate_limit_per_s is not None and not self._limiter.allow(config.rate_limit_per_s):
