@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
@@ -106,7 +107,11 @@ def application_entity(application: str, entity: str) -> str:
         raise FlowSetupError(f"{application} has no {entity} to sync") from None
 
 
+@cache
 def default_mapping(application: str, entity: str, side: Side) -> MappingSpec:
+    """Parsed once per process: a run opens its flow's mappings several times (the check before
+    it, each phase, the categories a products flow brings), and parsing the YAML each time was a
+    quarter of an idle sync's function calls. The spec is frozen; merges copy what they change."""
     package = f"koppel.connectors.{application}"
     resource = resources.files(package).joinpath("mappings", f"{entity}.{side}.yaml")
     if not resource.is_file():
