@@ -7,6 +7,7 @@ python -m bench orders --quick         # also: stock, mapping
 python -m bench idle                   # koppel sync with nothing to do, as a process
 python -m bench engine                 # the engine alone: pick-up, end, shutdown of a no-op job
 python -m bench store                  # the store side of a products batch: claim and record
+python -m bench sandbox                # the AccountView sandbox's posts alone, in process
 python -m bench web                    # the web app's pages over 1,000,000 outcomes (not in all)
 """
 
@@ -25,12 +26,24 @@ from bench.mapping import format_mapping, run_mapping
 from bench.orders import order_scenarios
 from bench.products import product_scenarios
 from bench.report import format_result
+from bench.sandbox_posts import format_sandbox_posts, run_sandbox_posts
 from bench.scenario import Scenario, run_scenario
 from bench.stock import stock_scenarios
 from bench.store import format_store, run_store
 from bench.web import format_web, run_web
 
-SUITES = ("products", "orders", "stock", "mapping", "web", "idle", "engine", "store", "all")
+SUITES = (
+    "products",
+    "orders",
+    "stock",
+    "mapping",
+    "web",
+    "idle",
+    "engine",
+    "store",
+    "sandbox",
+    "all",
+)
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -101,6 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         store = run_store()
         print(format_store(store), flush=True)
         results.append({"store": [asdict(figures) for figures in store]})
+    if args.suite == "sandbox":
+        posts = run_sandbox_posts()
+        print(format_sandbox_posts(posts), flush=True)
+        results.append({"sandbox": asdict(posts)})
     if args.suite == "idle":
         idle = run_idle()
         print(format_idle(idle), flush=True)
