@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -62,6 +63,18 @@ class JsonText(str):
     """A JSON document already serialised: `dump_json` stores it as it is. The activity log's
     rows share pieces (the variants of one product share its source record), so a batch
     serialises each piece once instead of once per row (JSON was a sixth of a batch's CPU)."""
+
+
+def json_text(value: Any) -> JsonText:
+    """A plain value (dicts with text keys, lists, texts, numbers) as JSON text, by orjson:
+    about six times faster than `json.dumps` for the activity log's excerpts. Its text is
+    compact and keeps non-ASCII characters as they are; read back, the value is the same
+    (NaN and infinities, which JSON has not, become null). What orjson refuses (integers
+    beyond 64 bits, lone surrogates, other keys) is left to `json.dumps`."""
+    try:
+        return JsonText(orjson.dumps(value).decode())
+    except TypeError:
+        return JsonText(json.dumps(value))
 
 
 def dump_json(value: Any) -> str:

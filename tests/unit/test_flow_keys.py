@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from koppel.flows.keys import ascii_upper, assign_group_code, content_hash
@@ -10,6 +11,23 @@ def test_content_hash_ignores_key_order_and_number_spelling() -> None:
     b = content_hash({"PX_SELL": Decimal("10.5"), "ART_CODE": "123"})
     assert a == b
     assert a != content_hash({"ART_CODE": "123", "PX_SELL": Decimal("10.51")})
+
+
+def test_content_hash_is_the_one_links_already_hold() -> None:
+    """Links store these hashes: a hash that changed would make every linked record look
+    changed (the value below is what the hash has always been for this payload)."""
+    payload = {
+        "ART_CODE": "123",
+        "ART_DESC1": "Bremsbeläge für Zubehör",
+        "PX_SELL": Decimal("10.50"),
+        "DATE": date(2026, 12, 1),
+        "QTY": 2.5,
+        "BLOCKED": False,
+        "LINES": [{"b": 1, "a": None}],
+    }
+    assert content_hash(payload) == (
+        "2e710e42cfce745627bc5666533971f80ce5198b82d9147959a4a60cf245c4f6"
+    )
 
 
 def test_ascii_upper_folds_dutch_and_german_letters() -> None:

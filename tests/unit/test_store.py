@@ -296,8 +296,8 @@ def test_payload_excerpts_are_dropped_when_switched_off(store_factory: StoreFact
 
 
 def test_payload_excerpts_shared_by_rows_are_stored_whole_for_each(store: Store) -> None:
-    """A batch serialises an excerpt's piece once for all rows sharing it (the variants of one
-    product): every row still holds the whole document, exactly as json.dumps writes it."""
+    """Rows that share a piece of their excerpts (the variants of one product share its
+    source record) each hold the whole document, valid JSON that reads back the same."""
     run = store.runs.start(seed_integration(store).flow.id)
     product = {
         "sku": "P1",
@@ -330,7 +330,7 @@ def test_payload_excerpts_shared_by_rows_are_stored_whole_for_each(store: Store)
         )
     whole = {"source": product, "sent": {"ART_CODE": "P1-b"}}
     # SQLite keeps the text as written; PostgreSQL's JSONB hands back the document.
-    assert stored == (json.dumps(whole) if isinstance(stored, str) else whole)
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == whole
 
 
 # --- links, cursors, transactions -------------------------------------------------------------
@@ -453,6 +453,26 @@ def test_concurrent_writers_on_overlapping_keys_neither_fail_nor_duplicate(
     assert len(reader.links.get_many(seeded.integration.id, "products", keys)) == len(keys)
 
 
+def test_excerpts_and_warnings_read_back_as_recorded(store: Store) -> None:
+    """Excerpts and warnings are serialised by orjson, and what it refuses (an integer beyond
+    64 bits) by the standard library: each reads back as it was recorded."""
+    run = store.runs.start(seed_integration(store).flow.id)
+    excerpts = {
+        "plain": {"source": {"name": "Bremsbeläge 名前 🚗", "ids": [1, 2.5, None, True]}},
+        "big": {"source": {"id": 2**70}, "sent": None},
+    }
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry(key, OutcomeKind.CREATED, warnings=(f"{key}: ö",), payload_excerpt=value)
+            for key, value in excerpts.items()
+        ],
+    )
+    logged = {o.source_key: o for o in store.outcomes.list(run.id)}
+    assert {key: o.payload_excerpt for key, o in logged.items()} == excerpts
+    assert {key: o.warnings for key, o in logged.items()} == {k: [f"{k}: ö"] for k in excerpts}
+
+
 # --- dead letters -------------------------------------------------------------------------------
 
 
@@ -484,6 +504,21 @@ def test_a_record_is_on_the_dead_letter_list_at_most_once(store: Store) -> None:
     }
     assert store.dead_letters.list(flow.id, status=DeadLetterStatus.PENDING)[0].attempts == 1
     assert len(store.dead_letters.list(flow.id)) == 2
+
+
+def test_resolving_in_a_flow_with_nothing_pending_leaves_other_flows_alone(store: Store) -> None:
+    """A batch resolves every key it recorded; a flow with no pending entry skips the
+    update, and a pending entry of the same key in another flow stays pending."""
+    mine = seed_integration(store, "acme").flow
+    other = seed_integration(store, "globex").flow
+    now = utc_now()
+    store.dead_letters.add_many(mine.id, [DeadLetterEntry("A", "timeout")], now=now)
+    store.dead_letters.add_many(other.id, [DeadLetterEntry("A", "timeout")], now=now)
+    assert store.dead_letters.resolve_many(mine.id, ["A"]) == 1
+    assert store.dead_letters.resolve_many(mine.id, ["A", "B"]) == 0
+    assert [d.status for d in store.dead_letters.list(mine.id)] == [DeadLetterStatus.RESOLVED]
+    assert [d.status for d in store.dead_letters.list(other.id)] == [DeadLetterStatus.PENDING]
+    assert store.dead_letters.resolve_many(other.id, ["B", "A"]) == 1
 
 
 # --- retention ----------------------------------------------------------------------------------
