@@ -394,7 +394,7 @@ def _computed_value(compiled: CompiledRule) -> Callable[[_Source, str], Any]:
 
         def evaluate(source: _Source, prefix: str) -> Any:
             try:
-                return expression.evaluate(source.json)
+                return expression.evaluate_record(source)
             except ExpressionError as error:
                 raise _FieldFailure(prefix + target, f"expr: {error}") from None
 
