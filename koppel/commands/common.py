@@ -336,6 +336,7 @@ def describe_counts(counts: Mapping[str, int]) -> str:
     """`created 3, updated 1, skipped 0, failed 0` plus any other count (abandoned), then each
     other entity the run wrote: `; categories: created 0, updated 0, skipped 22, failed 0`."""
     from koppel.store import entity_counts
+
     own = {key: number for key, number in counts.items() if "." not in key}
     names = [*OUTCOMES, *sorted(set(own) - set(OUTCOMES))]
     text = ", ".join(f"{name} {own.get(name, 0)}" for name in names)
