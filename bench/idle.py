@@ -3,9 +3,10 @@
 Both sandboxes run in processes of their own (latency 0, a small catalogue); a first
 `koppel sync --flow products` syncs everything, then the same command runs again with nothing
 changed, each time as a fresh process with the same home, and its wall and CPU time are
-measured from the outside. `koppel sync --help` gives the floor no engine can go below: the
-interpreter and the imports of the sync command. What a rerun costs above that is the store's
-opening, the engine (start, queue pick-up, progress, stop) and the three empty reads.
+measured from the outside. `koppel sync --help` gives the floor of any command: the interpreter,
+the command line and the settings; it imports neither the store nor the engine. What a rerun
+costs above that is their imports, the store's opening, the engine (start, queue pick-up,
+progress, stop) and the three empty reads.
 
 The processes keep compiled bytecode (in the bench's temporary directory), as an installed
 Koppel does: where PYTHONDONTWRITEBYTECODE is set (as on the development machine), every
@@ -41,7 +42,7 @@ class IdleResult:
     products: int
     first_seconds: float
     import_seconds: list[tuple[float, float]]
-    """`koppel sync --help` (wall, CPU): interpreter start and the sync command's imports."""
+    """`koppel sync --help` (wall, CPU): interpreter start, the command line, the settings."""
     rerun_seconds: list[tuple[float, float]]
     """`koppel sync` with nothing changed (wall, CPU) of the whole process."""
 
@@ -95,9 +96,9 @@ def format_idle(result: IdleResult) -> str:
         [
             f"== idle: koppel sync --flow products with nothing to do ({result.products} products)",
             f"  first sync   {result.first_seconds:.2f} s",
-            f"  koppel sync --help (interpreter and imports): median {floor[0]:.2f} s wall, "
+            f"  koppel sync --help (interpreter, command line): median {floor[0]:.2f} s wall, "
             f"{floor[1]:.2f} s CPU",
             f"  rerun        median {rerun[0]:.2f} s wall ({every}), {rerun[1]:.2f} s CPU; "
-            f"above the imports: {rerun[0] - floor[0]:.2f} s wall, {rerun[1] - floor[1]:.2f} s CPU",
+            f"above the help: {rerun[0] - floor[0]:.2f} s wall, {rerun[1] - floor[1]:.2f} s CPU",
         ]
     )

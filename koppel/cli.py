@@ -21,6 +21,7 @@ from typer.models import CommandInfo, TyperInfo
 from koppel.commands.common import (
     DEBUG_LOG_ONLY,
     ExitCode,
+    collector_paused,
     configure_logging,
     debug_log_hint,
     problem,
@@ -88,7 +89,8 @@ def _imported_command(name: str) -> Command:
     """The Click command Typer makes of `COMMANDS[name]`, as `app.command()` or `app.add_typer()`
     would have made it."""
     module, attribute = COMMANDS[name].split(":")
-    target = getattr(importlib.import_module(module), attribute)
+    with collector_paused():
+        target = getattr(importlib.import_module(module), attribute)
     if isinstance(target, typer.Typer):
         return get_group_from_info(
             TyperInfo(target, name=name),

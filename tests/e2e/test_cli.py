@@ -234,6 +234,29 @@ def test_a_sync_imports_only_what_it_uses(cli_setup: Setup, tmp_path: Path) -> N
     assert unused == []
 
 
+def test_the_help_of_sync_imports_no_store_nor_engine(tmp_path: Path) -> None:
+    listing = tmp_path / "modules.txt"
+    shown = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(listing), "sync", "--help"],
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "--dry-run" in shown.stdout
+    modules = set(listing.read_text().split())
+    assert "koppel.commands.flows" in modules
+    heavy = ("sqlalchemy", "dbos", "httpx", "koppel.store", "koppel.engine", "koppel.flows")
+    imported = sorted(
+        module
+        for module in modules
+        if any(module == name or module.startswith(f"{name}.") for name in heavy)
+    )
+    assert imported == []
+
+
 def test_sync_says_when_a_worker_holds_the_engine(cli_setup: Setup) -> None:
     config = cli_setup.write(cli_setup.document())
     assert koppel("config", "apply", str(config)).exit_code == 0
