@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -466,12 +467,22 @@ def _means_no_more_rows(error: FatalAPIError) -> bool:
     return error.status == 404 or isinstance(error, AccountViewError)
 
 
+_DECODED: weakref.WeakKeyDictionary[httpx.Response, Any] = weakref.WeakKeyDictionary()
+"""Each response's body as `_body` decoded it, while the response lives: `validate_response`
+decodes every answer to look for an AccountViewError, and the caller then reads the same body
+(every page and every post's echoed rows were decoded twice, with a Decimal made per number)."""
+
+
 def _body(response: httpx.Response) -> Any:
     """The JSON body with exact decimals, or None when it is not JSON."""
+    if response in _DECODED:
+        return _DECODED[response]
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        body = json.loads(response.content, parse_float=Decimal)
     except ValueError:
-        return None
+        body = None
+    _DECODED[response] = body
+    return body
 
 
 __all__ = [
