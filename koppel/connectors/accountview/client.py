@@ -306,7 +306,7 @@ class AccountViewClient(ApiClient):
                 f"{api_message(response)}); check client_id and client_secret",
                 status=status,
             )
-        body = _body(response)
+        body = _body(response, keep=True)
         message = body.get("ErrorMessage") if isinstance(body, dict) else None
         if not message or status in (429,) or status >= 500:
             super().validate_response(response)
@@ -468,20 +468,24 @@ def _means_no_more_rows(error: FatalAPIError) -> bool:
 
 
 _DECODED: weakref.WeakKeyDictionary[httpx.Response, Any] = weakref.WeakKeyDictionary()
-"""Each response's body as `_body` decoded it, while the response lives: `validate_response`
-decodes every answer to look for an AccountViewError, and the caller then reads the same body
-(every page and every post's echoed rows were decoded twice, with a Decimal made per number)."""
+"""A body `validate_response` decoded, until the caller reads it: every answer is decoded to
+look for an AccountViewError, and the caller then reads the same body (every page and every
+post's echoed rows were decoded twice, with a Decimal made per number). Taken out on that read,
+so no body lives longer than its caller holds it."""
+_UNREAD = object()
 
 
-def _body(response: httpx.Response) -> Any:
-    """The JSON body with exact decimals, or None when it is not JSON."""
-    if response in _DECODED:
-        return _DECODED[response]
-    try:
-        body = json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        body = None
-    _DECODED[response] = body
+def _body(response: httpx.Response, *, keep: bool = False) -> Any:
+    """The JSON body with exact decimals, or None when it is not JSON; `keep` holds it for the
+    next read of the same response."""
+    body = _DECODED.pop(response, _UNREAD)
+    if body is _UNREAD:
+        try:
+            body = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            body = None
+    if keep:
+        _DECODED[response] = body
     return body
 
 
