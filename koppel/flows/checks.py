@@ -9,6 +9,7 @@ loses its control characters. docs/flows.md, "Values Koppel refuses", lists the 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
@@ -89,12 +90,17 @@ def _has_removed(value: Any) -> bool:
     pending = [value]
     while pending:
         node = pending.pop()
-        if isinstance(node, str):  # the value itself, or a text of a str subclass (an enum)
+        kind = type(node)
+        if kind is dict:  # plain dicts and lists first: the ABC check of Mapping is slow
+            items: Any = node.values()
+        elif kind is list:
+            items = node
+        elif isinstance(node, str):  # the value itself, or a text of a str subclass (an enum)
             if not node.isprintable() and _REMOVED.search(node):
                 return True
             continue
-        if isinstance(node, list):
-            items: Any = node
+        elif isinstance(node, list):
+            items = node
         elif isinstance(node, dict | Mapping):
             items = node.values()
         else:
@@ -109,7 +115,7 @@ def _has_removed(value: Any) -> bool:
     return False
 
 
-_LEAVES = frozenset({int, float, bool, Decimal, type(None)})
+_LEAVES = frozenset({int, float, bool, Decimal, type(None), dt.date, dt.datetime})
 """Values that hold no text: nothing to look into."""
 
 

@@ -152,7 +152,7 @@ def to_canonical(
         return None
     clean, cleaned = without_controls(canonical)
     item.warnings.extend(f"{path}: control characters removed" for path in cleaned)
-    item.canonical = dict(clean)
+    item.canonical = clean  # model_dump's own dict, or the copy without the controls
     return item.canonical
 
 

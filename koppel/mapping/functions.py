@@ -509,6 +509,8 @@ _register(
 
 
 def _to_integer(value: Any, _record: Any) -> int:
+    if type(value) is int:  # a whole number already (ids read from JSON): nothing to check
+        return value
     number = parse_decimal_text(value, "auto") if isinstance(value, str) else _number(value)
     if number is None:
         raise TransformError("expects a whole number, got empty text")
@@ -531,6 +533,8 @@ _register(
 
 
 def _to_string(value: Any, _record: Any) -> str:
+    if type(value) is int:  # ids read from JSON, first: the most common value to convert
+        return str(value)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 import pycountry
@@ -33,9 +34,16 @@ VatRate = Annotated[Decimal, Field(ge=0, le=100)]
 def iso_currency(value: str) -> str:
     """The ISO 4217 code of a currency, in capitals; anything else is refused."""
     code = value.strip().upper()
-    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+    if len(code) != 3 or not _is_currency(code):
         raise ValueError(f"{value!r} is not an ISO 4217 currency code (such as EUR)")
     return code
+
+
+@lru_cache(maxsize=1024)
+def _is_currency(code: str) -> bool:
+    """Remembered: pycountry's look-up ran for every product and order validated, and the codes
+    a catalogue uses are few."""
+    return pycountry.currencies.get(alpha_3=code) is not None
 
 
 CurrencyCode = Annotated[str, AfterValidator(iso_currency)]

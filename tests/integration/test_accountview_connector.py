@@ -262,6 +262,45 @@ async def test_every_value_is_checked_before_anything_is_sent(
     )
 
 
+async def test_the_first_refused_value_is_named_as_the_row_is_sent(
+    served: tuple[AccountViewSandbox, str],
+) -> None:
+    """Rows are cleaned and checked in one pass, yet a record's refusal is the one of the row
+    as it is sent: its first refused field in the row's order, the header before its lines, and
+    a value given twice (as `art_desc1` and `ART_DESC1`) judged by the one that is sent."""
+    sandbox, url = served
+    connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)
+    records: list[dict[str, Any]] = [
+        {"ART_CODE": "FIRST1", "ART_DESC1": "x" * 41, "PX_SELL": "twaalf"},
+        {"PX_SELL": "twaalf", "ART_CODE": "first2", "ART_DESC1": "Volgorde"},
+        {"art_desc1": "x" * 41, "ART_CODE": "FIRST3", "ART_DESC1": "Goed"},
+        {"ART_DESC1": "Goed", "ART_CODE": "FIRST4", "art_desc1": "x" * 41},
+    ]
+    order = {
+        "SO_LINE": [{"ART_CODE": "100002", "ORD_QTY": 1, "COLOUR": "rood"}],
+        "ORD_REF": "FIRST-ORDER",
+        "COLOUR": "blauw",
+    }
+    try:
+        results = await connector.write("articles", records)
+        [refused_order] = await connector.write("sales_orders", [order])
+    finally:
+        await connector.aclose()
+    problems = [(r.error.field, r.error.rule) if r.error else None for r in results]
+    assert problems == [
+        ("ART_DESC1", "is 41 characters long; AccountView allows at most 40"),
+        ("PX_SELL", "must be a number"),
+        None,
+        ("ART_DESC1", "is 41 characters long; AccountView allows at most 40"),
+    ]
+    assert [row["ART_DESC1"] for row in sandbox.rows("ARTICLE", ART_CODE="FIRST3")] == ["Goed"]
+    assert refused_order.error is not None
+    assert (refused_order.error.field, refused_order.error.rule) == (
+        "COLOUR",
+        "is not a field of SO_HDR",
+    )
+
+
 async def test_delivery_address_and_order_writes(served: tuple[AccountViewSandbox, str]) -> None:
     sandbox, url = served
     connector = AccountViewConnector(sandbox.credentials(url), limits=FAST)

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -305,7 +306,7 @@ class AccountViewClient(ApiClient):
                 f"{api_message(response)}); check client_id and client_secret",
                 status=status,
             )
-        body = _body(response)
+        body = _body(response, keep=True)
         message = body.get("ErrorMessage") if isinstance(body, dict) else None
         if not message or status in (429,) or status >= 500:
             super().validate_response(response)
@@ -466,12 +467,26 @@ def _means_no_more_rows(error: FatalAPIError) -> bool:
     return error.status == 404 or isinstance(error, AccountViewError)
 
 
-def _body(response: httpx.Response) -> Any:
-    """The JSON body with exact decimals, or None when it is not JSON."""
-    try:
-        return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        return None
+_DECODED: weakref.WeakKeyDictionary[httpx.Response, Any] = weakref.WeakKeyDictionary()
+"""A body `validate_response` decoded, until the caller reads it: every answer is decoded to
+look for an AccountViewError, and the caller then reads the same body (every page and every
+post's echoed rows were decoded twice, with a Decimal made per number). Taken out on that read,
+so no body lives longer than its caller holds it."""
+_UNREAD = object()
+
+
+def _body(response: httpx.Response, *, keep: bool = False) -> Any:
+    """The JSON body with exact decimals, or None when it is not JSON; `keep` holds it for the
+    next read of the same response."""
+    body = _DECODED.pop(response, _UNREAD)
+    if body is _UNREAD:
+        try:
+            body = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            body = None
+    if keep:
+        _DECODED[response] = body
+    return body
 
 
 __all__ = [

@@ -10,11 +10,12 @@ failure first looks the record up by its natural key (MAIL_BUS, the address, ORD
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -250,12 +251,13 @@ class AccountViewConnector:
             ent.fields, keep_rec_id=ent.spec.key_field == "REC_ID", detail_table=ent.detail_table
         )
         lines = _Columns(table_fields()[ent.detail_table]) if ent.detail_table else None
-        items = [
-            _Item(i, _label(ent, r, i), _clean(ent, r, columns, lines))
-            for i, r in enumerate(records)
-        ]
-        for item in items:
-            _fail_on(item, _check_values(ent, item, columns, lines))
+        items: list[_Item] = []
+        for i, record in enumerate(records):
+            row, refused = _clean(ent, record, columns, lines)
+            item = _Item(i, _label(ent, record, i), row)
+            if refused is not None:
+                _fail_on(item, RecordValidationError(item.label, *refused))
+            items.append(item)
         await self._find_existing(ent, [i for i in items if i.result is None], found or {})
         for item in items:
             if item.result is None:
@@ -429,6 +431,19 @@ ValueRule = Callable[[Any], str | None]
 """rule(value) -> why AccountView would refuse the value (which is not None), or None"""
 
 
+class _Column(NamedTuple):
+    """A field name as the records of one write use it, resolved once per write."""
+
+    name: str
+    """the upper-case name the row holds it under"""
+    av_field: AVField | None
+    """its dictionary entry (None: not a field of the table)"""
+    rule: ValueRule | None
+    plain_text: int
+    """a text at most this long is taken as it is, without a call of `rule` (-1: every text
+    goes through the rule: an upper-case field, or not a text field)"""
+
+
 class _Columns:
     """One table's fields as a write meets them: each field name the records use is resolved
     once per write (kept or dropped, its dictionary entry and its value rule), not once per
@@ -444,52 +459,109 @@ class _Columns:
         self.fields = fields
         self.keep_rec_id = keep_rec_id
         self.detail_table = detail_table
-        self.names: dict[str, str | None] = {}
-        """a record's field name -> its upper-case name, or None when it is not sent"""
-        self.rules: dict[str, tuple[AVField | None, ValueRule | None]] = {}
-        """an upper-case name -> its dictionary entry (None: not a field) and value rule"""
+        self.known: dict[str, _Column | None] = {}
+        """a record's field name -> how it is sent, or None when it is not sent"""
 
-    def name(self, name: str) -> str | None:
+    def column(self, name: str) -> _Column | None:
         upper = name.upper()
-        system = upper != self.detail_table and _system(
+        found: _Column | None = None
+        if upper == self.detail_table or not _system(
             upper, self.fields, keep_rec_id=self.keep_rec_id
-        )
-        kept = None if system else upper
-        self.names[name] = kept
-        return kept
-
-    def rule(self, name: str) -> tuple[AVField | None, ValueRule | None]:
-        av_field = self.fields.get(name)
-        found = (av_field, _value_rule(av_field) if av_field is not None else None)
-        self.rules[name] = found
+        ):
+            av_field = self.fields.get(upper)
+            rule = _value_rule(av_field) if av_field is not None else None
+            found = _Column(upper, av_field, rule, _plain_text(av_field))
+        self.known[name] = found
         return found
 
 
-def _clean(ent: _Entity, record: Record, columns: _Columns, lines: _Columns | None) -> Record:
-    """Upper-case field names; drop what AccountView returns but does not take (read-only fields,
+def _plain_text(av_field: AVField | None) -> int:
+    if av_field is None or av_field.type not in "CM" or av_field.upper:
+        return -1
+    return av_field.length if av_field.type == "C" else sys.maxsize
+
+
+Refusal = tuple[str, str]
+"""(the field's path, why AccountView would refuse its value)"""
+
+
+def _clean(
+    ent: _Entity, record: Record, columns: _Columns, lines: _Columns | None
+) -> tuple[Record, Refusal | None]:
+    """The row to post, and the first value in it AccountView would refuse (unknown fields,
+    types, lengths and upper case), found before anything is sent, in the same pass.
+
+    Upper-case field names; drop what AccountView returns but does not take (read-only fields,
     EXT_KEY, <TABLE>_Id), except REC_ID where it is the record's key (delivery addresses); a
-    sales order gets its REC_ID from the lookup by ORD_REF."""
+    sales order gets its REC_ID from the lookup by ORD_REF. The header's fields are checked
+    before the detail rows, each in the row's order."""
     row: Record = {}
-    names = columns.names
+    # field -> why, of the values the row holds (a later value under the same name replaces
+    # its refusal): made only when a value is refused
+    refused: dict[str, str] | None = None
+    line_refused: Refusal | None = None
+    detail_table = ent.detail_table
+    known = columns.known
     for name, value in record.items():
-        upper = names[name] if name in names else columns.name(name)
-        if upper is None:
+        column = known[name] if name in known else columns.column(name)
+        if column is None:
             continue
-        if lines is not None and upper == ent.detail_table:
-            row[upper] = [_kept(line, lines) for line in value or []]
+        upper, av_field, rule, plain_text = column
+        if upper == detail_table:
+            if lines is None:
+                row[upper] = value
+                continue
+            row[upper], line_refused = _lines(detail_table, value or [], lines)
+            continue
+        row[upper] = value
+        if av_field is None:
+            problem: str | None = f"is not a field of {ent.table}"
+        elif value is None or rule is None or (type(value) is str and len(value) <= plain_text):
+            problem = None  # nearly always: a text that fits, taken without a call
         else:
+            problem = rule(value)
+        if problem is not None:
+            refused = refused or {}
+            refused[upper] = problem
+        elif refused and upper in refused:
+            del refused[upper]
+    if refused:
+        first = next(name for name in row if name in refused)
+        return row, (first, refused[first])
+    return row, line_refused
+
+
+def _lines(
+    table: str, lines: Sequence[Record], columns: _Columns
+) -> tuple[list[Record], Refusal | None]:
+    """A sales order's lines as posted, and the first value in them AccountView would refuse."""
+    kept: list[Record] = []
+    first: Refusal | None = None
+    known = columns.known
+    for line in lines:
+        row: Record = {}
+        refused: dict[str, str] = {}
+        for name, value in line.items():
+            column = known[name] if name in known else columns.column(name)
+            if column is None:
+                continue
+            upper, av_field, rule, plain_text = column
             row[upper] = value
-    return row
-
-
-def _kept(line: Record, columns: _Columns) -> Record:
-    names = columns.names
-    kept: Record = {}
-    for name, value in line.items():
-        upper = names[name] if name in names else columns.name(name)
-        if upper is not None:
-            kept[upper] = value
-    return kept
+            if av_field is None:
+                problem: str | None = f"is not a field of {table}"
+            elif value is None or rule is None or (type(value) is str and len(value) <= plain_text):
+                problem = None
+            else:
+                problem = rule(value)
+            if problem is None:
+                refused.pop(upper, None)
+            else:
+                refused[upper] = problem
+        kept.append(row)
+        if refused and first is None:
+            name = next(name for name in row if name in refused)
+            first = (f"{table}.{name}", refused[name])
+    return kept, first
 
 
 def _system(name: str, fields: Mapping[str, AVField], *, keep_rec_id: bool) -> bool:
@@ -504,31 +576,6 @@ def _system(name: str, fields: Mapping[str, AVField], *, keep_rec_id: bool) -> b
 def _fail_on(item: _Item, error: RecordValidationError | None) -> None:
     if error is not None and item.result is None:
         item.result = WriteResult(key=item.label, error=error)
-
-
-def _check_values(
-    ent: _Entity, item: _Item, columns: _Columns, lines: _Columns | None
-) -> RecordValidationError | None:
-    """Unknown fields, types, lengths and upper case, before anything is sent."""
-    tables = [(ent.table, item.row, columns)]
-    if ent.detail_table is not None and lines is not None:
-        tables += [(ent.detail_table, line, lines) for line in item.row.get(ent.detail_table, [])]
-    for table, row, table_columns in tables:
-        rules = table_columns.rules
-        for name, value in row.items():
-            if name == ent.detail_table and table == ent.table:
-                continue
-            av_field, rule = rules[name] if name in rules else table_columns.rule(name)
-            if av_field is None:
-                path = name if table == ent.table else f"{table}.{name}"
-                return RecordValidationError(item.label, path, f"is not a field of {table}")
-            if value is None or rule is None:
-                continue
-            problem = rule(value)
-            if problem is not None:
-                path = name if table == ent.table else f"{table}.{name}"
-                return RecordValidationError(item.label, path, problem)
-    return None
 
 
 def _value_rule(av_field: AVField) -> ValueRule | None:
