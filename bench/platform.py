@@ -82,12 +82,15 @@ def _sync_main(
     conn: Connection,
 ) -> None:
     """Child process: set up a home, start the runner, run the flow `runs` times on request."""
-    import yaml
+    from koppel.commands.common import collector_paused
 
-    from koppel.config import apply_config, load_config
-    from koppel.engine.runner import FlowRunner
-    from koppel.settings import Settings
-    from koppel.store import open_store
+    with collector_paused():  # as `koppel sync` imports what it runs
+        import yaml
+
+        from koppel.config import apply_config, load_config
+        from koppel.engine.runner import FlowRunner
+        from koppel.settings import Settings
+        from koppel.store import open_store
 
     with tempfile.TemporaryDirectory(prefix="koppel-bench-") as home_dir:
         home = Path(home_dir)
