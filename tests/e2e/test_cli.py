@@ -209,22 +209,28 @@ def test_connection_test_says_what_works_and_hides_secrets(cli_setup: Setup) -> 
     assert unknown.exit_code == 2 and "pim, av" in unknown.stderr
 
 
-def test_a_sync_imports_only_what_it_uses(cli_setup: Setup, tmp_path: Path) -> None:
-    config = cli_setup.write(cli_setup.document())
-    assert koppel("sync", "--config", str(config)).exit_code == 0  # the store is at head now
+def _modules_imported_by(
+    tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`koppel *args` in a process of its own (it succeeds), and the modules it imported."""
     listing = tmp_path / "modules.txt"
-    sync = ["sync", "--config", str(config)]
-    rerun = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(listing), *sync],
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(listing), *args],
         env={**os.environ, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=WAIT_S,
         check=False,
     )
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, set(listing.read_text().split())
+
+
+def test_a_sync_imports_only_what_it_uses(cli_setup: Setup, tmp_path: Path) -> None:
+    config = cli_setup.write(cli_setup.document())
+    assert koppel("sync", "--config", str(config)).exit_code == 0  # the store is at head now
+    rerun, modules = _modules_imported_by(tmp_path, "sync", "--config", str(config))
     assert "succeeded" in rerun.stdout
-    modules = set(listing.read_text().split())
     assert {"koppel.commands.flows", "koppel.engine.engine", "dbos"} <= modules
     unused = sorted(
         module
@@ -235,18 +241,8 @@ def test_a_sync_imports_only_what_it_uses(cli_setup: Setup, tmp_path: Path) -> N
 
 
 def test_the_help_of_sync_imports_no_store_nor_engine(tmp_path: Path) -> None:
-    listing = tmp_path / "modules.txt"
-    shown = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(listing), "sync", "--help"],
-        env={**os.environ, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=WAIT_S,
-        check=False,
-    )
-    assert shown.returncode == 0, shown.stdout + shown.stderr
+    shown, modules = _modules_imported_by(tmp_path, "sync", "--help")
     assert "--dry-run" in shown.stdout
-    modules = set(listing.read_text().split())
     assert "koppel.commands.flows" in modules
     heavy = ("sqlalchemy", "dbos", "httpx", "koppel.store", "koppel.engine", "koppel.flows")
     imported = sorted(
