@@ -17,6 +17,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,7 @@ def run_scenario(
 
         if how is signal.SIGSTOP:
             woken_at = len(writes)
+            resumed_at = datetime.now(UTC)
             held.release()
             dying.send(signal.SIGCONT)
             dying.wait_for_output("took over its runs")
@@ -176,8 +178,15 @@ def run_scenario(
         if how is signal.SIGSTOP:
             stale = ports | socket_ports(dying.process.pid)
             late = [w for w in writes[woken_at:] if w.client_port in stale]
-            # Only the write it had sent before the pause, held until after the takeover.
-            assert [w.body for w in late] == [held.held[0].body], late
+            # The write it had sent before the pause, held until after the takeover, and
+            # nothing more of the run it lost: no page of articles. Once woken it is a live
+            # worker again and may take a later orders run of its own (orders that waited for
+            # their articles), whose debtor and order posts are its to make.
+            [sent] = [w for w in late if w.body == held.held[0].body]
+            later = [w for w in late if w is not sent]
+            assert not [w for w in later if is_article_page(w)], later
+            if later:
+                assert ran_since(store, executor_of(dying), resumed_at), later
             assert dying.process.poll() is None, dying.output()
 
         listed = CliRunner().invoke(app, ["workers", "--json"], env=env)
@@ -208,6 +217,20 @@ def run_scenario(
     assert {o["number"] for o in pim_orders} <= set(posted), "an order was lost"
     assert catalogue(platform) == before, "Parts Pim was written to"
     assert not [w for w in writes if w.path.startswith("/api/v1")], "a write to Parts Pim"
+
+
+def is_article_page(request: SeenRequest) -> bool:
+    """A products page posted to AccountView (not the shipping article an orders run posts)."""
+    return post_of("AK1")(request) and SHIPPING_ARTICLE["ART_CODE"].encode() not in request.body
+
+
+def ran_since(store: Store, executor: str, since: datetime) -> bool:
+    """Whether `executor` started a run after `since`, of any flow."""
+    return any(
+        later.executor == executor and later.started_at > since
+        for flow in store.flows.list()
+        for later in store.runs.list(flow_id=flow.id, limit=10)
+    )
 
 
 def completed_since(store: Store, flow_id: int, run: Any) -> bool:
