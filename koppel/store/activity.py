@@ -13,7 +13,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -435,6 +446,14 @@ class RunRepository:
 
 
 _NO_WARNINGS = JsonText("[]")
+_NOT_A_DOWNGRADE = or_(
+    literal_column("excluded.outcome") != OutcomeKind.SKIPPED.value,
+    and_(
+        OutcomeRow.outcome != OutcomeKind.CREATED.value,
+        OutcomeRow.outcome != OutcomeKind.UPDATED.value,
+    ),
+)
+"""The update of an outcome row a run wrote before (see `record_many`)."""
 
 
 def _excerpt_json(excerpt: Mapping[str, Any]) -> JsonText:
@@ -448,7 +467,9 @@ class OutcomeRepository:
         self._context = context
 
     def record_many(self, run_id: str, entries: Sequence[OutcomeEntry]) -> None:
-        """Write one outcome per source key; writing a key again (a retried batch) replaces it."""
+        """Write one outcome per source key; writing a key again (a retried batch) replaces it,
+        except that "skipped" never replaces what the same run wrote: a page synced again after
+        a resume finds its own writes unchanged, and the run still created or updated them."""
         if not entries:
             return
         keep_excerpts = self._context.payload_excerpts
@@ -494,6 +515,7 @@ class OutcomeRepository:
                     "payload_excerpt",
                     "created_at",
                 ),
+                only_if=_NOT_A_DOWNGRADE,
             )
 
     def list(

@@ -19,11 +19,19 @@ WAIT_S = 120.0
 """The bound on every wait: a test that waits longer fails (it is not a timing)."""
 
 
-def wait_for(condition: Callable[[], bool], *, what: str, seconds: float = WAIT_S) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    what: str,
+    seconds: float = WAIT_S,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """`explain` says what the test saw when the wait fails (the state it waited on)."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds:g}s for {what}")
+            seen = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"waited {seconds:g}s for {what}{seen}")
         time.sleep(0.1)
 
 

@@ -157,7 +157,12 @@ def run_scenario(
             now = store.runs.get(run.id)
             return now is not None and now.status is not RunStatus.RUNNING
 
-        wait_for(ended, what="another worker to finish the run", seconds=FINISHED_WITHIN_S)
+        wait_for(
+            ended,
+            what="another worker to finish the run",
+            seconds=FINISHED_WITHIN_S,
+            explain=lambda: what_happened(store, workers),
+        )
         finished = store.runs.get(run.id)
         assert finished is not None and finished.status is RunStatus.SUCCEEDED, finished
         taker = finished.executor
@@ -174,6 +179,7 @@ def run_scenario(
                 completed_since(store, orders.id, run) and completed_since(store, products.id, run)
             ),
             what="a later run of each flow to complete",
+            explain=lambda: what_happened(store, workers),
         )
         if how is signal.SIGSTOP:
             stale = ports | socket_ports(dying.process.pid)
@@ -217,6 +223,20 @@ def run_scenario(
     assert {o["number"] for o in pim_orders} <= set(posted), "an order was lost"
     assert catalogue(platform) == before, "Parts Pim was written to"
     assert not [w for w in writes if w.path.startswith("/api/v1")], "a write to Parts Pim"
+
+
+def what_happened(store: Store, workers: list[KoppelProcess]) -> str:
+    """The runs of every flow and the end of each worker's output: why a wait failed."""
+    runs = [
+        f"{flow.name} #{run.number} {run.status.value} {run.started_at:%H:%M:%S} "
+        f"{run.executor} {run.error or ''}"
+        for flow in store.flows.list()
+        for run in store.runs.list(flow_id=flow.id, limit=10)
+    ]
+    outputs = [
+        f"--- {executor_of(w)} ---\n" + "\n".join(w.output().splitlines()[-40:]) for w in workers
+    ]
+    return "\n".join(["runs:", *runs, *outputs])
 
 
 def is_article_page(request: SeenRequest) -> bool:

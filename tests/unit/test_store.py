@@ -333,6 +333,43 @@ def test_payload_excerpts_shared_by_rows_are_stored_whole_for_each(store: Store)
     assert (json.loads(stored) if isinstance(stored, str) else stored) == whole
 
 
+def test_a_page_synced_again_in_its_run_keeps_what_the_run_did_to_its_records(
+    store: Store,
+) -> None:
+    """A resumed run syncs its last page again and finds its own writes unchanged: "skipped"
+    must not replace the "created" it recorded, or the run's counts lose what it created. A
+    record that changed again, or failed this time, still takes the new outcome."""
+    run = store.runs.start(seed_integration(store).flow.id)
+    first = [
+        OutcomeEntry("A", OutcomeKind.CREATED, target_key="T-A"),
+        OutcomeEntry("B", OutcomeKind.UPDATED, target_key="T-B"),
+        OutcomeEntry("C", OutcomeKind.CREATED, target_key="T-C"),
+        OutcomeEntry("D", OutcomeKind.FAILED, reason="no price"),
+    ]
+    store.outcomes.record_many(run.id, first)
+    store.outcomes.record_many(
+        run.id,
+        [
+            OutcomeEntry("A", OutcomeKind.SKIPPED, reason="unchanged"),
+            OutcomeEntry("B", OutcomeKind.SKIPPED, reason="unchanged"),
+            OutcomeEntry("C", OutcomeKind.FAILED, reason="AccountView refused it"),
+            OutcomeEntry("D", OutcomeKind.SKIPPED, reason="unchanged"),
+        ],
+    )
+    logged = {o.source_key: (o.outcome, o.reason) for o in store.outcomes.list(run.id)}
+    assert logged == {
+        "A": (OutcomeKind.CREATED, None),
+        "B": (OutcomeKind.UPDATED, None),
+        "C": (OutcomeKind.FAILED, "AccountView refused it"),
+        "D": (OutcomeKind.SKIPPED, "unchanged"),
+    }
+    finished = store.runs.finish(run.id, RunStatus.SUCCEEDED)
+    assert (finished.counts["created"], finished.counts["updated"]) == (1, 1), finished.counts
+    other = store.runs.start(run.flow_id)
+    store.outcomes.record_many(other.id, [OutcomeEntry("A", OutcomeKind.SKIPPED)])
+    assert [o.outcome for o in store.outcomes.list(other.id)] == [OutcomeKind.SKIPPED]
+
+
 # --- links, cursors, transactions -------------------------------------------------------------
 
 
