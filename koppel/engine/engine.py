@@ -180,6 +180,9 @@ class Engine:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._executions: dict[asyncio.Task[Any], float] = {}
+        """Every run's task in this process (an older execution of a run too, which `_running`
+        no longer names), with when it started (monotonic): see `_drop_taken_runs`."""
         self._jobs: dict[str, BatchJob] = {}
         self._scheduler: asyncio.Task[None] | None = None
         self._lock: ExecutorLock | None = None
@@ -447,6 +450,7 @@ class Engine:
     async def _beat_and_take_over(self) -> None:
         executors = self._executors
         assert executors is not None and self._started_at is not None
+        last_beat = self._last_beat
         taker = await asyncio.to_thread(
             executors.beat,
             self._executor_id,
@@ -455,7 +459,7 @@ class Engine:
             started_at=self._started_at,
         )
         if taker is not None:
-            self._drop_taken_runs(taker)
+            self._drop_taken_runs(taker, last_beat)
         beat = time.monotonic()
         if self._last_beat is None or beat - self._last_beat > 2 * self._heartbeat_seconds:
             self._beating_since = beat  # first beat, or after a failure or a pause of ours
@@ -503,21 +507,34 @@ class Engine:
 
     def _ended(self, run_id: str, task: asyncio.Task[Any]) -> None:
         """A run's task ended; a later execution of the same run here keeps its own entry."""
+        self._executions.pop(task, None)
         if self._running.get(run_id) is task:
             del self._running[run_id]
 
-    def _drop_taken_runs(self, taker: str) -> None:
+    def _drop_taken_runs(self, taker: str, last_beat: float | None) -> None:
         """This process was silent (paused) and `taker` took over every run it had: stop
-        working on them now. The fences would stop each at its next write anyway."""
+        working on them now. The fences would stop each at its next write anyway.
+
+        Only the executions that started before its last beat before the silence are
+        surely of those runs. Once woken, the process may start runs before this beat tells
+        it what happened (a queued run, or one of its own runs that the taker put back on
+        the queue): those are its own, and cancelling one would leave it pending under a
+        live worker, its flow blocked until that worker restarts. An execution that started
+        between that last beat and the pause is left to its fence."""
+        lost = [
+            task
+            for task, started in self._executions.items()
+            if last_beat is not None and started < last_beat
+        ]
         logger.warning(
             "worker %s was silent for longer than %gs and worker %s took over its runs; "
             "it stops working on %d of them and carries on with new ones",
             self._executor_id,
             self._takeover_after.total_seconds(),
             taker,
-            len(self._running),
+            len(lost),
         )
-        for task in self._running.values():
+        for task in lost:
             task.cancel()
 
     async def _release_dbos(self) -> None:
@@ -687,6 +704,7 @@ async def _run_workflow(job_name: str, args: str) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     engine._running[run_id] = task
+    engine._executions[task] = time.monotonic()
     # Held until the task ends, which is after DBOS has recorded the run's outcome (in this
     # task, once this function returns): a waiter here then reads the outcome at once. Dropped
     # at this function's end, the waiter often asked first and polled again half a second later.

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from koppel.engine._executor_lock import ExecutorLock
 from koppel.errors import RunTakenOver
 from koppel.store import ExecutorState, LinkEntry, OutcomeEntry, OutcomeKind, RunStatus, Store
 from koppel.store.tables import ExecutorRow
+from tests.engine_jobs.counting import CountingJob, counting_args, executions
 from tests.fixtures_store import PostgresDatabases, StoreFactory, seed_integration
 
 SILENT = timedelta(seconds=30)
@@ -226,6 +228,58 @@ async def test_an_engine_takes_over_an_ended_peer_at_once_and_a_silent_one_once_
         assert executor(store, "b").stopped_at is not None  # type: ignore[attr-defined]
     finally:
         paused.release()
+
+
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_woken_engine_stops_only_the_runs_it_had_before_it_went_silent(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A paused worker that wakes may start a queued run before its next beat tells it that
+    a peer took over the runs it had. That beat stops the runs it had, and only those: a new
+    one stopped there would stay pending under a live worker, its flow never scheduled again.
+    The beat is held up (the silence) by a transaction that holds the executor's row, which
+    is where the peer's claim is written (PostgreSQL: a row lock waits, it does not fail)."""
+    log = tmp_path / "log.sqlite"
+    engine = Engine(
+        database_url=f"sqlite:///{tmp_path / 'dbos.sqlite'}",
+        executor_id="w",
+        executors=store.executors,
+        heartbeat_seconds=0.25,
+        poll_seconds=0.1,
+        handle_signals=False,
+    )
+    engine.register("counting", CountingJob)
+
+    def begun(run_id: str) -> bool:
+        return any(e.kind == "begin" and e.run_id == run_id for e in executions(log))
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(1200):
+            if condition():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"waited 120s for {condition}")
+
+    async with engine:
+        before = await engine.submit("counting", counting_args(log, total=1, size=1, pause=60))
+        await until(lambda: begun(before))
+        seen = executor(store, "w").last_beat_at  # type: ignore[attr-defined]
+        await until(lambda: executor(store, "w").last_beat_at > seen)  # type: ignore[attr-defined]
+        with store.engine.connect() as silent:
+            silent.execute(
+                update(ExecutorRow)
+                .where(ExecutorRow.id == "w")
+                .values(taken_over_by="t", taken_over_at=datetime.now(UTC))
+            )
+            after = await engine.submit("counting", counting_args(log, total=2, size=1))
+            await until(lambda: begun(after))
+            silent.commit()
+        summary = await asyncio.wait_for(engine.wait(after), timeout=120)
+    assert summary.status == "completed" and summary.batches == 2, summary
+    assert "it stops working on 1 of them" in caplog.text, caplog.text
+    assert not [e for e in executions(log) if e.run_id == before and e.kind == "end"]
 
 
 def test_koppel_workers_lists_every_state(
