@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -137,6 +138,8 @@ def excerpt(value: Any) -> Any:
             else excerpt(item)
             for item in value[:_EXCERPT_LIST_LIMIT]
         ]
+    if kind is Decimal:  # an amount of an AccountView row: before the slow ABC check below
+        return str(value)
     if isinstance(value, str):
         return value if len(value) <= EXCERPT_TEXT_LIMIT else value[:EXCERPT_TEXT_LIMIT] + "…"
     if value is None or isinstance(value, bool | int | float):
