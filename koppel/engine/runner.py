@@ -39,11 +39,11 @@ RUN_COLLECTION_THRESHOLD = 10_000
 A batch makes hundreds of thousands of containers (decoded pages, canonical records, payloads,
 excerpts) that live until the batch is recorded, almost none of them in a cycle. Collected every
 700 allocations, they were scanned several times each and those in flight moved to the older
-generations, filling them so that a full collection, a walk of every object of the process,
-came every two runs' worth of batches: 0.4 to 0.7 s of a products run's 5 to 8 s of CPU (875
-collections, 5 or 6 of them full; `gc.callbacks` in the sync process of `python -m bench
-products --sizes 10001 --latencies 50`). At 10,000 the same run makes about 24, none full, for
-0.15 s; what cycles there are still go, a few milliseconds later."""
+generations, filling them until a full collection, a walk of every object of the process,
+came: the sync process of `python -m bench products --sizes 10001 --latencies 50` made 877
+collections, 5 of them full, for 0.37 to 0.45 s of its 4.5 to 5.2 s of CPU (`gc.callbacks`).
+At 10,000 it makes about 170, none full, for 0.14 to 0.16 s; what cycles there are still go,
+a few milliseconds later."""
 
 CHANGES_SWEEP_SECONDS = 1.0
 """How often the scheduler looks for pending changes that no run is queued for (a webhook
