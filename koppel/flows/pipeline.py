@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -83,17 +84,35 @@ def shorten_quoted(reason: str) -> str:
 
 _PLAIN = frozenset({bool, int, float, type(None)})
 """The leaves an excerpt keeps as they are."""
+_CONTAINERS = frozenset({dict, list})
+"""What an excerpt walks into inline: JSON's objects and arrays as decoded."""
+_EXCERPT_LIST_LIMIT = 50
+"""The items of a list an excerpt keeps."""
 
 
 def excerpt(value: Any) -> Any:
-    """A bounded copy of a payload for the activity log (long texts shortened).
+    """A bounded version of a payload for the activity log (long texts shortened, long lists
+    cut, what JSON cannot hold as text), to be serialised at once.
 
     Runs for every field of every record (it was a tenth of a batch's CPU): plain dicts and
-    lists, as decoded from JSON, copy their short texts and numbers inline, without a call per
-    leaf; anything else (other mappings, subclasses, Decimals) takes the general rules below.
+    lists, as decoded from JSON, are walked inline, without a call per leaf, and a container in
+    which nothing needs changing is its own excerpt, not a copy (nineteen Parts Pim products in
+    twenty: copying them was half the walk's time, and the copies fed the garbage collector);
+    anything else (other mappings, subclasses, Decimals) takes the general rules below.
     """
     kind = type(value)
     if kind is dict:
+        for key, item in value.items():
+            leaf = type(item)
+            if type(key) is not str:
+                break
+            if leaf is str:
+                if len(item) > EXCERPT_TEXT_LIMIT:
+                    break
+            elif leaf not in _PLAIN and (leaf not in _CONTAINERS or excerpt(item) is not item):
+                break
+        else:
+            return value
         return {
             (key if type(key) is str else str(key)): (
                 item
@@ -103,12 +122,24 @@ def excerpt(value: Any) -> Any:
             for key, item in value.items()
         }
     if kind is list:
+        if len(value) <= _EXCERPT_LIST_LIMIT:
+            for item in value:
+                leaf = type(item)
+                if leaf is str:
+                    if len(item) > EXCERPT_TEXT_LIMIT:
+                        break
+                elif leaf not in _PLAIN and (leaf not in _CONTAINERS or excerpt(item) is not item):
+                    break
+            else:
+                return value
         return [
             item
             if type(item) in _PLAIN or (type(item) is str and len(item) <= EXCERPT_TEXT_LIMIT)
             else excerpt(item)
-            for item in value[:50]
+            for item in value[:_EXCERPT_LIST_LIMIT]
         ]
+    if kind is Decimal:  # an amount of an AccountView row: before the slow ABC check below
+        return str(value)
     if isinstance(value, str):
         return value if len(value) <= EXCERPT_TEXT_LIMIT else value[:EXCERPT_TEXT_LIMIT] + "…"
     if value is None or isinstance(value, bool | int | float):
@@ -116,7 +147,7 @@ def excerpt(value: Any) -> Any:
     if isinstance(value, dict | Mapping):
         return {str(k): excerpt(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [excerpt(v) for v in value[:50]]
+        return [excerpt(v) for v in value[:_EXCERPT_LIST_LIMIT]]
     return str(value)
 
 

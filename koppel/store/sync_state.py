@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Dialect,
+    Select,
+    bindparam,
+    delete,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from koppel.store.context import StoreContext, chunks, upsert
+from koppel.store.context import IN_CHUNK, StoreContext, chunks, upsert
 from koppel.store.records import Cursor, Link, LinkEntry
-from koppel.store.tables import CursorRow, JsonText, KeyLockRow, LinkRow, utc_now
+from koppel.store.tables import (
+    CursorRow,
+    IntegrationRow,
+    JsonText,
+    KeyLockRow,
+    LinkRow,
+    utc_now,
+)
 
 _NO_EXTRA = JsonText("{}")
 
@@ -38,6 +60,120 @@ def _link(row: Any) -> Link:
     return Link(*row)
 
 
+@dataclass(frozen=True)
+class _KeyedStatement:
+    """A statement on the links of one integration and entity whose key is IN a list, compiled
+    for one dialect and one number of keys, run on the driver.
+
+    Through the ORM session a read of 500 keys cost ten times what SQLite took to answer it
+    (statement caching, the ORM's execution and result layers: 1.9 ms against 0.2 ms when no
+    key had a link, 8 against 0.9 ms when all had), and a batch makes three such reads and
+    one confirming UPDATE."""
+
+    sql: str
+    parameters: tuple[str, ...]
+    """The statement's parameter names, in the driver's order."""
+    positional: bool
+    keys: tuple[str, ...]
+    """The names of the IN list's parameters."""
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]
+    """(parameter name, SQLAlchemy's bind processor) of the values that have one (a timestamp
+    in UTC, on SQLite a flag as 0 or 1)."""
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """(column position, SQLAlchemy's result processor) of the selected columns that have one:
+    the JSON `extra`, the UTC timestamps, and on SQLite the `pending` flag."""
+
+    def execute(
+        self, session: Session, values: dict[str, Any], keys: Sequence[str]
+    ) -> CursorResult[Any]:
+        """Run it for these keys (at most the statement's number; the last one fills the list
+        up, which an IN list does not mind), the values processed as SQLAlchemy processes them."""
+        given = dict(values)
+        given.update(
+            zip(self.keys, [*keys, *[keys[-1]] * (len(self.keys) - len(keys))], strict=True)
+        )
+        for name, process in self.binds:
+            given[name] = process(given[name])
+        if self.positional:
+            parameters: Any = tuple(given[name] for name in self.parameters)
+        else:
+            parameters = given
+        return session.connection().exec_driver_sql(self.sql, parameters)
+
+    def links(self, session: Session, values: dict[str, Any], keys: Sequence[str]) -> list[Link]:
+        """The links a read of `_LINK_COLUMNS` finds, processed as SQLAlchemy processes them."""
+        rows = [list(row) for row in self.execute(session, values, keys)]
+        for position, process in self.results:
+            for row in rows:
+                row[position] = process(row[position])
+        return [_link(row) for row in rows]
+
+
+def _key_count(keys: int) -> int:
+    """How many keys a statement takes for `keys` of them: the next power of two, at most
+    `IN_CHUNK`, so that a few statements serve every batch size."""
+    return min(1 << max(0, keys - 1).bit_length(), IN_CHUNK)
+
+
+def _keyed(dialect: Dialect, statement: ClauseElement, keys: int) -> _KeyedStatement:
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    if compiled.positional and compiled.positiontup:
+        parameters = tuple(compiled.positiontup)
+    else:
+        parameters = tuple(compiled.binds)
+    binds = []
+    for name in parameters:
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            binds.append((name, process))
+    results = []
+    if isinstance(statement, Select):
+        for position, attribute in enumerate(_LINK_COLUMNS):
+            column_type = LinkRow.__table__.c[attribute.key].type
+            process = column_type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                results.append((position, process))
+    names = tuple(f"key_{n}" for n in range(keys))
+    return _KeyedStatement(
+        compiled.string, parameters, compiled.positional, names, tuple(binds), tuple(results)
+    )
+
+
+def _of_keys(column: str, keys: int) -> list[ColumnElement[bool]]:
+    return [
+        LinkRow.integration_id == bindparam("integration_id"),
+        LinkRow.entity == bindparam("entity"),
+        LinkRow.__table__.c[column].in_([bindparam(f"key_{n}") for n in range(keys)]),
+    ]
+
+
+@lru_cache(maxsize=64)
+def _link_read(dialect: Dialect, by: str, keys: int, scoped: bool) -> _KeyedStatement:
+    """`SELECT _LINK_COLUMNS` of the links whose `by` is one of `keys` keys, in the tenant's
+    integrations when `scoped`."""
+    conditions = _of_keys(by, keys)
+    if scoped:
+        conditions.append(
+            LinkRow.integration_id.in_(
+                select(IntegrationRow.id).where(IntegrationRow.tenant_id == bindparam("tenant"))
+            )
+        )
+    return _keyed(dialect, select(*_LINK_COLUMNS).where(*conditions), keys)
+
+
+@lru_cache(maxsize=16)
+def _link_confirm(dialect: Dialect, keys: int) -> _KeyedStatement:
+    """`UPDATE links SET pending = false, updated_at` of the pending links of `keys` source
+    keys."""
+    statement = (
+        update(LinkRow)
+        .where(*_of_keys("source_key", keys), LinkRow.pending.is_(True))
+        .values(pending=bindparam("pending"), updated_at=bindparam("updated_at"))
+    )
+    return _keyed(dialect, statement, keys)
+
+
 class LinkRepository:
     """Source key -> target key per integration and entity (the OCA connector's "binders")."""
 
@@ -48,19 +184,8 @@ class LinkRepository:
         self, integration_id: int, entity: str, source_keys: Sequence[str]
     ) -> dict[str, Link]:
         """The links of those source keys that have one, by source key."""
-        found: dict[str, Link] = {}
-        with self._context.read() as session:
-            for keys in chunks(list(dict.fromkeys(source_keys))):
-                rows = session.execute(
-                    select(*_LINK_COLUMNS).where(
-                        LinkRow.integration_id == integration_id,
-                        LinkRow.entity == entity,
-                        LinkRow.source_key.in_(keys),
-                        self._context.in_tenant_integrations(LinkRow.integration_id),
-                    )
-                )
-                found.update((row.source_key, _link(row)) for row in rows)
-        return found
+        links = self._read(integration_id, entity, "source_key", source_keys)
+        return {link.source_key: link for link in links}
 
     def find_by_target(
         self, integration_id: int, entity: str, target_keys: Sequence[str]
@@ -72,19 +197,22 @@ class LinkRepository:
         (every link of the entity, a batch's cost growing with the catalogue) instead of the
         target-key index.
         """
+        links = self._read(integration_id, entity, "target_key", target_keys)
+        return sorted(links, key=lambda link: link.source_key)
+
+    def _read(self, integration_id: int, entity: str, by: str, keys: Sequence[str]) -> list[Link]:
+        """The links whose `by` column holds one of `keys`, in the tenant's integrations."""
         found: list[Link] = []
+        values: dict[str, Any] = {"integration_id": integration_id, "entity": entity}
+        scoped = self._context.tenant_id is not None
+        if scoped:
+            values["tenant"] = self._context.tenant_id
         with self._context.read() as session:
-            for keys in chunks(list(dict.fromkeys(target_keys))):
-                rows = session.execute(
-                    select(*_LINK_COLUMNS).where(
-                        LinkRow.integration_id == integration_id,
-                        LinkRow.entity == entity,
-                        LinkRow.target_key.in_(keys),
-                        self._context.in_tenant_integrations(LinkRow.integration_id),
-                    )
-                )
-                found.extend(_link(row) for row in rows)
-        return sorted(found, key=lambda link: link.source_key)
+            dialect = session.get_bind().dialect
+            for part in chunks(list(dict.fromkeys(keys))):
+                read = _link_read(dialect, by, _key_count(len(part)), scoped)
+                found.extend(read.links(session, values, part))
+        return found
 
     def page(
         self, integration_id: int, entity: str, *, after: str | None = None, limit: int = 1000
@@ -125,20 +253,19 @@ class LinkRepository:
             return
         keys = list(dict.fromkeys(entry.source_key for entry in entries))
         now = utc_now()
+        values = {
+            "integration_id": integration_id,
+            "entity": entity,
+            "pending": False,
+            "updated_at": now,
+        }
         with self._context.write() as session:
             self._context.require_integration(session, integration_id)
+            dialect = session.get_bind().dialect
             confirmed = 0
             for part in chunks(keys):
-                confirmed += session.execute(
-                    update(LinkRow)
-                    .where(
-                        LinkRow.integration_id == integration_id,
-                        LinkRow.entity == entity,
-                        LinkRow.source_key.in_(part),
-                        LinkRow.pending.is_(True),
-                    )
-                    .values(pending=False, updated_at=now)
-                ).rowcount  # type: ignore[attr-defined]
+                confirm = _link_confirm(dialect, _key_count(len(part)))
+                confirmed += confirm.execute(session, values, part).rowcount
             if confirmed < len(keys):
                 self._upsert(session, integration_id, entity, entries)
 

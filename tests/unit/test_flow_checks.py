@@ -112,6 +112,23 @@ def test_an_excerpt_bounds_texts_and_lists_and_keeps_only_what_json_holds() -> N
     }
 
 
+def test_what_needs_no_cutting_is_its_own_excerpt() -> None:
+    """An excerpt is serialised at once: a container with nothing to change is not copied, and
+    one that has something keeps the containers inside it that have not."""
+    clean = {"name": "Remschijf", "ids": [1, 2], "fields": {"gewicht_kg": "3.74"}, "ok": None}
+    assert excerpt(clean) is clean
+    long = "x" * (EXCERPT_TEXT_LIMIT + 1)
+    record = {**clean, "description": long}
+    cut = excerpt(record)
+    assert cut == {**clean, "description": "x" * EXCERPT_TEXT_LIMIT + "…"}
+    assert cut is not record and cut["fields"] is clean["fields"] and cut["ids"] is clean["ids"]
+    assert record["description"] == long
+    nested = [{"a": 1}, {"b": Decimal("2.50")}]
+    assert excerpt(nested) == [{"a": 1}, {"b": "2.50"}] and excerpt(nested)[0] is nested[0]
+    assert excerpt({1: "a"}) == {"1": "a"}
+    assert len(excerpt(list(range(51)))) == 50
+
+
 def test_prices_that_must_not_reach_the_books() -> None:
     assert price_problem(Decimal("-1"), allow_negative=False) == (
         "-1 is negative (the flow setting allow_negative_prices: true allows it)"

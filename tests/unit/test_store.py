@@ -4,7 +4,7 @@ test_store_postgres.py, which imports them and points the `store_url` fixture at
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from threading import Thread
 
 import pytest
@@ -391,6 +391,52 @@ def test_links_batch_lookup_upsert_and_reverse_lookup(store: Store) -> None:
         link.source_key
         for link in store.links.find_by_target(integration.id, "products", ["T-new", "TSKU7"])
     ] == ["SKU5", "SKU7"]
+
+
+def test_links_read_back_as_written_for_every_number_of_keys(store: Store) -> None:
+    """The link reads run a statement compiled per number of keys, filled up with the last key:
+    every count reads each link once, with its JSON, its flag and aware UTC timestamps, on the
+    tenant's own integrations only."""
+    acme = seed_integration(store, "acme")
+    other = seed_integration(store, "globex")
+    keys = [f"K{i}" for i in range(9)]
+    entries = [
+        LinkEntry(k, f"T{k}", f"h{k}", extra={"n": i, "name": "Bremsbeläge"}, pending=i % 2 == 1)
+        for i, k in enumerate(keys)
+    ]
+    store.links.upsert_many(acme.integration.id, "products", entries)
+    store.links.upsert_many(other.integration.id, "products", [LinkEntry("K0", "TK0")])
+    scoped = store.scoped(acme.tenant.id)
+    before = utc_now()
+
+    for count in range(1, len(keys) + 1):
+        wanted = [*keys[:count], "unknown"]
+        for links in (store.links, scoped.links):
+            found = links.get_many(acme.integration.id, "products", wanted)
+            assert sorted(found) == keys[:count]
+            by_target = links.find_by_target(
+                acme.integration.id, "products", [f"T{k}" for k in wanted]
+            )
+            assert [link.source_key for link in by_target] == keys[:count]
+            for i, key in enumerate(keys[:count]):
+                link = found[key]
+                assert link == by_target[i]
+                assert (link.integration_id, link.entity, link.target_key) == (
+                    acme.integration.id,
+                    "products",
+                    f"T{key}",
+                )
+                assert (link.content_hash, link.extra) == (
+                    f"h{key}",
+                    {"n": i, "name": "Bremsbeläge"},
+                )
+                assert link.pending is (i % 2 == 1)
+                assert link.created_at.tzinfo is UTC and link.updated_at.tzinfo is UTC
+                assert before - timedelta(minutes=5) < link.created_at <= utc_now()
+    assert store.scoped(other.tenant.id).links.get_many(acme.integration.id, "products", keys) == {}
+    assert store.links.get_many(other.integration.id, "products", keys) == {
+        "K0": store.links.find_by_target(other.integration.id, "products", ["TK0"])[0]
+    }
 
 
 def test_confirming_claimed_links_clears_their_flag_and_writes_lost_ones_anew(
