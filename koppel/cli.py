@@ -11,21 +11,23 @@ import sys
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Annotated, Any
 
-import typer
-from typer._click.core import Command
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
-from typer.main import get_command_from_info, get_group_from_info
-from typer.models import CommandInfo, TyperInfo
+from koppel.commands.collector import collector_paused
 
-from koppel.commands.common import (
-    DEBUG_LOG_ONLY,
-    ExitCode,
-    collector_paused,
-    configure_logging,
-    debug_log_hint,
-    problem,
-)
+with collector_paused():  # what every command needs, imported as a command's modules are
+    import typer
+    from typer._click.core import Command
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from typer.core import TyperGroup
+    from typer.main import get_command_from_info, get_group_from_info
+    from typer.models import CommandInfo, TyperInfo
+
+    from koppel.commands.common import (
+        DEBUG_LOG_ONLY,
+        ExitCode,
+        configure_logging,
+        debug_log_hint,
+        problem,
+    )
 
 _logger = logging.getLogger("koppel.cli")
 
