@@ -82,7 +82,7 @@ def _sync_main(
     conn: Connection,
 ) -> None:
     """Child process: set up a home, start the runner, run the flow `runs` times on request."""
-    from koppel.commands.common import collector_paused
+    from koppel.commands.collector import collector_paused
 
     with collector_paused():  # as `koppel sync` imports what it runs
         import yaml

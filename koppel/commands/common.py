@@ -9,7 +9,6 @@ never contain a secret (config values, credentials).
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import shutil
@@ -119,29 +118,6 @@ _EXIT_CODES = {
 def exit_code_for(error: KoppelError) -> ExitCode:
     """The one place where an error's category becomes an exit code."""
     return _EXIT_CODES[error.category]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Imports a command's modules without the cyclic garbage collector running meanwhile.
-
-    The imports of a sync make some 125,000 objects that live as long as the process; the
-    collector, triggered by their number, scanned them again and again while they were made
-    (0.3 s of CPU of a 2 s start, freeing almost nothing). What they made is then frozen
-    (`gc.freeze`), so that the run's collections do not scan it all again either: it would
-    otherwise go through each younger generation and make the next full collection come early.
-    A command that imports nothing new (the second one of a test's process) freezes nothing:
-    freezing also keeps any garbage of before for good."""
-    enabled = gc.isenabled()
-    modules = len(sys.modules)
-    gc.disable()
-    try:
-        yield
-    finally:
-        if len(sys.modules) > modules:
-            gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 DEBUG_LOG = "debug.log"
@@ -357,7 +333,6 @@ __all__ = [
     "ExitCode",
     "IntegrationOption",
     "NamingConfigFile",
-    "collector_paused",
     "config_option",
     "configure_logging",
     "console",

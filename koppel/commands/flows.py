@@ -7,13 +7,8 @@ from typing import Annotated
 
 import typer
 
-from koppel.commands.common import (
-    ConfigFile,
-    IntegrationOption,
-    collector_paused,
-    config_option,
-    friendly_errors,
-)
+from koppel.commands.collector import collector_paused
+from koppel.commands.common import ConfigFile, IntegrationOption, config_option, friendly_errors
 
 FlowsOption = Annotated[
     list[str] | None,

@@ -46,6 +46,7 @@ from koppel.engine.jobs import (
 )
 from koppel.errors import RunTakenOver, reason_of
 from koppel.files import private_file
+from koppel.store.database import use_wal
 from koppel.store.executors import ExecutorRepository
 from koppel.store.records import Executor
 from koppel.store.tables import utc_now
@@ -235,7 +236,9 @@ class Engine:
             raise EngineError("this engine was already started; create a new one")
         url = make_url(self._database_url)
         if url.get_backend_name() == "sqlite":
-            private_file(Path(url.database or "dbos.sqlite"))
+            database = Path(url.database or "dbos.sqlite")
+            private_file(database)
+            use_wal(database)  # DBOS opens it as SQLite starts a file: a journal synced 4 times
         else:
             # The lock below needs the database to exist before DBOS.launch() would create it.
             await asyncio.to_thread(DBOS.migrate, self._database_url)
