@@ -180,7 +180,10 @@ async def test_orders_next_page_is_looked_up_while_this_one_posts(platform_facto
             def second_page_looked_up() -> bool:
                 return any(r.method == "GET" and _names_any(r, second_page) for r in seen)
 
-            await until(second_page_looked_up, "page 2 looked up while page 1's post is held")
+            # Within the client's 30 s timeout, after which page 1's post fails and page 2 goes on.
+            await until(
+                second_page_looked_up, "page 2 looked up while page 1's post is held", seconds=20
+            )
             await asyncio.sleep(0.5)  # a post of page 2 sent now would pass the door meanwhile
             # The tap sees a request as it passes the door: the held post has not passed yet.
             orders = [r for r in seen if post_of("SO1")(r) and _mentions(r, second_page)]
