@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.suite in ("orders", "all"):
         scenarios += order_scenarios(
-            quick=args.quick, sizes=args.sizes, latencies_ms=args.latencies
+            quick=args.quick,
+            sizes=args.sizes,
+            latencies_ms=args.latencies,
+            settings=dict(args.setting),
         )
     if args.suite in ("stock", "all"):
         scenarios += stock_scenarios(

@@ -39,11 +39,18 @@ FULL_SIZES = (10_000, 100_000)
 
 
 def order_scenarios(
-    *, quick: bool, sizes: Sequence[int] | None, latencies_ms: Sequence[float] | None
+    *,
+    quick: bool,
+    sizes: Sequence[int] | None,
+    latencies_ms: Sequence[float] | None,
+    settings: dict[str, Any] | None = None,
 ) -> list[Scenario]:
+    """`settings`: more of the integration's settings (`--setting page_size=100`: several
+    pages of orders in one run, which take turns)."""
     sizes = sizes or ((2_000,) if quick else FULL_SIZES)
     latencies_ms = latencies_ms or ((0.0, 20.0) if quick else (0.0, 50.0))
-    settings = {"tables": {"payment_terms": PAYMENT_TERMS, "payment_methods": PAYMENT_METHODS}}
+    tables = {"payment_terms": PAYMENT_TERMS, "payment_methods": PAYMENT_METHODS}
+    settings = {"tables": tables, **(settings or {})}
     return [
         Scenario(
             "orders",

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
@@ -36,6 +36,7 @@ from koppel.flows.orders_to_partspim import CUSTOMER_LINKS
 from koppel.flows.pipeline import UNCHANGED_REASON, Item, TargetWriter, to_canonical, to_target
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import CustomerSettings
+from koppel.flows.turns import Turns
 from koppel.mapping import CompiledMapping, compile_mapping
 from koppel.store.records import LinkEntry, OutcomeKind
 
@@ -50,6 +51,7 @@ _REFRESH_MARK_KEY = "refreshed"
 _DEBTORS = "debtors"
 _SEARCH_CODE_LENGTH = 10
 _LOCK_RETRY_S = 0.2
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -139,23 +141,29 @@ class DebtorWriter:
             log_prefix=log_prefix,
         )
         self._get: CompiledMapping | None = None
-        self._tables: dict[str, dict[str, str]] | None = None
-        self._index_refresh: asyncio.Task[None] | None = None
+        self._tables: asyncio.Future[dict[str, dict[str, str]]] | None = None
+        self._index_refresh: asyncio.Future[None] | None = None
 
     @property
     def lock_scope(self) -> str:
         return f"integration:{self.runtime.integration.id}:debtor-email"
 
-    def use_code_tables(self, tables: dict[str, dict[str, str]]) -> None:
-        """Parts Pim's code tables as another part of the run read them (the orders flow's own
-        get side needs the same), so they are not read twice."""
-        self._tables = tables
+    async def code_tables(self) -> dict[str, dict[str, str]]:
+        """Parts Pim's code tables, read once per run and shared: by the orders flow's own get
+        side, and by the page in flight beside the first one, which maps while the first still
+        waits for them. A page called off does not call off the read the other awaits; one
+        that failed is read again."""
+        tables = self._tables
+        if tables is None or (tables.done() and (tables.cancelled() or tables.exception())):
+            tables = self._tables = _shared(partspim_code_tables(self.runtime))
+        return await asyncio.shield(tables)
 
     async def canonical(self, items: Sequence[Item]) -> None:
         """Map each relation to a canonical customer (item.canonical), or fail the item."""
         if self._get is None:
-            tables = self._tables or await partspim_code_tables(self.runtime)
-            self._get = compile_get(self.runtime, self.mappings, CUSTOMERS, tables)
+            tables = await self.code_tables()
+            if self._get is None:  # not compiled by a page that awaited the tables beside this
+                self._get = compile_get(self.runtime, self.mappings, CUSTOMERS, tables)
         for item in items:
             if item.pending:
                 to_canonical(item, self._get, CANONICAL_MODELS[CUSTOMERS])
@@ -311,7 +319,7 @@ class DebtorWriter:
         }
         if not unlinked:
             return numbers, set()
-        await self.refresh_index()
+        await asyncio.shield(self.refresh_index())
         store, integration_id = self.runtime.store, self.runtime.integration.id
         hashed = {email: store.keyed_hash(email) for email in unlinked.values()}
         index = store.links.get_many(integration_id, DEBTOR_EMAILS, sorted(set(hashed.values())))
@@ -347,11 +355,12 @@ class DebtorWriter:
 
     def refresh_index(self) -> asyncio.Future[None]:
         """The run's refresh of the e-mail index: started by the first part of the run that
-        needs it (the orders flow starts it beside its other look-ups) and shared after that;
-        one that failed or was called off is started again."""
+        needs it (the orders flow starts it beside its other look-ups) and shared after that,
+        also by pages in flight together, so no page calls it off; one that failed or was
+        called off is started again."""
         refresh = self._index_refresh
         if refresh is None or (refresh.done() and (refresh.cancelled() or refresh.exception())):
-            refresh = self._index_refresh = asyncio.ensure_future(self._refresh_index())
+            refresh = self._index_refresh = _shared(self._refresh_index())
         return refresh
 
     async def _refresh_index(self) -> None:
@@ -379,6 +388,14 @@ class DebtorWriter:
         )
 
 
+def _shared(call: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """A read the run's pages share: its error is theirs to handle (each awaits it), and one
+    that none awaited (the run ended first) does not make asyncio warn."""
+    future = asyncio.ensure_future(call)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
 class CustomerSync:
     """Parts Pim relations -> AccountView debtors; the RecordSync of the customers flow."""
 
@@ -388,6 +405,17 @@ class CustomerSync:
         self.writer = DebtorWriter(runtime, log_prefix="" if own_flow else CUSTOMER_LOG_PREFIX)
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
+        return await self.sync_in_turns(run_id, records, Turns.after(None))
+
+    async def sync_in_turns(
+        self, run_id: str, records: Sequence[Record], turns: Turns
+    ) -> dict[str, int]:
+        """The page mapped before its turns, the debtors written in its turn to write
+        (`koppel.flows.turns`): the look-up by e-mail, the post and the record, all under the
+        e-mail locks. The look-up is in the write turn, not the turn to decide, because it must
+        see the debtors the page before made, and AccountView gives a new debtor its number
+        only when it takes the post (no pending link could claim it); and the locks are the
+        run's, so the pages of one run must not hold them at the same time."""
         items = [Item(str(r["id"]), relation_label(r), r) for r in records]
         for item in items:
             if item.source.get("role") == "supplier":
@@ -395,7 +423,8 @@ class CustomerSync:
                 item.reason = "a supplier, not a customer: suppliers are not debtors"
         self._skip_echoes(items)
         await self.writer.canonical(items)
-        return await self.writer.upsert(run_id, items)
+        async with turns.write:
+            return await self.writer.upsert(run_id, items)
 
     def _skip_echoes(self, items: Sequence[Item]) -> None:
         """Relations the orders flow from AccountView made in Parts Pim came from AccountView's

@@ -34,7 +34,6 @@ from koppel.flows.customers import (
     CUSTOMERS,
     DebtorWriter,
     compile_get,
-    partspim_code_tables,
     relation_label,
 )
 from koppel.flows.mappings import CANONICAL_MODELS, RESOLVED, default_mapping
@@ -42,6 +41,7 @@ from koppel.flows.pipeline import Item, TargetWriter, to_canonical, to_target
 from koppel.flows.products import PRODUCTS
 from koppel.flows.runtime import FlowRuntime
 from koppel.flows.settings import OrderSettings, retrieve_from_date
+from koppel.flows.turns import Turns
 from koppel.mapping import CompiledMapping, MappingError, apply, compile_mapping
 from koppel.store.records import LinkEntry, OutcomeKind
 
@@ -101,6 +101,23 @@ class OrderSync:
         self._get: CompiledMapping | None = None
 
     async def sync(self, run_id: str, records: Sequence[Record]) -> dict[str, int]:
+        return await self.sync_in_turns(run_id, records, Turns.after(None))
+
+    async def sync_in_turns(
+        self, run_id: str, records: Sequence[Record], turns: Turns
+    ) -> dict[str, int]:
+        """The page mapped and looked up before its turns, written in its turn to write, and
+        recorded after it (`koppel.flows.turns`).
+
+        The look-ups before the turn concern only this page's orders (their links, their
+        references, their relations, their articles), which no other page holds. What must see
+        the page before's writes is the debtors' look-up: a customer with orders on both pages
+        gets its debtor from the first, and AccountView numbers a new debtor only when it takes
+        the post, so no pending link can claim it ahead; the delivery addresses likewise. So the
+        debtors (looked up, posted and recorded under the e-mail locks, which are the run's and
+        must not be held by two of its pages at once), the delivery addresses and the orders'
+        post all go in the turn to write, and the orders have no part in the turn to decide.
+        """
         items = await self.canonical(records)
         unlinked = self._skip_linked([i for i in items if i.pending])
         lines = {i.source_key: self._lines(i) for i in unlinked}
@@ -110,18 +127,26 @@ class OrderSync:
             customers = ahead.start(self._relation_customers(unlinked))
             articles = ahead.start(self._lookup_articles(lines))
             if self._debtors_to_find(unlinked):
-                ahead.start(self.debtors.refresh_index())
+                self.debtors.refresh_index()  # the run's, shared: awaited by the debtors' look-up
             adopted, absent = await self._skip_existing(unlinked, orders)
             for item in items:
                 if item.pending:
                     self._check_values(item)
+            # The relations mapped and the articles known before the turn, not inside it
+            # (each answer, or its error, is still taken up at its step below).
+            await asyncio.wait((customers, articles))
             resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
-            await self._customers(run_id, [i for i in items if i.pending], resolved, customers)
-            await self._check_products([i for i in items if i.pending], resolved, lines, articles)
-            await self._delivery_addresses([i for i in items if i.pending], resolved)
-            await self._post([i for i in items if i.pending], resolved, absent)
+            async with turns.write:
+                await self._customers(run_id, [i for i in items if i.pending], resolved, customers)
+                await self._check_products(
+                    [i for i in items if i.pending], resolved, lines, articles
+                )
+                await self._delivery_addresses([i for i in items if i.pending], resolved)
+                await self._post([i for i in items if i.pending], resolved, absent)
         finally:
             ahead.call_off()
+        # Recorded while the next page's debtors are looked up and posted (as products do).
+        await turns.write.next_taken()
         if adopted:
             self.runtime.store.links.upsert_many(self.runtime.integration.id, ORDERS, adopted)
         return self.recorder.record(run_id, items)
@@ -131,9 +156,9 @@ class OrderSync:
         saying why. A reconciliation looks the rest up in AccountView by their reference."""
         items = [Item(str(r["id"]), order_label(r), r) for r in records]
         if self._get is None:
-            tables = await partspim_code_tables(self.runtime)
-            self._get = compile_get(self.runtime, self.runtime.mappings, ORDERS, tables)
-            self.debtors.use_code_tables(tables)
+            tables = await self.debtors.code_tables()
+            if self._get is None:  # not compiled by a page that awaited the tables beside this
+                self._get = compile_get(self.runtime, self.runtime.mappings, ORDERS, tables)
         for item in items:
             order = to_canonical(item, self._get, CANONICAL_MODELS[ORDERS])
             if order is not None:

@@ -13,10 +13,22 @@ from typing import Any
 from koppel.engine.flow_jobs import FlowJob
 from tests.e2e.conftest import Platform
 from tests.e2e.gates import SeenRequest, post_of
+from tests.e2e.test_orders_to_accountview import (
+    PAYMENT_METHODS,
+    PAYMENT_TERMS,
+    add_order,
+    add_relation,
+    debtors_by_email,
+    reasons,
+    setup,
+    some_skus,
+)
+from tests.e2e.test_orders_to_accountview import flows as order_flows
 from tests.e2e.test_products_catalogue import expected_articles
 
 PAGE_SIZE = 7
 PRODUCTS = 40
+ORDER_PAGE = 4
 
 
 def product_outcome_keys(platform: Platform, run_id: str) -> list[str]:
@@ -115,6 +127,10 @@ def _names_any(request: SeenRequest, skus: set[str]) -> bool:
     return any(f"'{sku}'" in text or f'"{sku}"' in text or sku in text for sku in skus)
 
 
+def _mentions(request: SeenRequest, values: set[str]) -> bool:
+    return any(f'"{value}"'.encode() in request.body for value in values)
+
+
 async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
     """Wait for a state (a bound, not a timing)."""
     deadline = asyncio.get_running_loop().time() + seconds
@@ -122,3 +138,65 @@ async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0)
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"waited {seconds:g}s for {what}")
         await asyncio.sleep(0.05)
+
+
+async def test_orders_next_page_is_looked_up_while_this_one_posts(platform_factory: Any) -> None:
+    """Orders take turns as products do: page 1's order post is held at AccountView's door;
+    page 2 is read and looked up meanwhile, but its debtors wait for page 1's post, so one post
+    at most is ever on its way. A customer with orders on both pages gets one debtor."""
+    platform: Platform = platform_factory(20, seed=14, gated=True)
+    assert platform.gates is not None
+    setup(platform)
+    skus = some_skus(platform, 2)
+    shared = add_relation(platform, type="person", last_name="Els", email="els@example.nl")
+    for number in range(ORDER_PAGE * 3):
+        if number % 2:
+            relation = shared
+        else:
+            email = f"klant{number}@example.nl"
+            relation = add_relation(platform, type="person", last_name=f"K{number}", email=email)
+        add_order(platform, relation, skus)
+    tables = {"payment_terms": PAYMENT_TERMS, "payment_methods": PAYMENT_METHODS}
+    settings = {"tables": tables, "page_size": ORDER_PAGE}
+    platform.apply(platform.sandboxes.integration(order_flows(), settings=settings))
+    pim_orders = sorted(platform.sandboxes.partspim.store.all("orders"), key=lambda o: o["id"])
+    first, second = pim_orders[:ORDER_PAGE], pim_orders[ORDER_PAGE : 2 * ORDER_PAGE]
+    second_page = {str(o["number"]) for o in second}
+    relations = {r["id"]: r for r in platform.sandboxes.partspim.store.all("relations")}
+    # The customers only page 2 has: a post of their debtors is page 2's.
+    second_only = {o["relation_id"] for o in second} - {o["relation_id"] for o in first}
+    second_emails = {str(relations[r]["email"]) for r in second_only}
+    assert second_emails
+    seen: list[SeenRequest] = []
+    gate = platform.gates.accountview
+    async with platform.runner() as runner:
+        assert (await runner.run(platform.flow("products").id)).status == "completed"
+        gate.tap(lambda request: seen.append(request) or False)
+        first_post = gate.hold(post_of("SO1"))
+        run = asyncio.create_task(runner.run(platform.flow("orders").id))
+        try:
+            await first_post.arrived()
+
+            def second_page_looked_up() -> bool:
+                return any(r.method == "GET" and _names_any(r, second_page) for r in seen)
+
+            # Within the client's 30 s timeout, after which page 1's post fails and page 2 goes on.
+            await until(
+                second_page_looked_up, "page 2 looked up while page 1's post is held", seconds=20
+            )
+            await asyncio.sleep(0.5)  # a post of page 2 sent now would pass the door meanwhile
+            # The tap sees a request as it passes the door: the held post has not passed yet.
+            orders = [r for r in seen if post_of("SO1")(r) and _mentions(r, second_page)]
+            assert not orders, "page 2's orders posted before page 1's"
+            debtors = [r for r in seen if post_of("AR1")(r) and _mentions(r, second_emails)]
+            assert not debtors, "page 2's debtors posted before page 1's orders"
+        finally:
+            first_post.release()
+        summary = await run
+    assert summary.status == "completed", summary.error
+    assert reasons(platform, summary.run_id) == {}
+    posted = [r["ORD_REF"] for r in platform.sandboxes.accountview.rows("SO_HDR")]
+    assert len(posted) == len(set(posted)), "an order was posted twice"
+    assert {str(o["number"]) for o in pim_orders} <= set(posted), "an order was lost"
+    assert all(len(rows) == 1 for rows in debtors_by_email(platform).values())
+    assert len(debtors_by_email(platform)["els@example.nl"]) == 1
