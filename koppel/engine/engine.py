@@ -250,6 +250,9 @@ class Engine:
             "executor_id": self._executor_id,
             "log_level": self._log_level,
             "notification_listener_polling_interval_sec": min(WAKE_SECONDS, self._poll_seconds),
+            # A process frozen inside a transaction is taken for gone after this, and so is
+            # that transaction (PostgreSQL): its row locks would hold up the taker's recovery.
+            "sys_db_idle_transaction_timeout_sec": self._takeover_after.total_seconds(),
         }
         _active_engine = self
         self._started = True

@@ -56,10 +56,25 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL) -> Engine:
+def make_engine(url: str | URL, *, silent_transaction_seconds: float | None = None) -> Engine:
+    """`silent_transaction_seconds` (PostgreSQL): the server ends a session of ours whose
+    transaction waits that long for its next statement. Only a process that stopped in the
+    middle of one does that (paused, or its host suspended), and until it wakes up its row
+    locks would hold up every other worker that writes the same rows, such as the shared pace
+    of a connection: the taker of its runs among them. Ended, the transaction is rolled back
+    and the woken process's next statement fails."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, json_serializer=dump_json)
+        connect_args = {}
+        if silent_transaction_seconds is not None:
+            timeout = (
+                f"-c idle_in_transaction_session_timeout={silent_transaction_seconds * 1000:.0f}ms"
+            )
+            given = parsed.query.get("options")  # the URL's own, kept
+            connect_args["options"] = f"{given} {timeout}" if isinstance(given, str) else timeout
+        return create_engine(
+            parsed, pool_pre_ping=True, json_serializer=dump_json, connect_args=connect_args
+        )
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory and parsed.database is not None:
         private_file(Path(parsed.database))

@@ -164,7 +164,11 @@ class Store:
 def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Store:
     """Open the store the settings name, bringing its schema up to date first."""
     settings = settings or get_settings()
-    engine = make_engine(settings.store_url)
+    # A process silent for that long is taken for gone (its runs go to a live one): so are
+    # its open transactions, whose row locks the taker may need.
+    engine = make_engine(
+        settings.store_url, silent_transaction_seconds=settings.takeover_after_seconds
+    )
     box = SecretBox.from_settings(settings)
     if migrate and not at_head(engine):
         upgrade(engine, keyed_hash=box.keyed_hash)

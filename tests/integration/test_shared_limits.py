@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from koppel.connectors.base import ApiClient, ClientLimits, RateLimiter
 from koppel.connectors.shared import SharedGate
@@ -183,3 +185,41 @@ def test_a_plain_httpx_client_sees_the_figure(api: tuple[str, FaultMiddleware]) 
         log = http.get("/_admin/requests").json()
         assert log["max_in_flight"] == 1
         assert http.delete("/_admin/requests").json() == {"total": 0, "max_in_flight": 0}
+
+
+def test_a_worker_paused_inside_a_take_holds_up_the_others_only_until_it_counts_as_gone(
+    store_factory: StoreFactory,
+) -> None:
+    """A worker stopped between its take's update of the connection's pace and the commit (a
+    SIGSTOP, a suspended host) keeps that row locked; every other worker's take waits on it.
+    The server ends such a transaction once it is as old as the takeover threshold: the others
+    go on, and the paused worker, woken, gets an error instead of writing."""
+    paused, other = store_factory(takeover_after_seconds=2), store_factory(takeover_after_seconds=2)
+    connection = seed_integration(paused).av.id
+    taken = other.connection_limits.take(
+        connection, concurrency=3, owner="other", ttl_s=60, ceiling=None
+    )
+    assert taken is not None  # the connection's pace row exists from here on
+    with paused.engine.connect() as db:
+        db.begin()
+        db.execute(
+            text("UPDATE connection_pace SET next_start = next_start WHERE connection_id = :c"),
+            {"c": connection},
+        )
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                other.connection_limits.take,
+                connection,
+                concurrency=3,
+                owner="other",
+                ttl_s=60,
+                ceiling=None,
+            )
+            try:  # without the server's limit, this waits for as long as the transaction
+                assert waiting.result(timeout=60) is not None
+            finally:
+                if not waiting.done():
+                    db.invalidate()  # ends it, so the test fails instead of hanging
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            db.commit()
+    assert other.connection_limits.held(connection) == 2
