@@ -30,6 +30,8 @@ _LOOKUP_INDEXES: dict[str, tuple[str, ...]] = {
     "ARTICLE": ("AG_CODE", "EAN_CODE"),
 }
 _UNIQUE_CODES: dict[str, tuple[str, ...]] = {"SO_HDR": ("ORD_NR",)}
+NUMBERED_CODES: dict[str, tuple[str, ...]] = {"SO_HDR": ("ORD_NR",), "CONTACT": ("SUB_NR",)}
+"""Code columns the sandbox numbers itself (`next_number`) when a post leaves them empty."""
 
 _AUTH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS companies (
@@ -114,6 +116,14 @@ def _create_table(conn: sqlite3.Connection, table: TableDef) -> None:
             f"CREATE INDEX IF NOT EXISTS {quote(f'I_{table.name}_{column}')} "
             f"ON {name} ({COMPANY}, {quote(column)}, {order})"
         )
+    # The next number of a code is looked up for every order (and debtor) a post inserts
+    # without one; without this index, each was a scan of the table, and a page of orders took
+    # longer the more orders there were (1.7 ms an order at 5,000 orders, 0.24 at the first).
+    for column in NUMBERED_CODES.get(table.name, ()):
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {quote(f'N_{table.name}_{column}')} "
+            f"ON {name} ({COMPANY}, {_as_number(column)}) WHERE {_is_number(column)}"
+        )
 
 
 def key_order(table: TableDef) -> str:
@@ -136,11 +146,21 @@ def format_rec_id(number: int) -> str:
 def next_number(conn: sqlite3.Connection, company: str, table: str, column: str, first: int) -> int:
     """Highest purely numeric value of a code column plus one (at least `first`)."""
     row = conn.execute(
-        f"SELECT MAX(CAST({quote(column)} AS INTEGER)) FROM {table_sql(table)} "
-        f"WHERE {COMPANY} = ? AND {quote(column)} != '' AND {quote(column)} NOT GLOB '*[^0-9]*'",
+        f"SELECT MAX({_as_number(column)}) FROM {table_sql(table)} "
+        f"WHERE {COMPANY} = ? AND {_is_number(column)}",
         (company,),
     ).fetchone()
     return max(first, int(row[0]) + 1 if row[0] is not None else first)
+
+
+def _as_number(column: str) -> str:
+    return f"CAST({quote(column)} AS INTEGER)"
+
+
+def _is_number(column: str) -> str:
+    """Non-empty and digits only; `next_number`'s query and its index share this text (SQLite
+    uses a partial index only for a query whose WHERE contains the index's)."""
+    return f"{quote(column)} != '' AND {quote(column)} NOT GLOB '*[^0-9]*'"
 
 
 def insert_row(

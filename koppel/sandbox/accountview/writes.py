@@ -275,13 +275,22 @@ def run_post(
     """
     writer = _Writer(conn, request.bo, company, now, user, system)
     headers: list[sqlite3.Row] = []
+    # Each detail table's lines by their header, in the order posted: looking them up per
+    # header went over every line of the post for every header (a page of 500 orders with
+    # 1,500 lines: 750,000 comparisons).
+    lines_of: list[dict[str | None, list[PostedRow]]] = []
+    for detail in request.details:
+        grouped: dict[str | None, list[PostedRow]] = {}
+        for line in detail.rows:
+            grouped.setdefault(line.header_id, []).append(line)
+        lines_of.append(grouped)
     for row in request.header.rows:
         existed = bool(row.values) and _updates(request.header.table, row)
         stored = writer.write(request.header.table, row)
         headers.append(stored)
-        for detail in request.details:
+        for detail, grouped in zip(request.details, lines_of, strict=True):
             link = assumptions.DETAIL_LINKS[detail.table.name]
-            lines = [r for r in detail.rows if r.header_id == row.row_id]
+            lines = grouped.get(row.row_id, [])
             if existed and lines and assumptions.REPLACE_DETAILS_ON_UPDATE:
                 writer.replace_details(detail.table, link, stored[link])
             for line in lines:
