@@ -209,6 +209,16 @@ def find_row(
     return row
 
 
+def row_exists(conn: sqlite3.Connection, company: str, table: str, column: str, value: Any) -> bool:
+    """Whether a row has this value: a post checks every reference of every row it writes,
+    and reading the whole row (an article has over a hundred columns) was most of that."""
+    found = conn.execute(
+        f"SELECT 1 FROM {table_sql(table)} WHERE {COMPANY} = ? AND {quote(column)} = ? LIMIT 1",
+        (company, value),
+    ).fetchone()
+    return found is not None
+
+
 __all__ = [
     "COMPANY",
     "ROW_ID",
@@ -220,6 +230,7 @@ __all__ = [
     "next_number",
     "next_rec_id",
     "quote",
+    "row_exists",
     "table_sql",
     "update_row",
 ]

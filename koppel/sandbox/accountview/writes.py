@@ -31,6 +31,7 @@ from koppel.sandbox.accountview.store import (
     next_number,
     next_rec_id,
     quote,
+    row_exists,
     table_sql,
     update_row,
 )
@@ -222,7 +223,7 @@ class _Writer:
             value = values.get(column)
             if owner != table.name or not value or (target, target_column, value) in self.found:
                 continue
-            if find_row(self.conn, self.company, target, target_column, value) is None:
+            if not row_exists(self.conn, self.company, target, target_column, value):
                 raise fail(column, f"'{value}' is not an existing {target}.{target_column}")
             self.found.add((target, target_column, value))
 
@@ -240,7 +241,7 @@ class _Writer:
                     self.conn, self.company, "SO_HDR", "ORD_NR", assumptions.FIRST_ORD_NR
                 )
                 values["ORD_NR"] = str(number)
-            elif find_row(self.conn, self.company, "SO_HDR", "ORD_NR", values["ORD_NR"]):
+            elif row_exists(self.conn, self.company, "SO_HDR", "ORD_NR", values["ORD_NR"]):
                 raise fail("ORD_NR", f"order number '{values['ORD_NR']}' already exists")
         if "CNG_DATE" in table.fields:
             audit = {
