@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from types import TracebackType
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from koppel.secrets import SecretBox
@@ -141,6 +141,11 @@ class Store:
         engine = self._context.engine.execution_options(**{WRITE_OPTION: True})
         with Session(engine) as session:
             session.begin()
+            if engine.dialect.name == "postgresql":
+                # Its transaction waits on the APIs between statements (a page, a 429's
+                # pause): the server's limit for a frozen process's transactions (open_store)
+                # would end it.
+                session.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             try:
                 yield Store(self._context.bound(session))
             finally:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import text
 
 from koppel.store import make_engine, upgrade
-from tests.fixtures_store import PostgresDatabases
+from tests.fixtures_store import PostgresDatabases, StoreFactory
 from tests.unit.test_store import *  # noqa: F403 (the shared repository tests)
 from tests.unit.test_store_migrations import assert_migrated_to_head
 
@@ -40,3 +42,32 @@ def test_plain_postgresql_urls_use_psycopg(postgres_databases: PostgresDatabases
         assert engine.dialect.driver == "psycopg"
     finally:
         engine.dispose()
+
+
+def test_a_silent_transaction_ends_after_the_threshold_beside_the_urls_own_options(
+    postgres_databases: PostgresDatabases,
+) -> None:
+    url = postgres_databases.create() + "?options=-c%20statement_timeout%3D5000"
+    engine = make_engine(url, silent_transaction_seconds=2.5)
+    try:
+        with engine.connect() as connection:
+            shown = [
+                connection.execute(text(f"SHOW {name}")).scalar_one()
+                for name in ("idle_in_transaction_session_timeout", "statement_timeout")
+            ]
+    finally:
+        engine.dispose()
+    assert shown == ["2500ms", "5s"]
+
+
+def test_a_dry_run_may_wait_on_the_apis_for_longer_than_the_threshold(
+    store_factory: StoreFactory,
+) -> None:
+    """A rehearsal's one transaction spans the dry run's API calls (a slow page, a 429's
+    pause); the server's end of silent transactions is not for it."""
+    store = store_factory(takeover_after_seconds=2)
+    with store.rehearsal() as rehearsing:
+        tenant = rehearsing.tenants.ensure("acme")
+        time.sleep(3)
+        assert rehearsing.tenants.get(tenant.id) is not None
+    assert store.tenants.list() == []
