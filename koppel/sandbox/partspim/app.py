@@ -92,8 +92,9 @@ def build_app(store: PartsPimStore) -> FastAPI:
         return {"data": store.upsert_stock(rows)}
 
     @api.get("/{resource}")
-    def list_records(resource: str, request: Request) -> dict[str, Any]:
-        return store.list_page(resource, dict(request.query_params))
+    def list_records(resource: str, request: Request) -> Response:
+        body = store.list_page(resource, dict(request.query_params))
+        return Response(body, media_type="application/json")
 
     @api.get("/{resource}/{record_id}")
     def get_record(resource: str, record_id: int) -> dict[str, Any]:
