@@ -30,7 +30,7 @@ _LOOKUP_INDEXES: dict[str, tuple[str, ...]] = {
     "ARTICLE": ("AG_CODE", "EAN_CODE"),
 }
 _UNIQUE_CODES: dict[str, tuple[str, ...]] = {"SO_HDR": ("ORD_NR",)}
-NUMBERED_CODES: dict[str, tuple[str, ...]] = {"SO_HDR": ("ORD_NR",), "CONTACT": ("SUB_NR",)}
+_NUMBERED_CODES: dict[str, tuple[str, ...]] = {"SO_HDR": ("ORD_NR",), "CONTACT": ("SUB_NR",)}
 """Code columns the sandbox numbers itself (`next_number`) when a post leaves them empty."""
 
 _AUTH_SCHEMA = """
@@ -119,7 +119,7 @@ def _create_table(conn: sqlite3.Connection, table: TableDef) -> None:
     # The next number of a code is looked up for every order (and debtor) a post inserts
     # without one; without this index, each was a scan of the table, and a page of orders took
     # longer the more orders there were (1.7 ms an order at 5,000 orders, 0.24 at the first).
-    for column in NUMBERED_CODES.get(table.name, ()):
+    for column in _NUMBERED_CODES.get(table.name, ()):
         conn.execute(
             f"CREATE INDEX IF NOT EXISTS {quote(f'N_{table.name}_{column}')} "
             f"ON {name} ({COMPANY}, {_as_number(column)}) WHERE {_is_number(column)}"
