@@ -46,6 +46,7 @@ from koppel.connectors.errors import (
     RetriableAPIError,
 )
 from koppel.connectors.metrics import NO_ANSWER, record_call
+from koppel.connectors.requests_out import watch_request
 from koppel.model.schema import RecordSchema
 
 Record = dict[str, Any]
@@ -612,6 +613,7 @@ class ApiClient:
             request = self._http.build_request(
                 method, path, params=params, json=json, data=data, headers=request_headers
             )
+            watch_request(request)
             started = time.monotonic()
             status = NO_ANSWER
             try:

@@ -146,7 +146,7 @@ class OrderSync:
         finally:
             ahead.call_off()
         # Recorded while the next page's debtors are looked up and posted (as products do).
-        await turns.write.next_taken()
+        await turns.write.next_sent()
         if adopted:
             self.runtime.store.links.upsert_many(self.runtime.integration.id, ORDERS, adopted)
         return self.recorder.record(run_id, items)

@@ -167,7 +167,7 @@ class ProductSync:
             await self.writer.send(planned)
         # Recording is our own CPU: done while the next page's post is on its way, the target
         # works on that post meanwhile, instead of both taking turns at being idle.
-        await turns.write.next_taken()
+        await turns.write.next_sent()
         return self.writer.record(run_id, items)
 
     def expand(

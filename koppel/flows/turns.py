@@ -1,31 +1,37 @@
 """Batches in flight together, and the parts of each that must not overlap the one before.
 
-A run keeps two pages in flight: while one posts and records, the next is read, mapped and
-looked up. Two parts of a batch are taken in turns, in page order (a turn opens once the same
-turn of the page before has closed):
+A run keeps several pages in flight (`koppel.engine.flow_jobs.PAGES_AHEAD` after the engine's
+batch): while one records, the next posts, the one after it looks up and the next is read.
+Two parts of a batch are taken in turns, in page order (a turn opens once the same turn of the
+page before has closed):
 - deciding: what a batch decides from the target and from our links (which records exist,
   which target keys are taken, which categories still need a group) must see every write the
-  batch before it claimed by a pending link (guarantee 2), so the next batch's look-up of a key
-  the previous batch is writing finds that claim and never makes a second record;
+  batch before it claimed by a pending link (guarantee 2), so the next batch's plan for a key
+  the previous batch is writing finds that claim and never makes a second record. The look-up
+  in the target may be asked before the turn; the plan then asks again for every key that a
+  link names by then (`TargetWriter.plan`);
 - writing: the posts to the target go out one batch at a time, so at most one batch is ever
   half-written, and a worker that is stopped or taken over while a post is on its way sends
-  nothing after it (the next batch's post waits, and its recording is refused by the fence).
+  nothing after it (the next batch checks as it takes its turn that the run is still its
+  worker's, `Store.check_owner`, and its recording is refused by the fence).
 The rest (reading, mapping, recording) overlaps freely: pages hold different source records.
+A batch's recording waits until the next batch's post is on its way (`Turn.next_sent`).
 
 Nothing here moves the run's state: the engine still checkpoints a page only once it is
-recorded, after every page before it, so a crash with two pages in flight resumes at the first
-one not recorded and syncs both again (each is idempotent, as any batch cut short is).
+recorded, after every page before it, so a crash with pages in flight resumes at the first
+one not recorded and syncs the others again (each is idempotent, as any batch cut short is).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from koppel.connectors.base import Record
+from koppel.connectors.requests_out import RequestsOut
 
 __all__ = ["TakesTurns", "Turn", "Turns"]
 
@@ -33,10 +39,18 @@ __all__ = ["TakesTurns", "Turn", "Turns"]
 class Turn:
     """One batch's turn; it opens when the turn before it has closed (or there is none)."""
 
-    def __init__(self, before: Turn | None = None) -> None:
+    def __init__(
+        self, before: Turn | None = None, *, on_taken: Callable[[], None] | None = None
+    ) -> None:
         self._before = before
+        self._on_taken = on_taken
+        """Called once the turn is open, before the batch goes on in it; what it raises ends
+        the batch there (the fence of a run taken over, before a post)."""
         self._closed = asyncio.Event()
         self._taken = asyncio.Event()
+        self._out = RequestsOut()
+        """The requests the batch makes in its turn: on their way, work that makes none goes
+        on (`next_sent`)."""
         self._next: Turn | None = None
         if before is not None:
             before._next = self
@@ -45,6 +59,9 @@ class Turn:
         if self._before is not None:
             await self._before._closed.wait()
             self._before = None  # the chain is not kept alive behind a long run
+        if self._on_taken is not None:
+            self._on_taken()
+        self._out.__enter__()
         self._taken.set()
         return self
 
@@ -54,19 +71,24 @@ class Turn:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        self._out.__exit__(kind, error, trace)
         self.close()
 
     def close(self) -> None:
         """Let the next batch take its turn; also for a batch that ended without taking its
         own (nothing to sync, or it failed before), so the next one is never kept waiting."""
         self._taken.set()
+        self._out.done()
         self._closed.set()
 
-    async def next_taken(self) -> None:
-        """Return once the batch after this one has taken this turn (or closed it without);
-        at once when no batch is in flight after this one."""
+    async def next_sent(self) -> None:
+        """Return once the batch after this one has taken this turn and the requests it makes
+        in it are on their way (or it closed the turn); at once when no batch is in flight
+        after this one. Our own work that waits for this runs while the API answers them,
+        instead of delaying them (`koppel.connectors.requests_out`)."""
         if self._next is not None:
             await self._next._taken.wait()
+            await self._next._out.wait()
 
 
 @dataclass(frozen=True)
@@ -77,11 +99,15 @@ class Turns:
     write: Turn
 
     @classmethod
-    def after(cls, before: Turns | None) -> Turns:
-        """The turns of the page after `before` (None: a page with none in flight before it)."""
-        if before is None:
-            return cls(Turn(), Turn())
-        return cls(Turn(before.decide), Turn(before.write))
+    def after(
+        cls, before: Turns | None, *, before_write: Callable[[], None] | None = None
+    ) -> Turns:
+        """The turns of the page after `before` (None: a page with none in flight before it);
+        `before_write` is called as the page takes its turn to write."""
+        return cls(
+            Turn(before.decide if before else None),
+            Turn(before.write if before else None, on_taken=before_write),
+        )
 
     def close(self) -> None:
         self.decide.close()

@@ -117,6 +117,16 @@ class Store:
         meanwhile, so a paused worker that wakes up writes nothing more for it."""
         return Store(self._context.fenced(run_id, owner))
 
+    def check_owner(self) -> None:
+        """Raise `RunTakenOver` when the run this store is fenced to has been taken over;
+        nothing for a store that is not fenced. For a write to an API, which no transaction
+        of ours covers: asked just before it, so a worker woken from a pause sends nothing
+        more for the run it lost."""
+        if self._context.fence is None:
+            return
+        with self._context.write():
+            pass
+
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """A store whose calls share one transaction: all commit together, or none does.

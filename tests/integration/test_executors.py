@@ -78,6 +78,7 @@ def test_a_claim_hands_the_running_runs_to_the_taker_and_fences_the_old_owner(
     store.runs.finish(done.id, RunStatus.SUCCEEDED)
     stale = store.fenced("run-1", "a/1")
     stale.outcomes.record_many("run-1", [OutcomeEntry("P1", OutcomeKind.CREATED, target_key="1")])
+    stale.check_owner()  # still its own: a post may go out
 
     silence(store, "a", 60)
     [seen] = store.executors.others("b")
@@ -95,6 +96,9 @@ def test_a_claim_hands_the_running_runs_to_the_taker_and_fences_the_old_owner(
         tx.links.upsert_many(seeded.integration.id, "products", [LinkEntry("P2", "2")])
     with pytest.raises(RunTakenOver):
         stale.runs.finish("run-1", RunStatus.SUCCEEDED)
+    with pytest.raises(RunTakenOver, match="taken over by worker b"):  # before a post
+        stale.check_owner()
+    store.check_owner()  # a store that is not fenced has no owner to check
     assert [o.source_key for o in store.outcomes.list("run-1")] == ["P1"]
     assert store.links.get_many(seeded.integration.id, "products", ["P2"]) == {}
     assert store.runs.get("run-1").status is RunStatus.RUNNING  # type: ignore[union-attr]
