@@ -22,7 +22,7 @@ from koppel.flows.checks import without_controls
 from koppel.flows.keys import content_hash
 from koppel.mapping import CompiledMapping, MappingError, apply
 from koppel.store import Store
-from koppel.store.records import DeadLetterEntry, LinkEntry, OutcomeEntry, OutcomeKind
+from koppel.store.records import DeadLetterEntry, Link, LinkEntry, OutcomeEntry, OutcomeKind
 
 log = logging.getLogger("koppel.flows")
 
@@ -262,45 +262,63 @@ class TargetWriter:
         """Create, update or skip every pending item; failures stay on their item."""
         await self.send(await self.plan(items))
 
-    async def plan(self, items: Sequence[Item]) -> PlannedWrite:
+    async def look_up(self, items: Sequence[Item]) -> dict[str, Record | None]:
+        """The target's answer for the key of each item without a link, asked before the
+        batch's turn to decide, so that the pages in flight look up together rather than one
+        after the other; `plan` takes it (its `looked_up`). Empty when the look-up failed: `plan`
+        asks again in its turn, and fails the items there if it fails again."""
+        pending = [i for i in items if i.pending and self._has_key(i)]
+        links = self._confirmed_links(pending)
+        keys = [str(i.target_key) for i in pending if i.source_key not in links]
+        if not keys:
+            return {}
+        try:
+            records = await self.target.lookup(self.target_entity, self.key_field, keys)
+        except ConnectorError as error:
+            if error.stops_run:  # the connection cannot be used: the run fails
+                raise
+            return {}
+        found: dict[str, Record | None] = dict.fromkeys(keys)
+        found.update({str(r.get(self.key_field)): r for r in records})
+        return found
+
+    async def plan(
+        self, items: Sequence[Item], looked_up: Mapping[str, Record | None] | None = None
+    ) -> PlannedWrite:
         """What `send` will write, decided from our links and a look-up in the target, with
         the new records claimed by pending links: the part of a write a batch does in its turn to
-        decide (`koppel.flows.turns`), so the next batch's plan sees these claims."""
-        pending = [i for i in items if i.pending]
-        for item in pending:
-            assert item.create is not None and item.update is not None
-            key = item.create.get(self.key_field)
-            if key in (None, ""):
-                item.fail(f"{item.label}: field {self.key_field}: has no value; map it")
-            else:
-                item.target_key = str(key)
-        pending = [i for i in pending if i.pending]
+        decide (`koppel.flows.turns`), so the next batch's plan sees these claims.
+
+        `looked_up` is `look_up`'s answer, from before the turn. Only the batches before this
+        one could have written a key since, and each of them claimed it by a link first: a key
+        that a link names now is asked again, the others are taken as they were answered.
+        """
+        pending = [i for i in items if i.pending and self._has_key(i)]
         if not pending:
             return PlannedWrite()
-        # A pending link's write may never have happened: the item is looked up as if unlinked.
-        links = {
-            key: link
-            for key, link in self.store.links.get_many(
-                self.integration_id, self.link_entity, [i.source_key for i in pending]
-            ).items()
-            if not link.pending
-        }
-        self._refuse_shared_keys(pending)
+        links = self._confirmed_links(pending)
+        named = self._refuse_shared_keys(pending)
         pending = [i for i in pending if i.pending]
         unlinked = [i for i in pending if i.source_key not in links]
         # The lookup by natural key, handed to the target's write so it does not ask again.
         found: dict[str, Record | None] = {}
         if unlinked:
             keys = [str(i.target_key) for i in unlinked]
+            answered = looked_up or {}
+            ask = [k for k in keys if k not in answered or k in named]
+            found = {k: answered[k] for k in keys if k not in ask}
             try:
-                records = await self.target.lookup(self.target_entity, self.key_field, keys)
+                records = (
+                    await self.target.lookup(self.target_entity, self.key_field, ask) if ask else []
+                )
             except ConnectorError as error:
                 if error.stops_run:  # the connection cannot be used: the run fails
                     raise
                 for item in unlinked:
-                    item.fail(f"{item.label}: could not look it up in the target: {error}")
+                    if str(item.target_key) in ask:
+                        item.fail(f"{item.label}: could not look it up in the target: {error}")
             else:
-                found = dict.fromkeys(keys)
+                found.update(dict.fromkeys(ask))
                 found.update({str(r.get(self.key_field)): r for r in records})
         existing = {key for key, record in found.items() if record is not None}
         payloads: list[Record] = []
@@ -357,6 +375,28 @@ class TargetWriter:
         if refused and planned.claimed:
             self.store.links.delete_pending(self.integration_id, self.link_entity, refused)
 
+    def _has_key(self, item: Item) -> bool:
+        """Whether the item's payload has its target key (kept as its `target_key`); an item
+        without one fails."""
+        assert item.create is not None and item.update is not None
+        key = item.create.get(self.key_field)
+        if key in (None, ""):
+            item.fail(f"{item.label}: field {self.key_field}: has no value; map it")
+            return False
+        item.target_key = str(key)
+        return True
+
+    def _confirmed_links(self, items: Sequence[Item]) -> dict[str, Link]:
+        """The items' links whose write is known to have happened; a pending link's write may
+        never have, so its item is looked up as if unlinked."""
+        return {
+            key: link
+            for key, link in self.store.links.get_many(
+                self.integration_id, self.link_entity, [i.source_key for i in items]
+            ).items()
+            if not link.pending
+        }
+
     def _claim(self, items: Sequence[Item]) -> None:
         """Pending links for items that have none, before they are written (guarantee 2).
 
@@ -375,8 +415,9 @@ class TargetWriter:
         if claims:
             self.store.links.upsert_many(self.integration_id, self.link_entity, claims)
 
-    def _refuse_shared_keys(self, items: Sequence[Item]) -> None:
-        """Fail every item whose target key another source record holds (guarantee 2).
+    def _refuse_shared_keys(self, items: Sequence[Item]) -> set[str]:
+        """Fail every item whose target key another source record holds (guarantee 2); returns
+        the items' target keys that a link names.
 
         A mapping that cuts or cleans keys (`overflow: truncate`, `digits_only`) can give two
         source records one target key; writing both would make the second overwrite the first.
@@ -405,6 +446,7 @@ class TargetWriter:
                 f"{holder}; two source records never become one target record: change the "
                 f"mapping of {self.key_field} (or the source) so the keys differ"
             )
+        return set(claimed)
 
     def record(self, run_id: str, items: Sequence[Item]) -> dict[str, int]:
         """Outcomes, links and dead letters of a batch in one transaction; returns the counts."""

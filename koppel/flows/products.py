@@ -154,18 +154,28 @@ class ProductSync:
     async def sync_in_turns(
         self, run_id: str, records: Sequence[Record], turns: Turns
     ) -> dict[str, int]:
-        """The page mapped before its turns and recorded after them; in its turn to decide the
-        categories it needs and the plan of its write, in its turn to write the post
-        (`koppel.flows.turns`)."""
+        """The page mapped and looked up before its turns and recorded after them; in its
+        turn to decide the categories it needs and the plan of its write, in its turn to write
+        the post (`koppel.flows.turns`).
+
+        The look-up goes out before the turn, so the pages in flight ask AccountView together;
+        the plan asks again only for what the pages before it have claimed since. Should the
+        categories the page was prepared with have changed by its turn (a page before it made
+        them), it is prepared again.
+        """
         items, sellable = self.expand(records)
         category_keys = [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
+        groups = self.prepare(items, sellable)
+        looked_up = await self.writer.look_up(items)
         async with turns.decide:
             await self.categories.ensure(run_id, category_keys)
-            self.prepare(items, sellable)
-            planned = await self.writer.plan(items)
+            if self._group_codes(category_keys) != groups:
+                items, sellable = self.expand(records)
+                self.prepare(items, sellable)
+            planned = await self.writer.plan(items, looked_up)
         async with turns.write:
             await self.writer.send(planned)
-        # Recording is our own CPU: done while the next page's post is on its way, the target
+        # Recording is our own CPU: done once the next page's post is on its way, the target
         # works on that post meanwhile, instead of both taking turns at being idle.
         await turns.write.next_sent()
         return self.writer.record(run_id, items)
@@ -199,12 +209,14 @@ class ProductSync:
                 sellable.append((item, _variant_product(product, variant, self.name_attributes)))
         return items, sellable
 
-    def prepare(self, items: list[Item], sellable: list[tuple[Item, dict[str, Any]]]) -> None:
+    def prepare(
+        self, items: list[Item], sellable: list[tuple[Item, dict[str, Any]]]
+    ) -> dict[str, str]:
         """The article each item would be sent as (`create`, `update`), with the group code of
-        its category's link; no call. A reconciliation compares these with AccountView."""
-        category_keys = [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
-        links = self.runtime.store.links.get_many(
-            self.runtime.integration.id, CATEGORIES, category_keys
+        its category's link; no call. A reconciliation compares these with AccountView.
+        Returns the group codes it used, by category key."""
+        groups = self._group_codes(
+            [p["category_keys"][0] for _, p in sellable if p["category_keys"]]
         )
         for item, product in sellable:
             self._complete(item, product)
@@ -212,14 +224,14 @@ class ProductSync:
                 continue
             resolved: dict[str, Any] = {"sell_price": product[self.sell_price_field]}
             if product["category_keys"]:
-                link = links.get(product["category_keys"][0])
-                if link is None or link.pending:
+                code = groups.get(product["category_keys"][0])
+                if code is None:
                     item.warnings.append(
                         f"category {product['category_keys'][0]} could not be synced; "
                         "the article has no group"
                     )
                 else:
-                    resolved["category_code"] = link.target_key
+                    resolved["category_code"] = code
             item.canonical = product
             item.target_key = product["sku"]
             to_target(item, self.mappings.send, {**product, RESOLVED: resolved})
@@ -230,6 +242,14 @@ class ProductSync:
             PRODUCTS_FROM_ACCOUNTVIEW,
             "AccountView (the products flow from AccountView)",
         )
+        return groups
+
+    def _group_codes(self, category_keys: Sequence[str]) -> dict[str, str]:
+        """The AG_CODE of each of these categories that has a link (not a pending one)."""
+        links = self.runtime.store.links.get_many(
+            self.runtime.integration.id, CATEGORIES, category_keys
+        )
+        return {key: link.target_key for key, link in links.items() if not link.pending}
 
     def _complete(self, item: Item, product: dict[str, Any]) -> None:
         """Both prices from one and the VAT rate; the EAN/GTIN and the sell price checked

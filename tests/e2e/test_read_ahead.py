@@ -122,6 +122,58 @@ async def test_the_next_page_is_looked_up_while_this_one_posts(platform_factory:
     assert len(codes) == len(set(codes))
 
 
+async def test_the_pages_ahead_look_up_while_the_page_before_decides(
+    platform_factory: Any,
+) -> None:
+    """Page 1's look-up is held at AccountView's door. The pages ahead look up beside it (their
+    look-ups go out before their turn), but none of them plans or claims anything before page
+    1 has decided, and nothing is posted. Released, every article is there once."""
+    platform: Platform = platform_factory(PRODUCTS, seed=15, gated=True)
+    assert platform.gates is not None
+    flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
+    platform.apply(platform.sandboxes.integration(flows, settings={"page_size": PAGE_SIZE}))
+    [integration] = platform.store.integrations.list()
+    products = sorted(platform.sandboxes.partspim.store.all("products"), key=lambda p: p["id"])
+    articles = expected_articles(platform.sandboxes.partspim).items()
+
+    def skus_of(page: int) -> set[str]:
+        ids = {p["id"] for p in products[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]}
+        return {sku for sku, e in articles if e["product"]["id"] in ids}
+
+    first_skus, second_skus = skus_of(0), skus_of(1)
+    every_key = [
+        f"{e['product']['id']}/{e['variant']['id']}" if e["variant"] else str(e["product"]["id"])
+        for _, e in articles
+    ]
+    seen: list[SeenRequest] = []
+    gate = platform.gates.accountview
+    gate.tap(lambda request: seen.append(request) or False)
+    first_look_up = gate.hold(
+        lambda r: r.method == "GET" and "AK1" in json.dumps(r.query) and _names_any(r, first_skus)
+    )
+    async with platform.runner() as runner:
+        run = asyncio.create_task(runner.run(platform.flow("products").id))
+        try:
+            await first_look_up.arrived()
+
+            def second_page_looked_up() -> bool:
+                return any(r.method == "GET" and _names_any(r, second_skus) for r in seen)
+
+            await until(second_page_looked_up, "page 2 looked up while page 1's look-up is held")
+            await asyncio.sleep(0.5)  # a claim or a post made now would show meanwhile
+            claimed = platform.store.links.get_many(integration.id, "products", every_key)
+            assert not claimed, "a page ahead planned before page 1 had decided"
+            assert not [r for r in seen if post_of("AK1")(r)], "a page posted before page 1"
+        finally:
+            first_look_up.release()
+        summary = await run
+    assert summary.status == "completed", summary.error
+    keys = product_outcome_keys(platform, summary.run_id)
+    assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
+    codes = [a["ART_CODE"] for a in platform.sandboxes.accountview.rows("ARTICLE")]
+    assert len(codes) == len(set(codes)) == len(keys)
+
+
 def _names_any(request: SeenRequest, skus: set[str]) -> bool:
     text = json.dumps(request.query)
     return any(f"'{sku}'" in text or f'"{sku}"' in text or sku in text for sku in skus)
