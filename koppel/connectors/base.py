@@ -609,11 +609,11 @@ class ApiClient:
         async with self._gate.slot(lambda seconds: self._pause(seconds, what)) as wait:
             if wait > 0:
                 await self._pause(wait, f"{method} {path}")
-            self.calls.record(kind)
             request = self._http.build_request(
                 method, path, params=params, json=json, data=data, headers=request_headers
             )
-            watch_request(request)
+            watch_request(request)  # may refuse it (a run taken over): then it is no call
+            self.calls.record(kind)
             started = time.monotonic()
             status = NO_ANSWER
             try:

@@ -8,12 +8,15 @@ watches its requests (`RequestsOut`); work that can wait waits until they are ou
 runs while the API answers them.
 
 It is only a hint about order: nothing depends on it for correctness, and it is done as soon
-as the watched work ends, whether it made any request or not.
+as the watched work ends, whether it made any request or not. What must hold before a request
+goes out (that the run is still this worker's) is its `before_each`, called as each request is
+about to be sent: what it raises is raised by the request instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
@@ -30,9 +33,10 @@ _BODY_SENT = ("send_request_body.complete", "send_request_body.failed")
 class RequestsOut:
     """`with RequestsOut() as out:` the requests the task makes inside are watched (and those
     of tasks it starts inside); `await out.wait()` returns once each of them has been sent
-    whole, or once the block has ended."""
+    whole, or once the block has ended. `before_each` is called before each is sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, before_each: Callable[[], None] | None = None) -> None:
+        self._before_each = before_each
         self._unsent = 0
         self._out = asyncio.Event()
         self._token: Token[RequestsOut | None] | None = None
@@ -60,6 +64,8 @@ class RequestsOut:
         await self._out.wait()
 
     def _starting(self, request: httpx.Request) -> None:
+        if self._before_each is not None:
+            self._before_each()
         self._unsent += 1
         sent = False
 
@@ -79,7 +85,7 @@ class RequestsOut:
 
 def watch_request(request: httpx.Request) -> None:
     """Called by the client for every request it is about to send: counted by the watch of
-    the task that makes it, if there is one."""
+    the task that makes it, if there is one, after that watch's `before_each`."""
     watching = _WATCHING.get()
     if watching is not None:
         watching._starting(request)

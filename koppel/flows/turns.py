@@ -12,8 +12,8 @@ page before has closed):
   link names by then (`TargetWriter.plan`);
 - writing: the posts to the target go out one batch at a time, so at most one batch is ever
   half-written, and a worker that is stopped or taken over while a post is on its way sends
-  nothing after it (the next batch checks as it takes its turn that the run is still its
-  worker's, `Store.check_owner`, and its recording is refused by the fence).
+  nothing after it (each request in the turn to write is sent only once `Store.check_owner`
+  has found the run still its worker's, and the recording is refused by the fence).
 The rest (reading, mapping, recording) overlaps freely: pages hold different source records.
 A batch's recording waits until the next batch's post is on its way (`Turn.next_sent`).
 
@@ -40,17 +40,15 @@ class Turn:
     """One batch's turn; it opens when the turn before it has closed (or there is none)."""
 
     def __init__(
-        self, before: Turn | None = None, *, on_taken: Callable[[], None] | None = None
+        self, before: Turn | None = None, *, before_request: Callable[[], None] | None = None
     ) -> None:
         self._before = before
-        self._on_taken = on_taken
-        """Called once the turn is open, before the batch goes on in it; what it raises ends
-        the batch there (the fence of a run taken over, before a post)."""
         self._closed = asyncio.Event()
         self._taken = asyncio.Event()
-        self._out = RequestsOut()
+        self._out = RequestsOut(before_request)
         """The requests the batch makes in its turn: on their way, work that makes none goes
-        on (`next_sent`)."""
+        on (`next_sent`). `before_request` is called before each of them is sent; what it
+        raises ends the batch there (the fence of a run taken over, before a post)."""
         self._next: Turn | None = None
         if before is not None:
             before._next = self
@@ -59,8 +57,6 @@ class Turn:
         if self._before is not None:
             await self._before._closed.wait()
             self._before = None  # the chain is not kept alive behind a long run
-        if self._on_taken is not None:
-            self._on_taken()
         self._out.__enter__()
         self._taken.set()
         return self
@@ -100,13 +96,13 @@ class Turns:
 
     @classmethod
     def after(
-        cls, before: Turns | None, *, before_write: Callable[[], None] | None = None
+        cls, before: Turns | None, *, before_each_write: Callable[[], None] | None = None
     ) -> Turns:
         """The turns of the page after `before` (None: a page with none in flight before it);
-        `before_write` is called as the page takes its turn to write."""
+        `before_each_write` is called before each request the page makes in its turn to write."""
         return cls(
             Turn(before.decide if before else None),
-            Turn(before.write if before else None, on_taken=before_write),
+            Turn(before.write if before else None, before_request=before_each_write),
         )
 
     def close(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from koppel.connectors.base import ApiClient, ClientLimits
 from koppel.connectors.requests_out import RequestsOut
 
@@ -68,3 +70,23 @@ async def test_work_that_made_no_request_is_out_when_it_ends() -> None:
         await asyncio.sleep(0)
         assert not task.done()  # nothing sent yet, and the work goes on
     await asyncio.wait_for(task, 1)
+
+
+async def test_a_request_its_watch_refuses_is_never_sent() -> None:
+    class TakenOver(Exception):
+        pass
+
+    def refuse() -> None:
+        raise TakenOver("run run-1 was taken over")
+
+    async with SlowServer() as server:
+        url = f"http://127.0.0.1:{server.port}"
+        async with ApiClient(url, limits=ClientLimits(max_attempts=1)) as client:
+            with RequestsOut(before_each=refuse), pytest.raises(TakenOver):
+                await client.send("POST", "/rows", kind="POST rows", json={"rows": []})
+            assert client.calls.total == 0
+            assert not server.received.is_set()
+            server.answer.set()
+            answered = await client.send("POST", "/rows", kind="POST rows", json={"rows": []})
+            assert answered.status_code == 200  # outside the watch: sent
+        assert server.received.is_set()
