@@ -36,6 +36,39 @@ def product_outcome_keys(platform: Platform, run_id: str) -> list[str]:
     return [o.source_key for o in outcomes if not o.source_key.startswith("category:")]
 
 
+def gated_products(platform_factory: Any, *, seed: int) -> tuple[Platform, int]:
+    """A platform whose sandboxes have a door, with a products flow of `PAGE_SIZE` pages; and
+    its integration's id."""
+    platform: Platform = platform_factory(PRODUCTS, seed=seed, gated=True)
+    flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
+    platform.apply(platform.sandboxes.integration(flows, settings={"page_size": PAGE_SIZE}))
+    [integration] = platform.store.integrations.list()
+    return platform, integration.id
+
+
+def skus_of_page(platform: Platform, page: int) -> set[str]:
+    """The SKUs of the articles of the products on page `page` (from 0) of the run."""
+    products = sorted(platform.sandboxes.partspim.store.all("products"), key=lambda p: p["id"])
+    ids = {p["id"] for p in products[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]}
+    articles = expected_articles(platform.sandboxes.partspim).items()
+    return {sku for sku, e in articles if e["product"]["id"] in ids}
+
+
+def article_key(expected: dict[str, Any]) -> str:
+    """The source key the products flow links an expected article by (a variant's is
+    `product/variant`)."""
+    product, variant = expected["product"], expected["variant"]
+    return f"{product['id']}/{variant['id']}" if variant else str(product["id"])
+
+
+def assert_every_article_once(platform: Platform, run_id: str) -> None:
+    """Every article has one outcome in the run and one row in AccountView."""
+    keys = product_outcome_keys(platform, run_id)
+    assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
+    codes = [a["ART_CODE"] for a in platform.sandboxes.accountview.rows("ARTICLE")]
+    assert len(codes) == len(set(codes)) == len(keys)
+
+
 async def test_each_page_is_read_once(platform_factory: Any) -> None:
     platform: Platform = platform_factory(PRODUCTS, seed=11)
     flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
@@ -80,27 +113,18 @@ async def test_the_next_page_is_looked_up_while_this_one_posts(platform_factory:
     """Page 1's post is held at AccountView's door. Page 2, in flight beside it, is looked up
     and claimed (pending links) meanwhile; its own post waits for page 1's, so one post of
     articles at most is ever on its way. Released, the run ends with every article once."""
-    platform: Platform = platform_factory(PRODUCTS, seed=13, gated=True)
+    platform, integration_id = gated_products(platform_factory, seed=13)
     assert platform.gates is not None
-    flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
-    platform.apply(platform.sandboxes.integration(flows, settings={"page_size": PAGE_SIZE}))
-    [integration] = platform.store.integrations.list()
-    products = sorted(platform.sandboxes.partspim.store.all("products"), key=lambda p: p["id"])
-    second_page = {p["id"] for p in products[PAGE_SIZE : 2 * PAGE_SIZE]}
     articles = expected_articles(platform.sandboxes.partspim).items()
-    second_skus = {sku for sku, e in articles if e["product"]["id"] in second_page}
-    second_keys = [
-        f"{e['product']['id']}/{e['variant']['id']}" if e["variant"] else str(e["product"]["id"])
-        for sku, e in articles
-        if sku in second_skus
-    ]
+    second_skus = skus_of_page(platform, 1)
+    second_keys = [article_key(e) for sku, e in articles if sku in second_skus]
     seen: list[SeenRequest] = []
     gate = platform.gates.accountview
     gate.tap(lambda request: seen.append(request) or False)
     first_post = gate.hold(post_of("AK1"))
 
     def second_page_claimed() -> bool:
-        links = platform.store.links.get_many(integration.id, "products", second_keys)
+        links = platform.store.links.get_many(integration_id, "products", second_keys)
         return len(links) == len(second_keys) and all(link.pending for link in links.values())
 
     async with platform.runner() as runner:
@@ -116,10 +140,7 @@ async def test_the_next_page_is_looked_up_while_this_one_posts(platform_factory:
             first_post.release()
         summary = await run
     assert summary.status == "completed", summary.error
-    keys = product_outcome_keys(platform, summary.run_id)
-    assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
-    codes = [a["ART_CODE"] for a in platform.sandboxes.accountview.rows("ARTICLE")]
-    assert len(codes) == len(set(codes))
+    assert_every_article_once(platform, summary.run_id)
 
 
 async def test_the_pages_ahead_look_up_while_the_page_before_decides(
@@ -128,23 +149,10 @@ async def test_the_pages_ahead_look_up_while_the_page_before_decides(
     """Page 1's look-up is held at AccountView's door. The pages ahead look up beside it (their
     look-ups go out before their turn), but none of them plans or claims anything before page
     1 has decided, and nothing is posted. Released, every article is there once."""
-    platform: Platform = platform_factory(PRODUCTS, seed=15, gated=True)
+    platform, integration_id = gated_products(platform_factory, seed=15)
     assert platform.gates is not None
-    flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
-    platform.apply(platform.sandboxes.integration(flows, settings={"page_size": PAGE_SIZE}))
-    [integration] = platform.store.integrations.list()
-    products = sorted(platform.sandboxes.partspim.store.all("products"), key=lambda p: p["id"])
-    articles = expected_articles(platform.sandboxes.partspim).items()
-
-    def skus_of(page: int) -> set[str]:
-        ids = {p["id"] for p in products[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]}
-        return {sku for sku, e in articles if e["product"]["id"] in ids}
-
-    first_skus, second_skus = skus_of(0), skus_of(1)
-    every_key = [
-        f"{e['product']['id']}/{e['variant']['id']}" if e["variant"] else str(e["product"]["id"])
-        for _, e in articles
-    ]
+    first_skus, second_skus = skus_of_page(platform, 0), skus_of_page(platform, 1)
+    every_key = [article_key(e) for e in expected_articles(platform.sandboxes.partspim).values()]
     seen: list[SeenRequest] = []
     gate = platform.gates.accountview
     gate.tap(lambda request: seen.append(request) or False)
@@ -161,17 +169,14 @@ async def test_the_pages_ahead_look_up_while_the_page_before_decides(
 
             await until(second_page_looked_up, "page 2 looked up while page 1's look-up is held")
             await asyncio.sleep(0.5)  # a claim or a post made now would show meanwhile
-            claimed = platform.store.links.get_many(integration.id, "products", every_key)
+            claimed = platform.store.links.get_many(integration_id, "products", every_key)
             assert not claimed, "a page ahead planned before page 1 had decided"
             assert not [r for r in seen if post_of("AK1")(r)], "a page posted before page 1"
         finally:
             first_look_up.release()
         summary = await run
     assert summary.status == "completed", summary.error
-    keys = product_outcome_keys(platform, summary.run_id)
-    assert len(keys) == len(set(keys)) == len(expected_articles(platform.sandboxes.partspim))
-    codes = [a["ART_CODE"] for a in platform.sandboxes.accountview.rows("ARTICLE")]
-    assert len(codes) == len(set(codes)) == len(keys)
+    assert_every_article_once(platform, summary.run_id)
 
 
 def _names_any(request: SeenRequest, skus: set[str]) -> bool:
