@@ -54,7 +54,7 @@ TARGETED_BATCHES = 50
 PAGES_AHEAD = 3
 """Pages launched after the engine's batch. While it records, the next one posts, the one
 after looks up, and the third is read: no page waits for its read, and our own work has the
-waits of three pages to fill (`python -m bench products`: 0.64 to 0.80 of the CPU bound)."""
+waits of three pages to fill (docs/performance.md, section 26)."""
 
 _PageKey = tuple[str, str | None, str | None]
 """A page of a phase: (phase, since, after)."""
@@ -246,9 +246,9 @@ class FlowJob:
 
         Pages are in flight together (`koppel.flows.turns`): once a page is read, the next one
         is launched (read, then synced up to its turns), up to `PAGES_AHEAD` after this batch's.
-        The pages ahead are never recorded for this batch: the
-        state moves to the last record of this page only, and a run that is killed syncs them
-        again on resume. `PAGES_AHEAD` + 1 pages at most, so memory stays flat.
+        The pages ahead are never recorded for this batch: the state moves to the last record
+        of this page only, and a run that is killed syncs them again on resume.
+        `PAGES_AHEAD` + 1 pages at most, so memory stays flat.
         """
         key = (phase, state["since"], state["after"])
         page = self._page_in_flight(key) or self._launch(run_id, key, before=None)
