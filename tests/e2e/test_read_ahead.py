@@ -257,3 +257,44 @@ async def test_orders_next_page_is_looked_up_while_this_one_posts(platform_facto
     assert {str(o["number"]) for o in pim_orders} <= set(posted), "an order was lost"
     assert all(len(rows) == 1 for rows in debtors_by_email(platform).values())
     assert len(debtors_by_email(platform)["els@example.nl"]) == 1
+
+
+async def test_a_page_prepared_before_its_category_was_made_is_prepared_again(
+    platform_factory: Any,
+) -> None:
+    """A resync of one product whose category has never been synced: the page is prepared
+    (without a group) before its turn, the category is made in its turn, and the article is
+    sent with the new group, not without one."""
+    platform: Platform = platform_factory(5, seed=16)
+    flows = {"products": {"from": "pim", "to": "av", "entity": "products"}}
+    platform.apply(platform.sandboxes.integration(flows))
+    flow_id = platform.flow("products").id
+    async with platform.runner() as runner:
+        assert (await runner.run(flow_id)).status == "completed"
+    partspim = platform.sandboxes.partspim.store
+    category = partspim.create("categories", {"code": "NIEUW", "name": "Nieuwe groep"})
+    product = partspim.create(
+        "products",
+        {
+            "sku": "99000001",
+            "name": "Nieuw artikel",
+            "price_excl_vat": "9.95",
+            "category_ids": [category["id"]],
+        },
+        over_api=False,
+    )
+    run_id = f"resync-{uuid.uuid4().hex}"
+    job = FlowJob(platform.store, flow_id, records=[str(product["id"])])
+    state = await job.start(run_id)
+    done = False
+    while not done:
+        result = await job.run_batch(run_id, state)
+        state, done = result.state, result.done
+    await job.finish(run_id, state, None)
+    [integration] = platform.store.integrations.list()
+    link = platform.store.links.get_many(integration.id, "categories", [str(category["id"])])
+    assert str(category["id"]) in link and not link[str(category["id"])].pending
+    [article] = [
+        a for a in platform.sandboxes.accountview.rows("ARTICLE") if a["ART_CODE"] == "99000001"
+    ]
+    assert article["AG_CODE"] == link[str(category["id"])].target_key
