@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             sizes=args.sizes,
             latencies_ms=args.latencies,
             settings=dict(args.setting),
+            profile_to=args.profile,
         )
     if args.suite in ("stock", "all"):
         scenarios += stock_scenarios(

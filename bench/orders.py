@@ -9,6 +9,7 @@ up to 10,000 products beside the per-record baseline (`bench/baseline.py`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.products import BASELINE_MAX_PRODUCTS, PRODUCTS_FLOW
@@ -44,9 +45,10 @@ def order_scenarios(
     sizes: Sequence[int] | None,
     latencies_ms: Sequence[float] | None,
     settings: dict[str, Any] | None = None,
+    profile_to: Path | None = None,
 ) -> list[Scenario]:
     """`settings`: more of the integration's settings (`--setting page_size=100`: several
-    pages of orders in one run, which take turns)."""
+    pages of orders in one run, which take turns); `profile_to`: a cProfile of the sync."""
     sizes = sizes or ((2_000,) if quick else FULL_SIZES)
     latencies_ms = latencies_ms or ((0.0, 20.0) if quick else (0.0, 50.0))
     tables = {"payment_terms": PAYMENT_TERMS, "payment_methods": PAYMENT_METHODS}
@@ -61,6 +63,7 @@ def order_scenarios(
             setup_flows={"products": PRODUCTS_FLOW},
             accountview_rows={"ARTICLE": [SHIPPING_ARTICLE]},
             baseline=size <= BASELINE_MAX_PRODUCTS,
+            profile_to=profile_to,
         )
         for size in sizes
         for latency in latencies_ms
