@@ -303,9 +303,9 @@ class FlowJob:
 
     def _launch(self, run_id: str, key: _PageKey, before: Turns | None) -> _PageInFlight:
         read = asyncio.ensure_future(self._read_page(key))
-        # A post goes out only while the run is this execution's: a worker woken from a pause
-        # finds its run taken over before its next post, not after it.
-        turns = Turns.after(before, before_each_write=self.store.check_owner)
+        # A request in a turn goes out only while the run is this execution's: a worker woken
+        # from a pause finds its run taken over before its next post, not after it.
+        turns = Turns.after(before, before_each_request=self.store.check_owner)
         synced = asyncio.ensure_future(self._sync_page(run_id, key[0], read, turns))
         return _PageInFlight(key, read, turns, synced)
 

@@ -106,17 +106,21 @@ class OrderSync:
     async def sync_in_turns(
         self, run_id: str, records: Sequence[Record], turns: Turns
     ) -> dict[str, int]:
-        """The page mapped and looked up before its turns, written in its turn to write, and
-        recorded after it (`koppel.flows.turns`).
+        """The page mapped and looked up before its turns, its debtors and delivery addresses
+        written in its turn to decide, its orders posted in its turn to write, and recorded
+        after it (`koppel.flows.turns`).
 
-        The look-ups before the turn concern only this page's orders (their links, their
+        The look-ups before the turns concern only this page's orders (their links, their
         references, their relations, their articles), which no other page holds. What must see
         the page before's writes is the debtors' look-up: a customer with orders on both pages
         gets its debtor from the first, and AccountView numbers a new debtor only when it takes
-        the post, so no pending link can claim it ahead; the delivery addresses likewise. So the
-        debtors (looked up, posted and recorded under the e-mail locks, which are the run's and
-        must not be held by two of its pages at once), the delivery addresses and the orders'
-        post all go in the turn to write, and the orders have no part in the turn to decide.
+        the post, so no pending link can claim it ahead; the delivery addresses likewise (found
+        or written per debtor). So the debtors (looked up, posted and recorded under the e-mail
+        locks, which are the run's and must not be held by two of its pages at once) and then
+        the delivery addresses go in the turn to decide, which the next page takes once they
+        are recorded: its debtors are written while this page's orders post. An order's debtor
+        and address are written before it is posted, as before; after a crash in between, the
+        page synced again finds them (the debtor's link, the address by its debtor).
         """
         items = await self.canonical(records)
         unlinked = self._skip_linked([i for i in items if i.pending])
@@ -136,16 +140,17 @@ class OrderSync:
             # (each answer, or its error, is still taken up at its step below).
             await asyncio.wait((customers, articles))
             resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
-            async with turns.write:
+            async with turns.decide:
                 await self._customers(run_id, [i for i in items if i.pending], resolved, customers)
                 await self._check_products(
                     [i for i in items if i.pending], resolved, lines, articles
                 )
                 await self._delivery_addresses([i for i in items if i.pending], resolved)
+            async with turns.write:
                 await self._post([i for i in items if i.pending], resolved, absent)
         finally:
             ahead.call_off()
-        # Recorded while the next page's debtors are looked up and posted (as products do).
+        # Recorded once the next page's orders post is on its way (as products do).
         await turns.write.next_sent()
         if adopted:
             self.runtime.store.links.upsert_many(self.runtime.integration.id, ORDERS, adopted)

@@ -5,17 +5,20 @@ batch): while one records, the next posts, the one after it looks up and the nex
 Two parts of a batch are taken in turns, in page order (a turn opens once the same turn of the
 page before has closed):
 - deciding: what a batch decides from the target and from our links (which records exist,
-  which target keys are taken, which categories still need a group) must see every write the
-  batch before it claimed by a pending link (guarantee 2), so the next batch's plan for a key
-  the previous batch is writing finds that claim and never makes a second record. The look-up
-  in the target may be asked before the turn; the plan then asks again for every key that a
-  link names by then (`TargetWriter.plan`);
-- writing: the posts to the target go out one batch at a time, so at most one batch is ever
-  half-written, and a worker that is stopped or taken over while a post is on its way sends
-  nothing after it (each request in the turn to write is sent only once `Store.check_owner`
-  has found the run still its worker's, and the recording is refused by the fence).
-The rest (reading, mapping, recording) overlaps freely: pages hold different source records.
-A batch's recording waits until the next batch's post is on its way (`Turn.next_sent`).
+  which target keys are taken, which categories still need a group, which debtors exist) must
+  see every write the batch before it made or claimed by a pending link (guarantee 2), so the
+  next batch's plan for a key the previous batch is writing finds that claim or that record
+  and never makes a second one. The look-up in the target may be asked before the turn; the
+  plan then asks again for every key that a link names by then (`TargetWriter.plan`). A write
+  whose key the target gives only when it takes the post (a debtor's number) is made and
+  recorded within this turn, so the next batch finds its link;
+- writing: the main posts to the target go out one batch at a time, so at most one batch's are
+  ever half-written.
+A worker that is stopped or taken over while a request is on its way sends nothing after it:
+each request made in either turn is sent only once `Store.check_owner` has found the run still
+its worker's, and the recording is refused by the fence. The rest (reading, mapping,
+recording) overlaps freely: pages hold different source records. A batch's recording waits
+until the next batch's post is on its way (`Turn.next_sent`).
 
 Nothing here moves the run's state: the engine still checkpoints a page only once it is
 recorded, after every page before it, so a crash with pages in flight resumes at the first
@@ -96,13 +99,13 @@ class Turns:
 
     @classmethod
     def after(
-        cls, before: Turns | None, *, before_each_write: Callable[[], None] | None = None
+        cls, before: Turns | None, *, before_each_request: Callable[[], None] | None = None
     ) -> Turns:
         """The turns of the page after `before` (None: a page with none in flight before it);
-        `before_each_write` is called before each request the page makes in its turn to write."""
+        `before_each_request` is called before each request the page makes in either turn."""
         return cls(
-            Turn(before.decide if before else None),
-            Turn(before.write if before else None, before_request=before_each_write),
+            Turn(before.decide if before else None, before_request=before_each_request),
+            Turn(before.write if before else None, before_request=before_each_request),
         )
 
     def close(self) -> None:
