@@ -12,8 +12,8 @@ page before has closed):
   plan then asks again for every key that a link names by then (`TargetWriter.plan`). A write
   whose key the target gives only when it takes the post (a debtor's number) is made and
   recorded within this turn, so the next batch finds its link;
-- writing: the main posts to the target go out one batch at a time, so at most one batch's are
-  ever half-written.
+- writing: the main posts to the target (articles, orders) go out one batch at a time, so the
+  main posts of at most one batch are ever half-written.
 A worker that is stopped or taken over while a request is on its way sends nothing after it:
 each request made in either turn is sent only once `Store.check_owner` has found the run still
 its worker's, and the recording is refused by the fence. The rest (reading, mapping,
