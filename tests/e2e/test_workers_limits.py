@@ -40,9 +40,15 @@ TABLES = {
 
 @pytest.fixture
 def platform(platform_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Platform:
-    """300 products; every call to either sandbox takes 30 ms, so calls overlap."""
-    slow = FaultConfig(latency_ms=30)
-    made: Platform = platform_factory(300, partspim_faults=slow, accountview_faults=slow)
+    """300 products; every call to AccountView takes 30 ms and every call to Parts Pim 150 ms,
+    so calls of different runs overlap: a run reads its pages one after the other, and the
+    products run's fifteen reads (over two seconds) span the other runs' first reads, which
+    the same `config apply` starts (at 30 ms, on a loaded machine, they could miss)."""
+    made: Platform = platform_factory(
+        300,
+        partspim_faults=FaultConfig(latency_ms=150),
+        accountview_faults=FaultConfig(latency_ms=30),
+    )
     for name in ("KOPPEL_DATABASE_URL", "KOPPEL_ENGINE_DATABASE_URL", "KOPPEL_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KOPPEL_HOME", str(made.settings.home))
