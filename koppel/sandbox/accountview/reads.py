@@ -19,7 +19,7 @@ from koppel.sandbox.accountview.dictionary import (
 from koppel.sandbox.accountview.errors import ApiError
 from koppel.sandbox.accountview.expressions import column, compile_filter, scoped
 from koppel.sandbox.accountview.store import COMPANY, ROW_ID, key_order, quote, table_sql
-from koppel.sandbox.accountview.values import parse_datetime, to_json
+from koppel.sandbox.accountview.values import json_converter, parse_datetime
 
 _FILTER_PARAM = re.compile(r"^filtercontrolsource(\d+)$")
 _OPERATORS = {op.lower(): op for op in assumptions.FILTER_OPERATORS}
@@ -252,17 +252,14 @@ def render(
     """The response body: one array per table, main table first, detail rows beside it."""
     header = tables()[bo.table]
     numbered = bool(bo.details or bo.extra_tables)
+    numbers = [(f"{header.name}_Id", index) for index in range(len(header_rows))]
     body: dict[str, Any] = {
-        header.name: [
-            _row(
-                header,
-                row,
-                selection,
-                (f"{header.name}_Id", index) if numbered else None,
-                ext_key=not bo.system,
-            )
-            for index, row in enumerate(header_rows)
-        ]
+        header.name: rendered_rows(
+            _chosen(header, selection),
+            header_rows,
+            numbers if numbered else None,
+            ext_key=not bo.system,
+        )
     }
     for detail_name in bo.details:
         detail = tables()[detail_name]
@@ -279,38 +276,66 @@ def render(
             ).fetchall()
         order = detail.key or ROW_ID
         lines.sort(key=lambda line: (ordinal[line[link]], line[order]))
-        body[detail_name] = [
-            _row(detail, line, selection, (f"{header.name}_Id", ordinal[line[link]]), ext_key=True)
-            for line in lines
-        ]
+        body[detail_name] = rendered_rows(
+            _chosen(detail, selection),
+            lines,
+            [(f"{header.name}_Id", ordinal[line[link]]) for line in lines],
+            ext_key=True,
+        )
     for extra in bo.extra_tables:
         body[extra] = []
     return body
 
 
-def _row(
-    table: TableDef,
-    row: sqlite3.Row,
-    selection: dict[str, list[FieldDef]] | None,
-    number: tuple[str, int] | None,
-    *,
-    ext_key: bool,
-) -> dict[str, Any]:
-    """One row as the API shows it; `number` is its (or, for a detail row, its header's) _Id.
-    Dictionary rows carry no EXT_KEY (assumptions.FIELDS_ALWAYS_RETURNED)."""
+def _chosen(table: TableDef, selection: dict[str, list[FieldDef]] | None) -> list[FieldDef]:
+    """The fields of a table a read shows: its selection's, with the key first if not chosen."""
     chosen = selection.get(table.name) if selection is not None else None
     if chosen is None:
-        fields = list(table.fields.values())
-    elif table.key is None or table.fields[table.key] in chosen:
-        fields = chosen
-    else:
-        fields = [table.fields[table.key], *chosen]
-    result = {f.name: to_json(f, row[f.name]) for f in fields}
-    if ext_key:
-        result["EXT_KEY"] = row[ROW_ID]
-    if number is not None:
-        result[number[0]] = number[1]
+        return list(table.fields.values())
+    if table.key is None or table.fields[table.key] in chosen:
+        return chosen
+    return [table.fields[table.key], *chosen]
+
+
+def rendered_rows(
+    fields: Sequence[FieldDef],
+    rows: Sequence[sqlite3.Row],
+    numbers: Sequence[tuple[str, int]] | None,
+    *,
+    ext_key: bool,
+) -> list[dict[str, Any]]:
+    """Rows (all of one table, as `SELECT *` reads them) as the API shows them: `fields`, then
+    EXT_KEY, then the row's (or, for a detail row, its header's) _Id from `numbers`. Dictionary
+    rows carry no EXT_KEY (assumptions.FIELDS_ALWAYS_RETURNED).
+
+    A row is read by position: `sqlite3.Row` finds a column by name by comparing it with the
+    names before it, one by one, so reading a debtor's 189 fields by name took 0.3 ms, longer
+    than writing it.
+    """
+    if not rows:
+        return []
+    position = {name: index for index, name in enumerate(rows[0].keys())}
+    columns = [(f.name, position[f.name], json_converter(f)) for f in fields]
+    row_id = position[ROW_ID]
+    result: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        values = tuple(row)
+        shown = {name: convert(values[at]) for name, at, convert in columns}
+        if ext_key:
+            shown["EXT_KEY"] = values[row_id]
+        if numbers is not None:
+            name, number = numbers[index]
+            shown[name] = number
+        result.append(shown)
     return result
 
 
-__all__ = ["ReadRequest", "bo_tables", "business_object", "parse_read", "render", "run_read"]
+__all__ = [
+    "ReadRequest",
+    "bo_tables",
+    "business_object",
+    "parse_read",
+    "render",
+    "rendered_rows",
+    "run_read",
+]

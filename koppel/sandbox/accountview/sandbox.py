@@ -20,9 +20,9 @@ from koppel.sandbox.accountview.auth import Auth
 from koppel.sandbox.accountview.data import FIXTURE_ORDER, generate_company
 from koppel.sandbox.accountview.dictionary import business_objects, tables
 from koppel.sandbox.accountview.errors import ApiError
-from koppel.sandbox.accountview.store import COMPANY, ROW_ID, Store, key_order, quote, table_sql
+from koppel.sandbox.accountview.reads import rendered_rows
+from koppel.sandbox.accountview.store import COMPANY, Store, key_order, quote, table_sql
 from koppel.sandbox.accountview.system_data import refresh_dictionary
-from koppel.sandbox.accountview.values import to_json
 from koppel.sandbox.accountview.writes import PostedRow, PostedTable, PostRequest, run_post
 from koppel.sandbox.common import FaultConfig, FaultMiddleware, admin_router
 
@@ -225,13 +225,7 @@ class AccountViewSandbox:
                 f"ORDER BY {key_order(table_def)}",
                 (company_id or self.default_company(), *equal.values()),
             ).fetchall()
-        return [
-            {
-                **{f.name: to_json(f, r[f.name]) for f in table_def.fields.values()},
-                "EXT_KEY": r[ROW_ID],
-            }
-            for r in found
-        ]
+        return rendered_rows(list(table_def.fields.values()), found, None, ext_key=True)
 
     def count(self, table: str, *, company_id: str | None = None) -> int:
         with self.store.transaction() as conn:

@@ -7,6 +7,7 @@ so input is read leniently and checked strictly against the dictionary.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -125,14 +126,27 @@ def _date(field: FieldDef, raw: Any) -> str:
     return parsed[:10] + "T00:00:00" if field.type == "D" else parsed
 
 
-def to_json(field: FieldDef, stored: Any) -> Any:
-    """The JSON value of a stored one: text trimmed, numbers as numbers, logicals as booleans."""
+def json_converter(field: FieldDef) -> Callable[[Any], Any]:
+    """What makes the JSON value of a field's stored one (text trimmed, numbers as numbers,
+    logicals as booleans), its type decided once: a read renders every field of every row."""
     if field.type == "L":
-        return bool(stored)
+        return bool
     if field.type == "I":
-        return int(stored or 0)
+        return _json_integer
     if field.type in NUMBER_TYPES:
-        return float(stored or 0)
+        return _json_number
+    return _json_text
+
+
+def _json_integer(stored: Any) -> int:
+    return int(stored or 0)
+
+
+def _json_number(stored: Any) -> float:
+    return float(stored or 0)
+
+
+def _json_text(stored: Any) -> str:
     return "" if stored is None else str(stored)
 
 
@@ -144,4 +158,4 @@ def sql_type(field: FieldDef) -> str:
     return "TEXT NOT NULL DEFAULT ''"
 
 
-__all__ = ["ValueRuleError", "coerce", "parse_datetime", "sql_type", "to_json"]
+__all__ = ["ValueRuleError", "coerce", "json_converter", "parse_datetime", "sql_type"]
