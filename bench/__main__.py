@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.suite == "sandbox":
         posts = run_sandbox_posts()
         print(format_sandbox_posts(posts), flush=True)
-        results.append({"sandbox": asdict(posts)})
+        results.append({"sandbox": [asdict(kind) for kind in posts]})
     if args.suite == "idle":
         idle = run_idle()
         print(format_idle(idle), flush=True)
