@@ -136,9 +136,11 @@ class OrderSync:
             for item in items:
                 if item.pending:
                     self._check_values(item)
-            # The relations mapped and the articles known before the turn, not inside it
-            # (each answer, or its error, is still taken up at its step below).
-            await asyncio.wait((customers, articles))
+            # The relations mapped before the turn, not inside it (their answer, or its error,
+            # is still taken up at its step below). The articles are not waited for: the
+            # debtors' look-up by e-mail goes out while the last of them are under way, and
+            # they are checked after the debtors, before the addresses.
+            await asyncio.wait((customers,))
             resolved: dict[str, dict[str, Any]] = {i.source_key: {} for i in items}
             async with turns.decide:
                 await self._customers(run_id, [i for i in items if i.pending], resolved, customers)

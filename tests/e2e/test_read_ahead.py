@@ -263,6 +263,59 @@ async def test_orders_next_page_writes_its_debtors_while_this_one_posts(
     assert len(debtors_by_email(platform)["els@example.nl"]) == 1
 
 
+async def test_orders_debtors_are_written_while_their_articles_are_looked_up(
+    platform_factory: Any,
+) -> None:
+    """The articles of a page's order lines are looked up beside its debtors: with that
+    look-up held at AccountView's door, the new customers are looked up by e-mail and their
+    debtors posted meanwhile, but no order is posted before its articles are known. Released,
+    every order is posted once and every customer has one debtor."""
+    platform: Platform = platform_factory(10, seed=17, gated=True)
+    assert platform.gates is not None
+    setup(platform)
+    skus = some_skus(platform, 2)
+    emails = {f"nieuw{number}@example.nl" for number in range(3)}
+    numbers: set[str] = set()
+    for email in sorted(emails):
+        relation = add_relation(platform, type="person", last_name="Nieuw", email=email)
+        numbers.add(str(add_order(platform, relation, skus)["number"]))
+    tables = {"payment_terms": PAYMENT_TERMS, "payment_methods": PAYMENT_METHODS}
+    platform.apply(platform.sandboxes.integration(order_flows(), settings={"tables": tables}))
+    seen: list[SeenRequest] = []
+    gate = platform.gates.accountview
+    async with platform.runner() as runner:
+        assert (await runner.run(platform.flow("products").id)).status == "completed"
+        gate.tap(lambda request: seen.append(request) or False)
+        articles = gate.hold(
+            lambda r: (
+                r.method == "GET" and "AK1" in json.dumps(r.query) and _names_any(r, set(skus))
+            )
+        )
+        run = asyncio.create_task(runner.run(platform.flow("orders").id))
+        try:
+            await articles.arrived()
+
+            def debtors_posted() -> bool:
+                return any(post_of("AR1")(r) and _mentions(r, emails) for r in seen)
+
+            # Within the client's 30 s timeout, after which the held look-up fails.
+            await until(
+                debtors_posted, "the debtors posted while the articles' look-up is held", 20
+            )
+            await asyncio.sleep(0.5)  # an order post sent now would pass meanwhile
+            assert not [r for r in seen if post_of("SO1")(r)], "an order posted unchecked"
+        finally:
+            articles.release()
+        summary = await run
+    assert summary.status == "completed", summary.error
+    assert reasons(platform, summary.run_id) == {}
+    posted = [r["ORD_REF"] for r in platform.sandboxes.accountview.rows("SO_HDR")]
+    assert len(posted) == len(set(posted)), "an order was posted twice"
+    assert numbers <= set(posted), "an order was lost"
+    by_email = debtors_by_email(platform)
+    assert all(len(by_email[email]) == 1 for email in emails)
+
+
 async def test_a_page_prepared_before_its_category_was_made_is_prepared_again(
     platform_factory: Any,
 ) -> None:
