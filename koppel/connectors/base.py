@@ -46,6 +46,7 @@ from koppel.connectors.errors import (
     RetriableAPIError,
 )
 from koppel.connectors.metrics import NO_ANSWER, record_call
+from koppel.connectors.places import Places
 from koppel.connectors.requests_out import watch_request
 from koppel.model.schema import RecordSchema
 
@@ -217,15 +218,15 @@ class Gate(Protocol):
 
 
 class LocalGate:
-    """The limits of a connection in this process alone: a semaphore and a `RateLimiter`."""
+    """The limits of a connection in this process alone: its `Places` and a `RateLimiter`."""
 
     def __init__(self, limits: ClientLimits) -> None:
-        self._slots = asyncio.Semaphore(limits.concurrency)
+        self._slots = Places(limits.concurrency)
         self.limiter = RateLimiter(limits.rate_per_second)
 
     @asynccontextmanager
     async def slot(self, pause: Pause) -> AsyncIterator[float]:
-        async with self._slots:
+        async with self._slots.taken():
             yield self.limiter.reserve()
 
     async def throttled(self, retry_after: float | None) -> None:

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from koppel.connectors.base import STOP_GRACE_S, ClientLimits, Pause, RateLimiter
+from koppel.connectors.places import Places
 
 FIRST_POLL_S = 0.005
 """How soon a request that found every slot taken asks again; it doubles up to `LAST_POLL_S`."""
@@ -73,10 +74,10 @@ def slot_ttl(limits: ClientLimits) -> float:
 class SharedGate:
     """The `Gate` of a connection whose limits every process shares through the store.
 
-    A process first takes one of its own `concurrency` places (so no more of its requests ask
-    the database than could ever get a slot), then a slot in the database, asking again with
-    a short backoff while all are taken. The database calls are short and synchronous; they
-    run on a thread so the loop goes on serving the requests in flight.
+    A process first takes one of its own `concurrency` places (`Places`: so no more of its
+    requests ask the database than could ever get a slot), then a slot in the database, asking
+    again with a short backoff while all are taken. The database calls are short and
+    synchronous; they run on a thread so the loop goes on serving the requests in flight.
     """
 
     def __init__(self, store: SharedLimitStore, connection_id: int, limits: ClientLimits) -> None:
@@ -85,13 +86,13 @@ class SharedGate:
         self._limits = limits
         self._ttl = slot_ttl(limits)
         self._owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._places = asyncio.Semaphore(limits.concurrency)
+        self._places = Places(limits.concurrency)
         self._rate: float | None = limits.rate_per_second
         self._recent: deque[float] = deque(maxlen=256)
 
     @asynccontextmanager
     async def slot(self, pause: Pause) -> AsyncIterator[float]:
-        async with self._places:
+        async with self._places.taken():
             slot, wait = await self._take(pause)
             try:
                 yield wait
