@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from koppel.connectors.base import Record
 from koppel.connectors.errors import ConnectorError
+from koppel.connectors.places import read_ahead
 from koppel.flows.checks import price_problem
 from koppel.flows.customers import (
     CUSTOMER_LOG_PREFIX,
@@ -601,14 +602,15 @@ def _address_key(row: Record) -> tuple[str, ...]:
 
 
 class _InFlight:
-    """Calls a batch starts before it needs their answers; those it never awaited (a step
-    that found nothing left to ask about, or an error that ends the batch) are called off."""
+    """Calls a batch starts before it needs their answers (their requests let those of the
+    answers wanted now go first, `read_ahead`); those it never awaited (a step that found
+    nothing left to ask about, or an error that ends the batch) are called off."""
 
     def __init__(self) -> None:
         self._started: list[asyncio.Future[Any]] = []
 
-    def start(self, call: Coroutine[Any, Any, T] | asyncio.Future[T]) -> asyncio.Future[T]:
-        future = asyncio.ensure_future(call)
+    def start(self, call: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        future = read_ahead(call)
         self._started.append(future)
         return future
 
