@@ -33,8 +33,8 @@ def read_ahead(call: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 class Places:
     """`count` places; `taken()` holds one while a request is in flight. Requests made while
-    reading ahead hold at most three quarters of them (all of one or two), so a request for
-    an answer wanted now finds one free or next to be freed."""
+    reading ahead hold at most three quarters of them (all, when there are three or fewer),
+    so a request for an answer wanted now finds one free or next to be freed."""
 
     def __init__(self, count: int) -> None:
         self._free = count
@@ -61,7 +61,7 @@ class Places:
         queue = self._ahead if ahead else self._now
         queue.append(waiter)
         try:
-            await waiter  # handed a place (`_pass_on`)
+            await waiter  # handed a place by `_give_back`
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._give_back(ahead)  # handed a place just as the wait was called off
