@@ -1,7 +1,7 @@
 # Koppel: every target bootstraps the virtual environment from the project's own files.
 # The distribution's interpreter where it is 3.11 or newer and makes virtual environments, else
-# python3 on PATH; `make PYTHON=...` picks another. Debian's build ran the benchmarks with a
-# quarter less CPU per record than pyenv's default one (docs/performance.md, section 29).
+# python3 on PATH; `make PYTHON=...` picks another. Debian's build ran the benchmarks' syncs
+# with a tenth to an eighth less CPU than pyenv's default one (docs/performance.md, section 29).
 SYSTEM_PYTHON := /usr/bin/python3
 PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && echo $(SYSTEM_PYTHON) || echo python3)
